@@ -1,0 +1,8 @@
+//! peercam: a LAN camera appliance. A nextRTC signaling server over WebSocket, and the
+//! camera itself as a WebRTC peer, served from one port.
+
+pub mod config;
+pub mod net;
+pub mod service;
+pub mod signaling;
+pub mod web;
