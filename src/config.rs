@@ -66,6 +66,25 @@ pub struct CameraConfig {
     pub conversation: String,
     /// Most viewers of the camera at once.
     pub max_viewers: usize,
+    /// Source pipeline name from `pipelines/sources/` (`auto`: first camera, else `test`).
+    pub source: String,
+    /// Encoder pipeline name from `pipelines/encoders/` (`auto`: hardware if usable, else
+    /// x264, else openh264).
+    pub encoder: String,
+    /// Capture width, pixels.
+    pub width: u32,
+    /// Capture height, pixels.
+    pub height: u32,
+    /// Frames per second.
+    pub fps: u32,
+    /// Encoder bitrate, kbit/s.
+    pub bitrate_kbps: u32,
+    /// Addresses ICE offers host candidates on (empty: every LAN address).
+    pub ice_addresses: Vec<std::net::IpAddr>,
+    /// Optional STUN server, `stun://host:port`.
+    pub stun: Option<String>,
+    /// Directory holding `sources/` and `encoders/` (default: next to the binary's data).
+    pub pipelines_dir: Option<PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -99,6 +118,15 @@ impl Default for CameraConfig {
         CameraConfig {
             conversation: "camera".into(),
             max_viewers: 8,
+            source: "auto".into(),
+            encoder: "auto".into(),
+            width: 1280,
+            height: 720,
+            fps: 30,
+            bitrate_kbps: 2000,
+            ice_addresses: Vec::new(),
+            stun: None,
+            pipelines_dir: None,
         }
     }
 }
@@ -183,6 +211,24 @@ impl Config {
         }
         if self.camera.conversation.is_empty() {
             return invalid("camera.conversation", "must not be empty");
+        }
+        let c = &self.camera;
+        if !(16..=3840).contains(&c.width) || !(16..=2160).contains(&c.height) {
+            return invalid("camera.width", "width must be 16..3840 and height 16..2160");
+        }
+        if !(1..=120).contains(&c.fps) {
+            return invalid("camera.fps", "must be between 1 and 120");
+        }
+        if !(100..=50_000).contains(&c.bitrate_kbps) {
+            return invalid("camera.bitrate_kbps", "must be between 100 and 50000");
+        }
+        if c.max_viewers == 0 {
+            return invalid("camera.max_viewers", "must be at least 1");
+        }
+        if let Some(stun) = &c.stun {
+            if !stun.starts_with("stun://") {
+                return invalid("camera.stun", "must look like stun://host:port");
+            }
         }
         if self.server.name.trim().is_empty() {
             return invalid("server.name", "must not be empty");
