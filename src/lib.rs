@@ -2,6 +2,7 @@
 //! camera itself as a WebRTC peer, served from one port.
 
 pub mod config;
+pub mod media;
 pub mod net;
 pub mod service;
 pub mod signaling;

@@ -10,6 +10,9 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 use crate::config::Config;
+use crate::media::camera::{self, CameraHandle, CameraSettings};
+use crate::media::peer::IceSettings;
+use crate::media::MediaError;
 use crate::net::Listener;
 use crate::signaling::{Hub, SignalingServer};
 use crate::web::{self, AppState, DeviceInfo};
@@ -22,6 +25,8 @@ pub struct Device {
     pub signaling: Arc<SignalingServer>,
     /// What `/api/info` reports.
     pub info: Arc<DeviceInfo>,
+    /// The camera peer, once started.
+    pub camera: Option<CameraHandle>,
 }
 
 impl Device {
@@ -43,7 +48,25 @@ impl Device {
             hub,
             signaling,
             info,
+            camera: None,
         }
+    }
+
+    /// Starts the camera peer with a capture description (`launch`, ending in H.264).
+    pub fn start_camera(&mut self, config: &Config, launch: String) -> Result<(), MediaError> {
+        let c = &config.camera;
+        let settings = CameraSettings {
+            conversation: c.conversation.clone(),
+            max_viewers: c.max_viewers,
+            launch,
+            ice: IceSettings {
+                addresses: c.ice_addresses.clone(),
+                stun: c.stun.clone(),
+            },
+            negotiation_timeout: std::time::Duration::from_secs(30),
+        };
+        self.camera = Some(camera::start(self.hub.clone(), settings)?);
+        Ok(())
     }
 
     /// Serves HTTP and signaling on `listener` until `shutdown` resolves.
@@ -55,6 +78,7 @@ impl Device {
         let app = web::router(AppState {
             signaling: self.signaling.clone(),
             info: self.info.clone(),
+            camera: self.camera.as_ref().map(|c| c.stats().clone()),
         });
         axum::serve(Listener::new(listener), app)
             .with_graceful_shutdown(shutdown)

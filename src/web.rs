@@ -32,6 +32,8 @@ pub struct AppState {
     pub signaling: Arc<SignalingServer>,
     /// Static facts about the device.
     pub info: Arc<DeviceInfo>,
+    /// The camera peer's counts, when it runs.
+    pub camera: Option<Arc<crate::media::camera::CameraStats>>,
 }
 
 /// The router for the whole HTTP port.
@@ -57,12 +59,14 @@ struct Stats {
     connections: usize,
     #[serde(flatten)]
     hub: HubStats,
+    camera: Option<crate::media::camera::CameraSnapshot>,
 }
 
 async fn stats(State(state): State<AppState>) -> Json<Stats> {
     Json(Stats {
         connections: state.signaling.connections(),
         hub: state.signaling.hub().stats(),
+        camera: state.camera.as_ref().map(|c| c.snapshot()),
     })
 }
 

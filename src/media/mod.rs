@@ -1,0 +1,21 @@
+//! The camera as a WebRTC peer: pipeline descriptions, the shared capture/encode fan-out, one
+//! webrtcbin per remote peer, and the loop that ties them to signaling.
+
+pub mod camera;
+pub mod fanout;
+pub mod ice;
+pub mod peer;
+
+/// Media failures the service reports.
+#[derive(Debug, thiserror::Error)]
+pub enum MediaError {
+    /// A GStreamer element is not installed.
+    #[error("GStreamer element {0:?} is missing (install gstreamer1.0-plugins-bad / -good / gstreamer1.0-nice)")]
+    MissingElement(String),
+    /// A pipeline could not be built or changed state.
+    #[error("pipeline: {0}")]
+    Pipeline(String),
+    /// A remote description could not be used.
+    #[error("SDP: {0}")]
+    BadSdp(String),
+}

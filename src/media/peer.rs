@@ -1,0 +1,423 @@
+//! One remote peer of the device: a branch of the shared encoded stream ending in its own
+//! `webrtcbin`.
+//!
+//! ```text
+//!   tee ! queue leaky ! rtph264pay ! capsfilter(application/x-rtp) ! webrtcbin
+//! ```
+//!
+//! GStreamer calls back on its own threads; the handlers here hold only weak references and
+//! forward [`PeerEvent`]s to the owner (camera.rs), which does every state change. The owner
+//! calls [`Peer::close`] (and the branch is detached) when the peer leaves.
+
+use std::net::IpAddr;
+
+use gstreamer as gst;
+use gstreamer::glib;
+use gstreamer::prelude::*;
+use gstreamer_sdp as gst_sdp;
+use gstreamer_webrtc as gst_webrtc;
+use tokio::sync::mpsc;
+
+use super::MediaError;
+
+/// Identifies a peer: (the device's member that talks to it, the remote member).
+pub type PeerKey = (String, String);
+
+/// What a peer reports to its owner.
+#[derive(Debug)]
+pub enum PeerEvent {
+    /// H.264 caps with `profile-level-id` reached webrtcbin: an offer or answer made now
+    /// carries the right `a=fmtp` line.
+    CapsReady(gst::Caps),
+    /// The remote offer was applied (answerer role).
+    RemoteOfferSet,
+    /// Our offer or answer is ready to send.
+    LocalDescription(gst_webrtc::WebRTCSessionDescription),
+    /// A local ICE candidate to send.
+    LocalCandidate { mline: u32, candidate: String },
+    /// The peer connection changed state.
+    State(gst_webrtc::WebRTCPeerConnectionState),
+    /// Negotiation failed.
+    Failed(String),
+}
+
+/// Where peer events go; bounded, and events that do not fit are dropped with a log line
+/// (a GStreamer thread must never block on the owner).
+pub type EventSender = mpsc::Sender<(PeerKey, PeerEvent)>;
+
+/// Whether the device offers (broadcast viewer) or answers (mesh invite).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The device makes the offer.
+    Offerer,
+    /// The device answers a remote offer.
+    Answerer,
+}
+
+/// ICE settings for every peer.
+#[derive(Debug, Clone, Default)]
+pub struct IceSettings {
+    /// Host candidates only on these addresses (empty: every interface).
+    pub addresses: Vec<IpAddr>,
+    /// `stun://host:port`, if any.
+    pub stun: Option<String>,
+}
+
+/// The default RTP payload type when the device offers.
+const OFFER_PT: u32 = 96;
+
+/// A webrtcbin branch.
+pub struct Peer {
+    key: PeerKey,
+    role: Role,
+    bin: gst::Bin,
+    webrtc: gst::Element,
+    pay: gst::Element,
+    capsfilter: gst::Element,
+    /// The tee pad feeding this branch, once attached.
+    pub tee_pad: Option<gst::Pad>,
+    /// Whether the local description was sent (negotiation finished on our side).
+    pub described: bool,
+    /// Whether the caps have arrived (offer/answer may be made).
+    pub caps_ready: bool,
+    /// Answerer: the offer's video m-line and its H.264 caps.
+    offered_video: Option<(u32, gst::Caps)>,
+}
+
+fn make(factory: &str) -> Result<gst::Element, MediaError> {
+    gst::ElementFactory::make(factory)
+        .build()
+        .map_err(|_| MediaError::MissingElement(factory.to_owned()))
+}
+
+fn rtp_caps(pt: u32) -> gst::Caps {
+    gst::Caps::builder("application/x-rtp")
+        .field("media", "video")
+        .field("encoding-name", "H264")
+        .field("payload", pt as i32)
+        .field("clock-rate", 90000i32)
+        .build()
+}
+
+fn send(tx: &EventSender, key: &PeerKey, ev: PeerEvent) {
+    if tx.try_send((key.clone(), ev)).is_err() {
+        log::warn!(peer = key.1.as_str(); "peer event dropped: owner busy or gone");
+    }
+}
+
+impl Peer {
+    /// Builds the branch (not yet attached to the tee).
+    pub fn new(
+        key: PeerKey,
+        role: Role,
+        ice: &IceSettings,
+        events: EventSender,
+    ) -> Result<Peer, MediaError> {
+        let bin = gst::Bin::with_name(&format!("peer-{}", key.1));
+        let queue = gst::ElementFactory::make("queue")
+            .property("max-size-buffers", 0u32)
+            .property("max-size-bytes", 0u32)
+            .property("max-size-time", 500_000_000u64)
+            .property_from_str("leaky", "downstream")
+            .build()
+            .map_err(|_| MediaError::MissingElement("queue".into()))?;
+        let pay = make("rtph264pay")?;
+        pay.set_property("config-interval", -1i32);
+        pay.set_property_from_str("aggregate-mode", "zero-latency");
+        pay.set_property("pt", OFFER_PT);
+        let capsfilter = make("capsfilter")?;
+        capsfilter.set_property("caps", rtp_caps(OFFER_PT));
+        let webrtc = make("webrtcbin")?;
+        webrtc.set_property_from_str("bundle-policy", "max-bundle");
+        if let Some(stun) = &ice.stun {
+            webrtc.set_property("stun-server", stun);
+        }
+        let agent = webrtc.property::<glib::Object>("ice-agent");
+        for addr in &ice.addresses {
+            agent.emit_by_name::<bool>("add-local-ip-address", &[&addr.to_string()]);
+        }
+        bin.add_many([&queue, &pay, &capsfilter, &webrtc])
+            .map_err(|e| MediaError::Pipeline(e.to_string()))?;
+        gst::Element::link_many([&queue, &pay, &capsfilter])
+            .map_err(|e| MediaError::Pipeline(e.to_string()))?;
+        let sink = queue
+            .static_pad("sink")
+            .ok_or_else(|| MediaError::Pipeline("queue has no sink pad".into()))?;
+        let ghost = gst::GhostPad::builder_with_target(&sink)
+            .map_err(|e| MediaError::Pipeline(e.to_string()))?
+            .name("sink")
+            .build();
+        bin.add_pad(&ghost)
+            .map_err(|e| MediaError::Pipeline(e.to_string()))?;
+
+        let peer = Peer {
+            key,
+            role,
+            bin,
+            webrtc,
+            pay,
+            capsfilter,
+            tee_pad: None,
+            described: false,
+            caps_ready: false,
+            offered_video: None,
+        };
+        peer.connect_signals(&events);
+        if role == Role::Offerer {
+            peer.link_webrtc(0)?;
+        }
+        Ok(peer)
+    }
+
+    /// The branch bin, for the fan-out.
+    pub fn bin(&self) -> &gst::Bin {
+        &self.bin
+    }
+
+    /// The device's role with this peer.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    fn connect_signals(&self, events: &EventSender) {
+        let (tx, key) = (events.clone(), self.key.clone());
+        self.webrtc
+            .connect("on-ice-candidate", false, move |values| {
+                let mline = values.get(1).and_then(|v| v.get::<u32>().ok());
+                let candidate = values.get(2).and_then(|v| v.get::<String>().ok());
+                if let (Some(mline), Some(candidate)) = (mline, candidate) {
+                    send(&tx, &key, PeerEvent::LocalCandidate { mline, candidate });
+                }
+                None
+            });
+        let (tx, key) = (events.clone(), self.key.clone());
+        self.webrtc
+            .connect_notify(Some("connection-state"), move |webrtc, _| {
+                let state =
+                    webrtc.property::<gst_webrtc::WebRTCPeerConnectionState>("connection-state");
+                send(&tx, &key, PeerEvent::State(state));
+            });
+        // Media the remote sends is not used: give any incoming stream a sink so it cannot
+        // stall the bin.
+        let bin = self.bin.downgrade();
+        self.webrtc.connect_pad_added(move |_, pad| {
+            if pad.direction() != gst::PadDirection::Src {
+                return;
+            }
+            let Some(bin) = bin.upgrade() else { return };
+            if let Ok(sink) = gst::ElementFactory::make("fakesink")
+                .property("async", false)
+                .property("sync", false)
+                .build()
+            {
+                let _ = bin.add(&sink);
+                let _ = sink.sync_state_with_parent();
+                if let Some(sp) = sink.static_pad("sink") {
+                    let _ = pad.link(&sp);
+                }
+            }
+        });
+        // The caps carrying profile-level-id are what make the offer's a=fmtp right.
+        let (tx, key) = (events.clone(), self.key.clone());
+        if let Some(src) = self.capsfilter.static_pad("src") {
+            src.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |_, info| {
+                let Some(gst::PadProbeData::Event(ev)) = &info.data else {
+                    return gst::PadProbeReturn::Ok;
+                };
+                let gst::EventView::Caps(c) = ev.view() else {
+                    return gst::PadProbeReturn::Ok;
+                };
+                let caps = c.caps_owned();
+                let ready = caps
+                    .structure(0)
+                    .is_some_and(|s| s.has_field("profile-level-id"));
+                if ready {
+                    send(&tx, &key, PeerEvent::CapsReady(caps));
+                    gst::PadProbeReturn::Remove
+                } else {
+                    gst::PadProbeReturn::Ok
+                }
+            });
+        }
+    }
+
+    fn link_webrtc(&self, mline: u32) -> Result<(), MediaError> {
+        let pad = self
+            .webrtc
+            .request_pad_simple(&format!("sink_{mline}"))
+            .ok_or_else(|| MediaError::Pipeline("webrtcbin refused a sink pad".into()))?;
+        let src = self
+            .capsfilter
+            .static_pad("src")
+            .ok_or_else(|| MediaError::Pipeline("capsfilter has no src pad".into()))?;
+        src.link(&pad)
+            .map_err(|e| MediaError::Pipeline(format!("linking webrtcbin: {e:?}")))?;
+        if let Some(t) = pad.property::<Option<gst_webrtc::WebRTCRTPTransceiver>>("transceiver") {
+            t.set_direction(gst_webrtc::WebRTCRTPTransceiverDirection::Sendonly);
+        }
+        Ok(())
+    }
+
+    /// Offerer: makes the offer (call once caps are ready).
+    pub fn create_offer(&self, caps: &gst::Caps, events: &EventSender) {
+        if let Some(t) = self
+            .webrtc
+            .emit_by_name::<Option<gst_webrtc::WebRTCRTPTransceiver>>("get-transceiver", &[&0i32])
+        {
+            t.set_property("codec-preferences", caps);
+        }
+        let (tx, key) = (events.clone(), self.key.clone());
+        let promise = gst::Promise::with_change_func(move |reply| {
+            send(&tx, &key, description_from_reply(reply, "offer"));
+        });
+        self.webrtc
+            .emit_by_name::<()>("create-offer", &[&None::<gst::Structure>, &promise]);
+    }
+
+    /// Answerer: applies the remote offer; reports [`PeerEvent::RemoteOfferSet`].
+    pub fn set_remote_offer(&mut self, sdp: &str, events: &EventSender) -> Result<(), MediaError> {
+        let msg = gst_sdp::SDPMessage::parse_buffer(sdp.as_bytes())
+            .map_err(|_| MediaError::BadSdp("the offer is not valid SDP".into()))?;
+        let (mline, pt, caps) = h264_in_offer(&msg).ok_or_else(|| {
+            MediaError::BadSdp("the offer has no H.264 video the camera can send".into())
+        })?;
+        self.pay.set_property("pt", pt);
+        self.capsfilter.set_property("caps", rtp_caps(pt));
+        self.offered_video = Some((mline, caps));
+        let desc = gst_webrtc::WebRTCSessionDescription::new(gst_webrtc::WebRTCSDPType::Offer, msg);
+        let (tx, key) = (events.clone(), self.key.clone());
+        let promise = gst::Promise::with_change_func(move |reply| match reply {
+            Ok(_) => send(&tx, &key, PeerEvent::RemoteOfferSet),
+            Err(e) => send(&tx, &key, PeerEvent::Failed(format!("remote offer: {e:?}"))),
+        });
+        self.webrtc
+            .emit_by_name::<()>("set-remote-description", &[&desc, &promise]);
+        Ok(())
+    }
+
+    /// Answerer, once the offer is applied: feeds our video into the offer's video m-line
+    /// and declines the others (the device sends, it does not need the remote's media).
+    pub fn link_offered_video(&self) -> Result<(), MediaError> {
+        let Some((mline, caps)) = &self.offered_video else {
+            return Err(MediaError::BadSdp("no offer applied".into()));
+        };
+        let transceivers = self
+            .webrtc
+            .emit_by_name::<glib::ValueArray>("get-transceivers", &[]);
+        for t in transceivers.iter() {
+            if let Ok(t) = t.get::<gst_webrtc::WebRTCRTPTransceiver>() {
+                if t.mlineindex() != *mline {
+                    t.set_direction(gst_webrtc::WebRTCRTPTransceiverDirection::Inactive);
+                }
+            }
+        }
+        self.link_webrtc(*mline)?;
+        let pad = self.webrtc.static_pad(&format!("sink_{mline}"));
+        if let Some(t) =
+            pad.and_then(|p| p.property::<Option<gst_webrtc::WebRTCRTPTransceiver>>("transceiver"))
+        {
+            // The answer's codec is the offer's own H.264 entry.
+            t.set_property("codec-preferences", caps);
+        }
+        Ok(())
+    }
+
+    /// Answerer: makes the answer (call once caps are ready and the offer is applied).
+    pub fn create_answer(&self, events: &EventSender) {
+        let (tx, key) = (events.clone(), self.key.clone());
+        let promise = gst::Promise::with_change_func(move |reply| {
+            send(&tx, &key, description_from_reply(reply, "answer"));
+        });
+        self.webrtc
+            .emit_by_name::<()>("create-answer", &[&None::<gst::Structure>, &promise]);
+    }
+
+    /// Applies our own offer or answer (after it was sent, so it reaches the remote before
+    /// any candidate does).
+    pub fn set_local(&self, desc: &gst_webrtc::WebRTCSessionDescription) {
+        self.webrtc
+            .emit_by_name::<()>("set-local-description", &[desc, &None::<gst::Promise>]);
+    }
+
+    /// Offerer: applies the remote answer.
+    pub fn set_remote_answer(&self, sdp: &str) -> Result<(), MediaError> {
+        let msg = gst_sdp::SDPMessage::parse_buffer(sdp.as_bytes())
+            .map_err(|_| MediaError::BadSdp("the answer is not valid SDP".into()))?;
+        let desc =
+            gst_webrtc::WebRTCSessionDescription::new(gst_webrtc::WebRTCSDPType::Answer, msg);
+        self.webrtc
+            .emit_by_name::<()>("set-remote-description", &[&desc, &None::<gst::Promise>]);
+        Ok(())
+    }
+
+    /// Adds a remote ICE candidate.
+    pub fn add_candidate(&self, mline: u32, candidate: &str) {
+        self.webrtc
+            .emit_by_name::<()>("add-ice-candidate", &[&mline, &candidate]);
+    }
+}
+
+/// Turns a create-offer/answer promise reply into an event.
+fn description_from_reply(
+    reply: Result<Option<&gst::StructureRef>, gst::PromiseError>,
+    field: &str,
+) -> PeerEvent {
+    match reply {
+        Ok(Some(s)) => match s.get::<gst_webrtc::WebRTCSessionDescription>(field) {
+            Ok(desc) => PeerEvent::LocalDescription(desc),
+            Err(_) => PeerEvent::Failed(match s.get::<glib::Error>("error") {
+                Ok(e) => format!("create-{field}: {e}"),
+                Err(_) => format!("create-{field} gave no {field}"),
+            }),
+        },
+        Ok(None) => PeerEvent::Failed(format!("create-{field} gave no reply")),
+        Err(e) => PeerEvent::Failed(format!("create-{field}: {e:?}")),
+    }
+}
+
+/// The offer's first video m-line with H.264 in packetization-mode 1 and a baseline-family
+/// profile: (m-line index, payload type, the offer's caps for it).
+fn h264_in_offer(msg: &gst_sdp::SDPMessageRef) -> Option<(u32, u32, gst::Caps)> {
+    for (i, media) in msg.medias().enumerate() {
+        if media.media() != Some("video") || media.port() == 0 {
+            continue;
+        }
+        let mut best: Option<(u32, gst::Caps, u8)> = None;
+        for fmt in media.formats() {
+            let Ok(pt) = fmt.parse::<i32>() else { continue };
+            let Some(caps) = media.caps_from_media(pt) else {
+                continue;
+            };
+            let Some(s) = caps.structure(0) else { continue };
+            let is_h264 = s
+                .get::<&str>("encoding-name")
+                .is_ok_and(|n| n.eq_ignore_ascii_case("H264"));
+            let mode1 = s.get::<&str>("packetization-mode").is_ok_and(|m| m == "1");
+            let profile = s.get::<&str>("profile-level-id").unwrap_or("");
+            if !is_h264 || !mode1 {
+                continue;
+            }
+            // Constrained baseline (42e0..) first, then baseline (4200..), then anything.
+            let rank = match profile.get(..4).map(str::to_ascii_lowercase).as_deref() {
+                Some("42e0") => 0,
+                Some("4200") => 1,
+                _ => 2,
+            };
+            if best.as_ref().is_none_or(|b| rank < b.2) {
+                let mut caps = caps.clone();
+                {
+                    let caps = caps.make_mut();
+                    if let Some(s) = caps.structure_mut(0) {
+                        s.set_name("application/x-rtp");
+                        s.set("payload", pt);
+                    }
+                }
+                best = Some((pt as u32, caps, rank));
+            }
+        }
+        if let Some((pt, caps, _)) = best {
+            return Some((i as u32, pt, caps));
+        }
+    }
+    None
+}
