@@ -153,6 +153,8 @@ pub fn start(hub: Arc<Hub>, settings: CameraSettings) -> Result<CameraHandle, Me
     let (sig_tx, sig_rx) = mpsc::channel(SIGNAL_QUEUE);
     let (ev_tx, ev_rx) = mpsc::channel(EVENT_QUEUE);
     let (stop_tx, stop_rx) = oneshot::channel();
+    // Errors arrive in bursts (one per element of a failing chain); the loop needs one.
+    let (bus_tx, bus_rx) = mpsc::channel(64);
     let stats = Arc::new(CameraStats::default());
     hub.connect_as(&settings.conversation, Arc::new(DeviceSink(sig_tx.clone())))
         .map_err(|e| MediaError::Pipeline(e.to_string()))?;
@@ -176,6 +178,7 @@ pub fn start(hub: Arc<Hub>, settings: CameraSettings) -> Result<CameraHandle, Me
         invited: HashMap::new(),
         stats: stats.clone(),
         mdns: None,
+        bus_errors: bus_tx,
     };
     let thread = std::thread::Builder::new()
         .name("camera".into())
@@ -190,7 +193,7 @@ pub fn start(hub: Arc<Hub>, settings: CameraSettings) -> Result<CameraHandle, Me
                     return;
                 }
             };
-            rt.block_on(camera.run(sig_rx, ev_rx, stop_rx));
+            rt.block_on(camera.run(sig_rx, ev_rx, stop_rx, bus_rx));
         })
         .map_err(|e| MediaError::Pipeline(format!("camera thread: {e}")))?;
     Ok(CameraHandle {
@@ -230,6 +233,8 @@ struct Camera {
     invited: HashMap<String, String>,
     stats: Arc<CameraStats>,
     mdns: Option<mdns_sd::ServiceDaemon>,
+    /// Element paths of pipeline errors, from the bus.
+    bus_errors: mpsc::Sender<String>,
 }
 
 impl Camera {
@@ -238,11 +243,13 @@ impl Camera {
         mut signals: mpsc::Receiver<(String, Outgoing)>,
         mut events: mpsc::Receiver<(PeerKey, PeerEvent)>,
         mut stop: oneshot::Receiver<()>,
+        mut bus_errors: mpsc::Receiver<String>,
     ) {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             tokio::select! {
                 _ = &mut stop => break,
+                Some(path) = bus_errors.recv() => self.on_pipeline_error(&path),
                 Some((member, msg)) = signals.recv() => self.on_signal(&member, msg),
                 Some((key, ev)) = events.recv() => self.on_event(key, ev),
                 _ = tick.tick() => self.expire_stalled(),
@@ -329,7 +336,7 @@ impl Camera {
     fn fanout(&mut self) -> Result<&mut Fanout, MediaError> {
         if self.fanout.is_none() {
             let f = Fanout::new(&self.settings.launch)?;
-            watch_bus(f.pipeline(), self.stats.clone());
+            watch_bus(f.pipeline(), self.stats.clone(), self.bus_errors.clone());
             self.fanout = Some(f);
         }
         // Just set above when missing.
@@ -374,8 +381,16 @@ impl Camera {
             &self.settings.ice,
             self.events.clone(),
         )?;
-        self.fanout()?.add(peer.bin())?;
-        let res = peer.set_remote_offer(sdp, &self.events);
+        peer.prepare_answer(sdp)?;
+        let fanout = self.fanout()?;
+        fanout.add(peer.bin())?;
+        match fanout.link(peer.bin()) {
+            Ok(pad) => peer.tee_pad = Some(pad),
+            Err(e) => {
+                fanout.remove(peer.bin(), None);
+                return Err(e);
+            }
+        }
         self.peers.insert(
             key,
             PeerEntry {
@@ -386,7 +401,7 @@ impl Camera {
             },
         );
         self.update_counts();
-        res
+        Ok(())
     }
 
     fn on_event(&mut self, key: PeerKey, ev: PeerEvent) {
@@ -398,32 +413,13 @@ impl Camera {
                 entry.peer.caps_ready = true;
                 match entry.peer.role() {
                     Role::Offerer => entry.peer.create_offer(&caps, &self.events),
-                    Role::Answerer if entry.offer_applied => entry.peer.create_answer(&self.events),
-                    Role::Answerer => {}
+                    Role::Answerer => entry.peer.apply_offer(&caps, &self.events),
                 }
             }
             PeerEvent::RemoteOfferSet => {
                 entry.offer_applied = true;
-                let linked = entry.peer.link_offered_video().and_then(|()| {
-                    let bin = entry.peer.bin().clone();
-                    let fanout = self
-                        .fanout
-                        .as_mut()
-                        .ok_or_else(|| MediaError::Pipeline("capture stopped".into()))?;
-                    fanout.link(&bin)
-                });
-                match linked {
-                    Ok(pad) => {
-                        if let Some(entry) = self.peers.get_mut(&key) {
-                            entry.peer.tee_pad = Some(pad);
-                        }
-                        self.update_counts();
-                    }
-                    Err(e) => {
-                        log::warn!(peer = key.1.as_str(); "cannot send video: {e}");
-                        self.remove_peer(&key);
-                    }
-                }
+                entry.peer.decline_other_media();
+                entry.peer.create_answer(&self.events);
             }
             PeerEvent::LocalDescription(desc) => {
                 let sdp = match desc.sdp().as_text() {
@@ -547,6 +543,29 @@ impl Camera {
         self.update_counts();
     }
 
+    /// A failure inside one peer's branch costs only that peer; a failure of the capture or
+    /// encoder ends every peer (their viewers see the connection drop and can rejoin) and
+    /// capture restarts with the next viewer.
+    fn on_pipeline_error(&mut self, path: &str) {
+        let in_peer = self
+            .peers
+            .keys()
+            .find(|k| path.contains(&format!("/peer-{}", k.1)))
+            .cloned();
+        match in_peer {
+            Some(key) => self.remove_peer(&key),
+            None if self.fanout.is_some() => {
+                log::error!("capture failed; closing every peer");
+                for key in self.peers.keys().cloned().collect::<Vec<_>>() {
+                    self.remove_peer(&key);
+                }
+                self.fanout = None;
+                self.update_counts();
+            }
+            None => {}
+        }
+    }
+
     fn expire_stalled(&mut self) {
         let timeout = self.settings.negotiation_timeout;
         let stale: Vec<PeerKey> = self
@@ -577,8 +596,9 @@ impl Camera {
     }
 }
 
-/// Logs pipeline errors and counts encoded frames (for health checks).
-fn watch_bus(pipeline: &gst::Pipeline, stats: Arc<CameraStats>) {
+/// Counts encoded frames (for health checks) and forwards pipeline errors to the camera loop
+/// as the name of the element that failed.
+fn watch_bus(pipeline: &gst::Pipeline, stats: Arc<CameraStats>, errors: mpsc::Sender<String>) {
     if let Some(tee) = pipeline.by_name("fanout") {
         if let Some(pad) = tee.static_pad("sink") {
             let counter = stats.clone();
@@ -589,16 +609,20 @@ fn watch_bus(pipeline: &gst::Pipeline, stats: Arc<CameraStats>) {
         }
     }
     let Some(bus) = pipeline.bus() else { return };
-    bus.set_sync_handler(|_, msg| {
+    bus.set_sync_handler(move |_, msg| {
         match msg.view() {
-            gst::MessageView::Error(e) => log::error!(
-                "capture pipeline error from {}: {} ({})",
-                e.src()
+            gst::MessageView::Error(e) => {
+                let path = e
+                    .src()
                     .map(|s| s.path_string().to_string())
-                    .unwrap_or_default(),
-                e.error(),
-                e.debug().unwrap_or_default()
-            ),
+                    .unwrap_or_default();
+                log::error!(
+                    "pipeline error from {path}: {} ({})",
+                    e.error(),
+                    e.debug().unwrap_or_default()
+                );
+                let _ = errors.try_send(path);
+            }
             gst::MessageView::Warning(w) => {
                 log::warn!("capture pipeline warning: {}", w.error())
             }

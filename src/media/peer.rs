@@ -82,6 +82,8 @@ pub struct Peer {
     pub caps_ready: bool,
     /// Answerer: the offer's video m-line and its H.264 caps.
     offered_video: Option<(u32, gst::Caps)>,
+    /// Answerer: the offer's text and H.264 payload type, until our caps have settled.
+    pending_offer: Option<(String, u32)>,
 }
 
 fn make(factory: &str) -> Result<gst::Element, MediaError> {
@@ -161,10 +163,11 @@ impl Peer {
             described: false,
             caps_ready: false,
             offered_video: None,
+            pending_offer: None,
         };
         peer.connect_signals(&events);
         if role == Role::Offerer {
-            peer.link_webrtc(0)?;
+            peer.link_webrtc_pad()?;
         }
         Ok(peer)
     }
@@ -241,10 +244,10 @@ impl Peer {
         }
     }
 
-    fn link_webrtc(&self, mline: u32) -> Result<(), MediaError> {
+    fn link_webrtc_pad(&self) -> Result<gst::Pad, MediaError> {
         let pad = self
             .webrtc
-            .request_pad_simple(&format!("sink_{mline}"))
+            .request_pad_simple("sink_%u")
             .ok_or_else(|| MediaError::Pipeline("webrtcbin refused a sink pad".into()))?;
         let src = self
             .capsfilter
@@ -255,7 +258,7 @@ impl Peer {
         if let Some(t) = pad.property::<Option<gst_webrtc::WebRTCRTPTransceiver>>("transceiver") {
             t.set_direction(gst_webrtc::WebRTCRTPTransceiverDirection::Sendonly);
         }
-        Ok(())
+        Ok(pad)
     }
 
     /// Offerer: makes the offer (call once caps are ready).
@@ -274,8 +277,12 @@ impl Peer {
             .emit_by_name::<()>("create-offer", &[&None::<gst::Structure>, &promise]);
     }
 
-    /// Answerer: applies the remote offer; reports [`PeerEvent::RemoteOfferSet`].
-    pub fn set_remote_offer(&mut self, sdp: &str, events: &EventSender) -> Result<(), MediaError> {
+    /// Answerer, step 1: reads the offer's H.264 entry and links a sending transceiver for
+    /// it. The offer is applied later ([`Peer::apply_offer`]), once our stream's caps have
+    /// settled: webrtcbin 1.22 pairs an offer's m-line with an existing transceiver of the
+    /// same kind, and after the offer is applied it would refuse our caps over a label
+    /// difference (encoders write constrained baseline as 42c0xx, browsers offer 42e0xx).
+    pub fn prepare_answer(&mut self, sdp: &str) -> Result<(), MediaError> {
         let msg = gst_sdp::SDPMessage::parse_buffer(sdp.as_bytes())
             .map_err(|_| MediaError::BadSdp("the offer is not valid SDP".into()))?;
         let (mline, pt, caps) = h264_in_offer(&msg).ok_or_else(|| {
@@ -283,43 +290,78 @@ impl Peer {
         })?;
         self.pay.set_property("pt", pt);
         self.capsfilter.set_property("caps", rtp_caps(pt));
+        self.link_webrtc_pad()?;
+        log::debug!("answering with {caps:?}");
         self.offered_video = Some((mline, caps));
-        let desc = gst_webrtc::WebRTCSessionDescription::new(gst_webrtc::WebRTCSDPType::Offer, msg);
-        let (tx, key) = (events.clone(), self.key.clone());
-        let promise = gst::Promise::with_change_func(move |reply| match reply {
-            Ok(_) => send(&tx, &key, PeerEvent::RemoteOfferSet),
-            Err(e) => send(&tx, &key, PeerEvent::Failed(format!("remote offer: {e:?}"))),
-        });
-        self.webrtc
-            .emit_by_name::<()>("set-remote-description", &[&desc, &promise]);
+        self.pending_offer = Some((sdp.to_owned(), pt));
         Ok(())
     }
 
-    /// Answerer, once the offer is applied: feeds our video into the offer's video m-line
-    /// and declines the others (the device sends, it does not need the remote's media).
-    pub fn link_offered_video(&self) -> Result<(), MediaError> {
-        let Some((mline, caps)) = &self.offered_video else {
-            return Err(MediaError::BadSdp("no offer applied".into()));
+    /// Answerer, step 2 (our caps have settled): applies the offer, its H.264 entry labelled
+    /// with our stream's `profile-level-id`; reports [`PeerEvent::RemoteOfferSet`].
+    ///
+    /// Encoders write constrained baseline as 42c0xx, browsers offer 42e0xx: the same profile
+    /// to a browser (WebRTC's profile parser maps both to constrained baseline), but webrtcbin
+    /// compares the strings and, once the offer is applied, refuses a stream labelled
+    /// otherwise. Relabelling the offer makes webrtcbin, our stream and the answer agree.
+    pub fn apply_offer(&mut self, ours: &gst::Caps, events: &EventSender) {
+        let Some((sdp, pt)) = self.pending_offer.take() else {
+            return;
         };
-        let transceivers = self
-            .webrtc
-            .emit_by_name::<glib::ValueArray>("get-transceivers", &[]);
-        for t in transceivers.iter() {
-            if let Ok(t) = t.get::<gst_webrtc::WebRTCRTPTransceiver>() {
-                if t.mlineindex() != *mline {
-                    t.set_direction(gst_webrtc::WebRTCRTPTransceiverDirection::Inactive);
-                }
+        let label = ours
+            .structure(0)
+            .and_then(|s| s.get::<String>("profile-level-id").ok());
+        let sdp = match label {
+            Some(label) => relabel_h264(&sdp, pt, &label),
+            None => sdp,
+        };
+        let Ok(msg) = gst_sdp::SDPMessage::parse_buffer(sdp.as_bytes()) else {
+            send(
+                events,
+                &self.key,
+                PeerEvent::Failed("the offer is not valid SDP".into()),
+            );
+            return;
+        };
+        let desc = gst_webrtc::WebRTCSessionDescription::new(gst_webrtc::WebRTCSDPType::Offer, msg);
+        let (tx, key) = (events.clone(), self.key.clone());
+        let promise = gst::Promise::with_change_func(move |reply| {
+            let ev = match reply {
+                Ok(Some(s)) if s.has_field("error") => PeerEvent::Failed(format!(
+                    "remote offer refused: {}",
+                    s.get::<glib::Error>("error")
+                        .map(|e| e.to_string())
+                        .unwrap_or_default()
+                )),
+                Ok(_) => PeerEvent::RemoteOfferSet,
+                Err(e) => PeerEvent::Failed(format!("remote offer: {e:?}")),
+            };
+            send(&tx, &key, ev);
+        });
+        self.webrtc
+            .emit_by_name::<()>("set-remote-description", &[&desc, &promise]);
+    }
+
+    /// Answerer, once the offer is applied: declines the offer's other m-lines (the device
+    /// sends video; it does not need the remote's media).
+    pub fn decline_other_media(&self) {
+        let Some((mline, _)) = &self.offered_video else {
+            return;
+        };
+        // `get-transceivers` returns a GArray, which has no safe binding; walk by index over
+        // the transceivers webrtcbin made for the offer (one per m-line).
+        let count = sdp_media_count(&self.webrtc);
+        for i in 0..count as i32 {
+            let Some(t) = self
+                .webrtc
+                .emit_by_name::<Option<gst_webrtc::WebRTCRTPTransceiver>>("get-transceiver", &[&i])
+            else {
+                break;
+            };
+            if t.mlineindex() != *mline && t.mlineindex() != u32::MAX {
+                t.set_direction(gst_webrtc::WebRTCRTPTransceiverDirection::Inactive);
             }
         }
-        self.link_webrtc(*mline)?;
-        let pad = self.webrtc.static_pad(&format!("sink_{mline}"));
-        if let Some(t) =
-            pad.and_then(|p| p.property::<Option<gst_webrtc::WebRTCRTPTransceiver>>("transceiver"))
-        {
-            // The answer's codec is the offer's own H.264 entry.
-            t.set_property("codec-preferences", caps);
-        }
-        Ok(())
     }
 
     /// Answerer: makes the answer (call once caps are ready and the offer is applied).
@@ -355,6 +397,36 @@ impl Peer {
         self.webrtc
             .emit_by_name::<()>("add-ice-candidate", &[&mline, &candidate]);
     }
+}
+
+/// Replaces `profile-level-id` in the `a=fmtp:<pt>` line of an SDP.
+fn relabel_h264(sdp: &str, pt: u32, label: &str) -> String {
+    let prefix = format!("a=fmtp:{pt} ");
+    sdp.split_inclusive('\n')
+        .map(|line| {
+            if !line.starts_with(&prefix) {
+                return line.to_owned();
+            }
+            let (body, end) = line.split_at(line.trim_end_matches(['\r', '\n']).len());
+            let params: Vec<String> = body[prefix.len()..]
+                .split(';')
+                .map(|p| match p.trim().split_once('=') {
+                    Some((k, _)) if k.eq_ignore_ascii_case("profile-level-id") => {
+                        format!("profile-level-id={label}")
+                    }
+                    _ => p.trim().to_owned(),
+                })
+                .collect();
+            format!("{prefix}{}{end}", params.join(";"))
+        })
+        .collect()
+}
+
+/// The number of m-lines in the remote description.
+fn sdp_media_count(webrtc: &gst::Element) -> u32 {
+    webrtc
+        .property::<Option<gst_webrtc::WebRTCSessionDescription>>("remote-description")
+        .map_or(0, |d| d.sdp().medias_len())
 }
 
 /// Turns a create-offer/answer promise reply into an event.
@@ -420,4 +492,21 @@ fn h264_in_offer(msg: &gst_sdp::SDPMessageRef) -> Option<(u32, u32, gst::Caps)> 
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_chosen_payload_is_relabelled() {
+        let sdp = "v=0\r\na=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f\r\n\
+                   a=fmtp:104 profile-level-id=42001f;packetization-mode=0\r\n";
+        let out = relabel_h264(sdp, 102, "42c01f");
+        assert_eq!(
+            out,
+            "v=0\r\na=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42c01f\r\n\
+             a=fmtp:104 profile-level-id=42001f;packetization-mode=0\r\n"
+        );
+    }
 }
