@@ -2,9 +2,14 @@
 //! webrtcbin per remote peer, and the loop that ties them to signaling.
 
 pub mod camera;
+pub mod check;
 pub mod fanout;
 pub mod ice;
+pub mod launch;
 pub mod peer;
+pub mod pipeline;
+pub mod probe;
+pub mod select;
 
 /// Media failures the service reports.
 #[derive(Debug, thiserror::Error)]
