@@ -241,7 +241,12 @@ impl Connection<'_> {
                     if let Err(r) = self.write(Message::Text(text.into())).await {
                         return r;
                     }
-                    if idle >= limits.keepalive_after {
+                    // Also probe when the next tick could find the peer dead: with a short
+                    // idle timeout `keepalive_after` may not be reached before then, and a
+                    // quiet but live peer would be dropped without ever being asked.
+                    if idle >= limits.keepalive_after
+                        || idle + limits.ping_interval >= limits.idle_timeout
+                    {
                         if let Err(r) = self.write(Message::Ping(Default::default())).await {
                             return r;
                         }
