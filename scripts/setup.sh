@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs what peercam needs on Debian 12 / Raspberry Pi OS (bookworm).
+#   scripts/setup.sh          build and run: GStreamer runtime and development packages
+#   scripts/setup.sh --test   also what the tests need: Chromium, Node.js packages
+# Installs only what is missing, so repeated runs take a second.
+set -euo pipefail
+
+want_test=0
+[ "${1:-}" = "--test" ] && want_test=1
+
+packages=(
+  pkg-config gcc libc6-dev ca-certificates
+  libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstreamer-plugins-bad1.0-dev
+  gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
+  gstreamer1.0-plugins-ugly gstreamer1.0-nice gstreamer1.0-tools
+)
+if [ "$want_test" = 1 ]; then
+  packages+=(chromium iproute2 util-linux systemd)
+  # Any working Node.js will do (it may come from outside Debian with its own npm).
+  command -v node >/dev/null && command -v npm >/dev/null || packages+=(nodejs npm)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  echo "setup: installing ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null; then
+  echo "setup: Rust is missing; install it with rustup (https://rustup.rs) and re-run" >&2
+  exit 1
+fi
+
+if [ "$want_test" = 1 ] && [ -f tests/browser/package.json ]; then
+  (cd tests/browser && { [ -d node_modules/playwright-core ] || PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error; })
+fi
+echo "setup: ok"

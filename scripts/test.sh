@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Runs every check: formatting, lints, unit and integration tests (real WebSockets on
+# 127.0.0.1, real GStreamer pipelines), browser tests in headless Chromium, and the aarch64
+# cross-build check under qemu. Installs what it needs first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+step() { printf '\n== %s (%s)\n' "$1" "$(date +%T)"; }
+
+step "prerequisites"
+scripts/setup.sh --test
+
+step "format"
+cargo fmt --check
+
+step "lints"
+cargo clippy --locked --all-targets -- -D warnings
+
+step "unit and integration tests"
+cargo test --locked
+
+if [ -x tests/browser/run.sh ]; then
+  step "browser tests"
+  cargo build --locked
+  PEERCAM_BIN="$PWD/target/debug/peercam" tests/browser/run.sh
+fi
+
+if [ -x scripts/cross-check.sh ] && [ "${PEERCAM_SKIP_CROSS:-0}" != 1 ]; then
+  step "aarch64 cross build, run under qemu"
+  scripts/cross-check.sh aarch64
+fi
+step "all checks passed"
