@@ -408,6 +408,7 @@ impl Camera {
         let Some(entry) = self.peers.get_mut(&key) else {
             return;
         };
+        log::debug!(peer = key.1.as_str(); "{} after {:?}", event_name(&ev), entry.created.elapsed());
         match ev {
             PeerEvent::CapsReady(caps) => {
                 entry.peer.caps_ready = true;
@@ -459,9 +460,11 @@ impl Camera {
                 match state {
                     S::Connected => {
                         entry.connected = true;
-                        // The keyframe sent on attach went out before DTLS was up.
+                        // The keyframe sent on attach went out before DTLS was up; and the
+                        // peer's RTP session, made during negotiation, has no latency yet.
                         if let Some(f) = &self.fanout {
                             f.force_keyframe();
+                            let _ = f.pipeline().recalculate_latency();
                         }
                         log::info!(peer = key.1.as_str(); "viewer connected");
                         self.update_counts();
@@ -593,6 +596,17 @@ impl Camera {
         );
         s.capturing
             .store(usize::from(self.fanout.is_some()), Ordering::Relaxed);
+    }
+}
+
+fn event_name(ev: &PeerEvent) -> &'static str {
+    match ev {
+        PeerEvent::CapsReady(_) => "caps ready",
+        PeerEvent::RemoteOfferSet => "remote offer applied",
+        PeerEvent::LocalDescription(_) => "local description",
+        PeerEvent::LocalCandidate { .. } => "local candidate",
+        PeerEvent::State(_) => "state change",
+        PeerEvent::Failed(_) => "failure",
     }
 }
 
