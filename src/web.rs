@@ -40,6 +40,8 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(index))
+        .route("/app.js", get(app_js))
+        .route("/style.css", get(style_css))
         .route("/api/info", get(info))
         .route("/api/stats", get(stats))
         .route("/signaling", get(signaling))
@@ -48,6 +50,30 @@ pub fn router(state: AppState) -> Router {
 
 async fn index(State(state): State<AppState>) -> Html<String> {
     Html(include_str!("../web/index.html").replace("{{name}}", &html_escape(&state.info.name)))
+}
+
+async fn app_js() -> Response {
+    asset(
+        "text/javascript; charset=utf-8",
+        include_str!("../web/app.js"),
+    )
+}
+
+async fn style_css() -> Response {
+    asset("text/css; charset=utf-8", include_str!("../web/style.css"))
+}
+
+/// A file of the page. `no-cache` makes browsers revalidate, so a device that was updated
+/// never runs a new page with an old script.
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 async fn info(State(state): State<AppState>) -> Json<DeviceInfo> {

@@ -1,0 +1,337 @@
+// What every browser test needs: a peercam of its own on a free loopback port, a headless
+// Chromium, pages that record their console, and waits on the page's `window.peercam` hooks.
+// Everything started here is registered with the test context and stopped when the test
+// ends, whether it passed or not.
+
+import { spawn } from 'node:child_process';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+import { chromium } from 'playwright-core';
+
+export { sleep };
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+/** The repository's root. */
+export const repoRoot = path.resolve(here, '../../..');
+/** Screenshots and logs; git-ignored. */
+export const artifactsDir = path.join(repoRoot, 'artifacts');
+
+const peercamBin = path.resolve(repoRoot, process.env.PEERCAM_BIN || 'target/debug/peercam');
+const chromiumBin = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
+
+const cleanups = new WeakMap();
+
+/**
+ * Runs `fn` when test `t` ends, after everything registered later: pages close before their
+ * browser, and the browser before the server it talks to, so nothing outlives what it uses
+ * and the server's log shows the members leaving.
+ */
+export function onCleanup(t, fn) {
+  let stack = cleanups.get(t);
+  if (!stack) {
+    stack = [];
+    cleanups.set(t, stack);
+    t.after(async () => {
+      const failures = [];
+      while (stack.length) {
+        try {
+          await stack.pop()();
+        } catch (err) {
+          failures.push(err);
+        }
+      }
+      if (failures.length) throw failures[0];
+    });
+  }
+  stack.push(fn);
+}
+
+/** A path under artifacts/, creating the directory. */
+export async function artifact(name) {
+  await mkdir(artifactsDir, { recursive: true });
+  return path.join(artifactsDir, name);
+}
+
+/** A TCP port that was free a moment ago (peercam takes an explicit port, not 0). */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * Polls `probe` until `done(value)` holds, and returns that value. On timeout, throws with
+ * `what` and the last value or error seen, which is usually what explains the failure.
+ */
+export async function waitFor(what, probe, done = Boolean, { timeout = 15000, interval = 100 } = {}) {
+  const deadline = Date.now() + timeout;
+  let last;
+  for (;;) {
+    try {
+      last = await probe();
+      if (done(last)) return last;
+    } catch (err) {
+      if (err.fatal) throw err;
+      last = err;
+    }
+    if (Date.now() > deadline) {
+      const seen = last instanceof Error ? last.message : JSON.stringify(last);
+      throw new Error(`timed out after ${timeout} ms waiting for ${what} (last seen: ${seen})`);
+    }
+    await sleep(interval);
+  }
+}
+
+/**
+ * Arguments for a peercam without its camera peer: signaling and the page only, so the
+ * camera's conversation id is free and no GStreamer pipeline runs.
+ */
+export const NO_CAMERA = Object.freeze(['--no-camera']);
+
+/**
+ * Starts `peercam serve` on a free loopback port with `args` appended, and waits until
+ * `/api/info` answers. `config` is the TOML text of its configuration file (default empty:
+ * the built-in defaults, never this machine's /etc/peercam). `port` asks for a
+ * given port instead of a free one (to restart a device where its pages expect it).
+ * Stopped at test end.
+ *
+ * Returns {url, port, info, log(), stop()}.
+ */
+export async function startPeercam(t, args = [], { config = '', env = {}, port = 0 } = {}) {
+  const dir = await mkdtemp(path.join(tmpdir(), 'peercam-test-'));
+  onCleanup(t, () => rm(dir, { recursive: true, force: true }));
+  const configPath = path.join(dir, 'peercam.toml');
+  await writeFile(configPath, config);
+  // Another process may take the port between freePort() and peercam's bind; try again then.
+  let lastError;
+  for (let attempt = 0; attempt < (port ? 1 : 3); attempt++) {
+    try {
+      const listen = port || (await freePort());
+      return await launchPeercam(t, listen, ['--config', configPath, ...args], env);
+    } catch (err) {
+      lastError = err;
+      if (!/binding|in use/i.test(err.message)) throw err;
+    }
+  }
+  throw lastError;
+}
+
+/** peercams still running; killed if the test process exits without stopping them. */
+const running = new Set();
+process.on('exit', () => {
+  for (const child of running) child.kill('SIGKILL');
+});
+
+/** peercams started per test, so that a second one gets a log file of its own. */
+const started = new Map();
+
+async function launchPeercam(t, port, args, env) {
+  const instance = (started.get(t.name) || 0) + 1;
+  started.set(t.name, instance);
+  const logName = instance === 1 ? 'peercam.log' : `peercam-${instance}.log`;
+  const url = `http://127.0.0.1:${port}`;
+  const child = spawn(peercamBin, ['serve', '--listen', `127.0.0.1:${port}`, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'info,peercam=debug', ...env },
+  });
+  let output = '';
+  const collect = (chunk) => {
+    output += chunk;
+  };
+  child.stdout.setEncoding('utf8').on('data', collect);
+  child.stderr.setEncoding('utf8').on('data', collect);
+  running.add(child);
+  let exited = null;
+  const exit = new Promise((resolve) => {
+    child.on('exit', (code, signal) => {
+      running.delete(child);
+      exited = { code, signal };
+      resolve(exited);
+    });
+    child.on('error', (err) => {
+      running.delete(child);
+      exited = { error: err };
+      resolve(exited);
+    });
+  });
+
+  let stopping = null;
+  const stop = () => {
+    stopping ??= (async () => {
+      if (exited) return exited;
+      // SIGINT is peercam's graceful shutdown; a process that ignores it is a bug worth
+      // seeing in the log, but must not hang the suite.
+      const since = Date.now();
+      child.kill('SIGINT');
+      // Unref'd: a pending timer would keep node alive 3 s after every test.
+      const outcome = await Promise.race([exit, sleep(3000, null, { ref: false })]);
+      if (outcome) {
+        const how = outcome.code ?? outcome.signal ?? outcome.error?.message;
+        output += `\n[harness] peercam exited (${how}) ${Date.now() - since} ms after SIGINT\n`;
+        return outcome;
+      }
+      output += '\n[harness] peercam did not exit within 3 s of SIGINT; killing it\n';
+      child.kill('SIGKILL');
+      return exit;
+    })();
+    return stopping;
+  };
+  const peercam = { url, port, info: null, log: () => output, stop, exited: () => exited };
+  onCleanup(t, async () => {
+    await stop();
+    // The server's log is the first thing to read when a test fails.
+    await writeFile(await artifact(`${slug(t.name)}.${logName}`), output);
+  });
+
+  peercam.info = await waitFor(
+    `peercam to answer on ${url}`,
+    async () => {
+      if (exited) {
+        const how = exited.error ? exited.error.message : `exit ${exited.code ?? exited.signal}`;
+        throw Object.assign(new Error(`peercam ended (${how}): ${output.trim()}`), { fatal: true });
+      }
+      const res = await fetch(`${url}/api/info`).catch(() => null);
+      return res && res.ok ? res.json() : null;
+    },
+    Boolean,
+    { timeout: 10000, interval: 50 },
+  ).catch(async (err) => {
+    await stop();
+    throw new Error(`${err.message}\n${output}`);
+  });
+  return peercam;
+}
+
+/** A file-name-safe form of a test's name. */
+export function slug(name) {
+  return name.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '');
+}
+
+/**
+ * Launches headless Chromium with the flags known to work on this kind of machine
+ * (shared/E2E_NOTES.md). `fakeMedia` gives getUserMedia a synthetic camera and microphone.
+ * Playwright gives each launch a fresh profile directory. Closed at test end.
+ */
+export async function launchBrowser(t, { fakeMedia = true } = {}) {
+  const args = [
+    '--disable-gpu',
+    '--disable-quic',
+    '--no-first-run',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+    '--autoplay-policy=no-user-gesture-required',
+    // Without these two, ICE never starts in a loopback-only namespace.
+    '--allow-loopback-in-peer-connection',
+    // Chromium keeps only the last --disable-features switch, so this replaces Playwright's
+    // own list; none of its entries matter to these pages.
+    '--disable-features=WebRtcHideLocalIpsWithMdns',
+  ];
+  if (fakeMedia) args.push('--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream');
+  const browser = await chromium.launch({
+    executablePath: chromiumBin,
+    headless: true,
+    chromiumSandbox: false,
+    args,
+  });
+  onCleanup(t, () => browser.close());
+  return browser;
+}
+
+/**
+ * Opens `url` in a new context of `browser` (its own cookies and permissions, like another
+ * person's browser) and records the page's console, uncaught errors and failed requests.
+ *
+ * Returns {page, context, messages, problems(), assertClean()}; `assertClean` throws if the
+ * page logged an error, threw, or failed to load anything. `ignoreFavicon` is for pages that
+ * are not the device's HTML page.
+ */
+export async function openPage(t, browser, url, { name = 'page', ignoreFavicon = false } = {}) {
+  const context = await browser.newContext({
+    permissions: ['camera', 'microphone'],
+    viewport: { width: 960, height: 600 },
+  });
+  onCleanup(t, () => context.close());
+  const page = await context.newPage();
+  const messages = [];
+  const failures = [];
+  page.on('console', (m) => messages.push({ type: m.type(), text: m.text(), url: m.location().url }));
+  page.on('pageerror', (err) => failures.push(`uncaught: ${err.message}`));
+  page.on('requestfailed', (req) => {
+    failures.push(`request failed: ${req.url()} ${req.failure()?.errorText ?? ''}`);
+  });
+  page.on('response', (res) => {
+    if (res.status() >= 400) failures.push(`HTTP ${res.status()}: ${res.url()}`);
+  });
+  const problems = () => [
+    ...failures,
+    ...messages
+      .filter((m) => m.type === 'error')
+      // A page that is not HTML (the JSON of /api/info) cannot say "no icon", so the
+      // browser asks for /favicon.ico; the device serves none.
+      .filter((m) => !(ignoreFavicon && m.url.endsWith('/favicon.ico')))
+      .map((m) => `console.error: ${m.text} (${m.url})`),
+  ];
+  onCleanup(t, async () => {
+    const log = messages.map((m) => `${m.type}: ${m.text}`).concat(failures).join('\n');
+    await writeFile(await artifact(`${slug(t.name)}.${name}.console.log`), `${log}\n`);
+  });
+  await page.goto(url);
+  return {
+    page,
+    context,
+    messages,
+    problems,
+    assertClean() {
+      const list = problems();
+      if (list.length) throw new Error(`page ${name} had problems:\n  ${list.join('\n  ')}`);
+    },
+  };
+}
+
+/** `window.peercam.stats()` of a page: least framesDecoded etc. across its remote peers. */
+export function pageStats(page) {
+  return page.evaluate(() => window.peercam.stats());
+}
+
+/**
+ * Waits until the page has at least `peers` remote peers and each has decoded at least `n`
+ * video frames of a known size; returns the stats.
+ */
+export function waitForFrames(page, n = 1, { peers = 1, timeout = 20000 } = {}) {
+  return waitFor(
+    `${peers} peer(s) with ${n} decoded frame(s) each`,
+    () => pageStats(page),
+    (s) => s.peers.length >= peers && s.framesDecoded >= n && s.frameWidth > 0,
+    { timeout },
+  );
+}
+
+/** Waits until `window.peercam.state` is `state`; returns the page's status line. */
+export async function waitForState(page, state, { timeout = 15000 } = {}) {
+  try {
+    await waitFor(`page state ${JSON.stringify(state)}`, () => pageState(page), (s) => s === state, {
+      timeout,
+    });
+  } catch (err) {
+    const history = await page.evaluate(() => window.peercam && window.peercam.history);
+    throw new Error(`${err.message}; states so far: ${JSON.stringify(history)}`);
+  }
+  return page.evaluate(() => window.peercam.status);
+}
+
+/** The page's `window.peercam.state`, or '' before the script has run. */
+export function pageState(page) {
+  return page.evaluate(() => (window.peercam ? window.peercam.state : ''));
+}

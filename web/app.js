@@ -1,0 +1,544 @@
+// The page the device serves. Two modes, chosen by the URL:
+//
+//   /                  watch the camera: join its standing BROADCAST conversation; the camera
+//                      offers, this page answers and plays the video (muted until asked).
+//   /?room=NAME        video chat: join the MESH conversation NAME with this browser's camera
+//                      and microphone; every other member appears in the grid.
+//   /?room=NAME&invite=1, or the "Invite the camera" button: also ask the device to join the
+//                      room as one more member (the `invite` extension of PROTOCOL.md).
+//
+// Signaling is nextRTC over one WebSocket (see PROTOCOL.md). The negotiation code is the same
+// in both modes: whoever the server tells to offer offers, whoever is offered to answers.
+// Tests read `window.peercam` (state, stats) instead of scraping the DOM.
+'use strict';
+
+(() => {
+  const params = new URLSearchParams(location.search);
+  const room = params.get('room') || '';
+  const mode = room ? 'room' : 'watch';
+  const autoInvite = params.has('invite') && params.get('invite') !== '0';
+
+  // After "busy", "ended" or "no camera yet": how long to wait before asking again. Long
+  // enough not to churn the server, short enough that a freed slot is noticed soon.
+  const REJOIN_MS = 5000;
+  // After the WebSocket drops (device restarting, Wi-Fi blip).
+  const RECONNECT_MS = 3000;
+
+  const el = {
+    status: document.getElementById('status'),
+    notice: document.getElementById('notice'),
+    grid: document.getElementById('grid'),
+    sound: document.getElementById('sound'),
+    invite: document.getElementById('invite'),
+  };
+
+  /** `/api/info`: {name, version, conversation, signaling}. */
+  let info = null;
+  let ws = null;
+  /** Our member id, learned from the `to` of what the server sends (nextRTC's `ping`). */
+  let myId = '';
+  /** The conversation we are in, '' when none. */
+  let conversation = '';
+  let state = 'connecting';
+  /** Set by errors after which retrying cannot help (forbidden origin, unauthorized). */
+  let fatal = false;
+  /** The server refused the connection with SERVER_BUSY and is about to close it. */
+  let refusedBusy = false;
+  let retryTimer = 0;
+  let invited = false;
+  /** This browser's camera and microphone (room mode only). */
+  let localStream = null;
+  // Watch mode starts muted so that autoplay is allowed everywhere; in a call people expect
+  // to hear each other, and a page that captures media may autoplay with sound.
+  let soundOn = mode === 'room';
+  /** Remote members by id: {id, pc, queue, figure, video, stream, playing}. */
+  const peers = new Map();
+  /** Every `error` the server sent and every failed negotiation, oldest first. */
+  const errors = [];
+  /** Every state the page went through, for tests and troubleshooting. */
+  const history = ['connecting'];
+
+  function setState(next, text) {
+    if (next !== state) history.push(next);
+    state = next;
+    document.body.dataset.state = next;
+    el.status.textContent = text;
+  }
+
+  function showNotice(text) {
+    el.notice.textContent = text;
+    el.notice.hidden = !text;
+  }
+
+  function send(signal, fields = {}) {
+    if (!ws || ws.readyState !== WebSocket.OPEN) return;
+    ws.send(JSON.stringify({ signal, to: '', content: '', custom: {}, ...fields }));
+  }
+
+  function target() {
+    return mode === 'watch' ? info.conversation : room;
+  }
+
+  function join() {
+    clearTimeout(retryTimer);
+    invited = false;
+    send('join', { content: target() });
+  }
+
+  function scheduleRejoin() {
+    clearTimeout(retryTimer);
+    retryTimer = setTimeout(() => {
+      if (!conversation) join();
+    }, REJOIN_MS);
+  }
+
+  function connect() {
+    clearTimeout(retryTimer);
+    setState('connecting', `Connecting to ${info.name}…`);
+    const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
+    const socket = new WebSocket(`${scheme}//${location.host}${info.signaling}`);
+    ws = socket;
+    socket.onopen = join;
+    socket.onmessage = (e) => onMessage(e.data);
+    socket.onclose = () => {
+      if (ws !== socket) return;
+      ws = null;
+      conversation = '';
+      closeAll();
+      if (fatal) return;
+      // After SERVER_BUSY the close is expected and "busy" stays the better explanation.
+      if (!refusedBusy) setState('disconnected', `Disconnected from ${info.name}; reconnecting…`);
+      refusedBusy = false;
+      retryTimer = setTimeout(connect, RECONNECT_MS);
+    };
+  }
+
+  function onMessage(text) {
+    let msg;
+    try {
+      msg = JSON.parse(text);
+    } catch {
+      console.warn('signaling: ignoring a message that is not JSON');
+      return;
+    }
+    if (!msg || typeof msg !== 'object') return;
+    const from = typeof msg.from === 'string' ? msg.from : '';
+    const content = typeof msg.content === 'string' ? msg.content : '';
+    if (typeof msg.to === 'string' && msg.to) myId = msg.to;
+    switch (String(msg.signal || '').toLowerCase()) {
+      case 'created':
+        onJoined(content, true);
+        break;
+      case 'joined':
+        onJoined(content, false);
+        break;
+      case 'offerrequest':
+        makeOffer(from);
+        break;
+      case 'answerrequest':
+        makeAnswer(from, content);
+        break;
+      case 'finalize':
+        onAnswer(from, content);
+        break;
+      case 'candidate':
+        onCandidate(from, content);
+        break;
+      case 'left':
+        closePeer(from);
+        refresh();
+        break;
+      case 'end':
+        onEnd();
+        break;
+      case 'error':
+        onError(content, (msg.custom && msg.custom.message) || content);
+        break;
+      default:
+        // ping (its `to` was read above), newJoined, text, and signals added later.
+        break;
+    }
+  }
+
+  function onJoined(conv, created) {
+    conversation = conv;
+    if (mode === 'watch' && created) {
+      // The join created the conversation, so the camera is not serving it. Leave at once
+      // rather than sit on the id the camera will want when it starts, and ask again later.
+      send('left');
+      conversation = '';
+      setState('waiting', `${info.name} is not streaming right now; waiting for it…`);
+      scheduleRejoin();
+      return;
+    }
+    if (mode === 'room' && autoInvite && !invited) invite();
+    refresh();
+  }
+
+  function onEnd() {
+    closeAll();
+    conversation = '';
+    setState('ended', `${info.name} stopped streaming; waiting for it to come back…`);
+    scheduleRejoin();
+  }
+
+  function onError(code, message) {
+    errors.push({ code, message });
+    console.warn(`signaling error ${code}: ${message}`);
+    switch (code) {
+      case 'VIEWER_LIMIT':
+        setState('busy', `${info.name} is busy: ${message}. Trying again shortly…`);
+        scheduleRejoin();
+        break;
+      case 'CONVERSATION_NOT_FOUND':
+        if (mode === 'watch') {
+          setState('waiting', `${info.name} is not streaming right now; waiting for it…`);
+          scheduleRejoin();
+        } else {
+          showNotice(message);
+        }
+        break;
+      case 'FORBIDDEN_ORIGIN':
+      case 'UNAUTHORIZED':
+        fatal = true;
+        setState('error', message);
+        break;
+      case 'SERVER_BUSY':
+        // The server closes the socket after this; the reconnect timer takes it from there.
+        refusedBusy = true;
+        setState('busy', `${info.name} is busy: ${message}. Trying again shortly…`);
+        break;
+      default:
+        showNotice(`${code}: ${message}`);
+        break;
+    }
+  }
+
+  /** Derives the status line from the peers once we are in a conversation. */
+  function refresh() {
+    if (!conversation) return;
+    const all = [...peers.values()];
+    if (mode === 'watch') {
+      if (all.some((p) => p.playing)) setState('live', 'Live');
+      else setState('waiting', `Waiting for ${info.name}'s video…`);
+      return;
+    }
+    // In a call, someone connected without a camera still counts as being there.
+    const present = all.filter((p) => p.playing || p.pc.connectionState === 'connected').length;
+    if (present) {
+      const others = present === 1 ? '1 other' : `${present} others`;
+      setState('live', `Live in room “${room}” with ${others}`);
+    } else {
+      setState('waiting', `In room “${room}”; waiting for others to join…`);
+    }
+  }
+
+  function invite() {
+    invited = true;
+    showNotice('');
+    send('invite', { content: room });
+  }
+
+  // ---- peers -------------------------------------------------------------------------
+
+  function label(id) {
+    if (info && id === info.conversation) return info.name;
+    return id;
+  }
+
+  function makeTile(caption, local) {
+    const figure = document.createElement('figure');
+    if (local) figure.className = 'local';
+    const video = document.createElement('video');
+    video.autoplay = true;
+    video.playsInline = true;
+    video.muted = local || !soundOn;
+    figure.append(video);
+    if (mode === 'room') {
+      const text = document.createElement('figcaption');
+      text.textContent = caption;
+      figure.append(text);
+    }
+    el.grid.append(figure);
+    return { figure, video };
+  }
+
+  function play(video) {
+    video.play().catch((err) => {
+      if (err.name === 'NotAllowedError' && !video.muted) {
+        // Sound needs a click first in this browser; play muted until the button is pressed.
+        setSound(false);
+        video.play().catch(() => {});
+      }
+      // AbortError: a newer srcObject replaced this one; its own play() follows.
+    });
+  }
+
+  function setSound(on) {
+    soundOn = on;
+    el.sound.textContent = on ? 'Mute' : 'Sound on';
+    el.sound.setAttribute('aria-pressed', String(on));
+    for (const p of peers.values()) p.video.muted = !on;
+  }
+
+  function newPeer(id) {
+    closePeer(id);
+    const pc = new RTCPeerConnection({ iceServers: [] });
+    const { figure, video } = makeTile(label(id), false);
+    const p = { id, pc, queue: Promise.resolve(), figure, video, stream: null, playing: false };
+    pc.onicecandidate = (e) => {
+      // A null candidate (or an empty one) only marks the end of gathering.
+      if (e.candidate && e.candidate.candidate) {
+        send('candidate', { to: id, content: JSON.stringify(e.candidate) });
+      }
+    };
+    pc.ontrack = (e) => {
+      let stream = e.streams[0];
+      if (!stream) {
+        // A sender that gave no stream id: collect its tracks in one stream of our own.
+        p.stream = p.stream || new MediaStream();
+        p.stream.addTrack(e.track);
+        stream = p.stream;
+      }
+      if (video.srcObject !== stream) {
+        video.srcObject = stream;
+        play(video);
+      }
+    };
+    pc.onconnectionstatechange = () => {
+      const s = pc.connectionState;
+      if (s === 'failed' || s === 'closed') p.playing = false;
+      if (s === 'failed') {
+        fail(p, new Error('no network path for the video was found'));
+        if (mode === 'watch') {
+          // Negotiating afresh is the only way back; the server starts it on a new join.
+          send('left');
+          conversation = '';
+          closeAll();
+          setState('waiting', `Lost the video from ${info.name}; trying again shortly…`);
+          scheduleRejoin();
+          return;
+        }
+      }
+      refresh();
+    };
+    video.addEventListener('playing', () => {
+      p.playing = true;
+      refresh();
+    });
+    peers.set(id, p);
+    el.sound.hidden = false;
+    return p;
+  }
+
+  /** Runs negotiation steps of one peer in order: messages arrive faster than they apply. */
+  function step(p, fn) {
+    p.queue = p.queue.then(fn).catch((err) => fail(p, err));
+  }
+
+  function fail(p, err) {
+    if (peers.get(p.id) !== p) return;
+    errors.push({ code: 'WEBRTC', message: `${p.id}: ${err.message}` });
+    console.warn(`peer ${p.id}: ${err.message}`);
+    showNotice(`Connection with ${label(p.id)} failed: ${err.message}`);
+  }
+
+  function addLocalTracks(pc) {
+    for (const track of localStream.getTracks()) pc.addTrack(track, localStream);
+  }
+
+  function makeOffer(id) {
+    if (!id) return;
+    const p = newPeer(id);
+    const { pc } = p;
+    step(p, async () => {
+      if (localStream) {
+        addLocalTracks(pc);
+      } else {
+        pc.addTransceiver('video', { direction: 'recvonly' });
+        pc.addTransceiver('audio', { direction: 'recvonly' });
+      }
+      await pc.setLocalDescription(await pc.createOffer());
+      send('offerResponse', { to: id, content: pc.localDescription.sdp });
+    });
+  }
+
+  function makeAnswer(id, sdp) {
+    if (!id) return;
+    const p = newPeer(id);
+    const { pc } = p;
+    step(p, async () => {
+      await pc.setRemoteDescription({ type: 'offer', sdp });
+      // Tracks added after the offer is applied take over its m-lines; added before, they
+      // would sit on transceivers of their own that the answer does not include.
+      if (localStream) addLocalTracks(pc);
+      await pc.setLocalDescription(await pc.createAnswer());
+      send('answerResponse', { to: id, content: pc.localDescription.sdp });
+    });
+  }
+
+  function onAnswer(id, sdp) {
+    const p = peers.get(id);
+    if (!p) return;
+    step(p, () => p.pc.setRemoteDescription({ type: 'answer', sdp }));
+  }
+
+  function onCandidate(id, content) {
+    const p = peers.get(id);
+    if (!p) return;
+    let c;
+    try {
+      c = JSON.parse(content);
+    } catch {
+      return;
+    }
+    if (!c || typeof c.candidate !== 'string' || !c.candidate) return;
+    // With everything bundled on one transport, the first m-line is the right default for a
+    // sender that names neither.
+    if (c.sdpMid == null && c.sdpMLineIndex == null) c.sdpMLineIndex = 0;
+    step(p, () =>
+      p.pc.addIceCandidate(c).catch((err) => console.warn(`peer ${id}: candidate refused: ${err.message}`)),
+    );
+  }
+
+  function closePeer(id) {
+    const p = peers.get(id);
+    if (!p) return;
+    peers.delete(id);
+    p.pc.close();
+    p.video.srcObject = null;
+    p.figure.remove();
+    el.sound.hidden = peers.size === 0;
+  }
+
+  function closeAll() {
+    for (const id of [...peers.keys()]) closePeer(id);
+  }
+
+  // ---- test hooks ------------------------------------------------------------------------
+
+  async function peerStats(p) {
+    const s = {
+      id: p.id,
+      connectionState: p.pc.connectionState,
+      framesDecoded: 0,
+      frameWidth: 0,
+      frameHeight: 0,
+      videoWidth: p.video.videoWidth,
+    };
+    try {
+      (await p.pc.getStats()).forEach((r) => {
+        if (r.type === 'inbound-rtp' && r.kind === 'video') {
+          s.framesDecoded += r.framesDecoded || 0;
+          s.frameWidth = Math.max(s.frameWidth, r.frameWidth || 0);
+          s.frameHeight = Math.max(s.frameHeight, r.frameHeight || 0);
+        }
+      });
+    } catch {
+      // Closed while we asked: it reports zeros.
+    }
+    return s;
+  }
+
+  /**
+   * Video reception per remote peer, and the least of each figure across peers at the top
+   * level, so `framesDecoded >= n` means "every peer's video has decoded n frames".
+   */
+  async function stats() {
+    const list = await Promise.all([...peers.values()].map(peerStats));
+    const least = (key) => (list.length ? Math.min(...list.map((s) => s[key])) : 0);
+    return {
+      framesDecoded: least('framesDecoded'),
+      frameWidth: least('frameWidth'),
+      frameHeight: least('frameHeight'),
+      videoWidth: least('videoWidth'),
+      peers: list,
+    };
+  }
+
+  window.peercam = {
+    get mode() { return mode; },
+    get state() { return state; },
+    get status() { return el.status.textContent; },
+    get notice() { return el.notice.hidden ? '' : el.notice.textContent; },
+    get id() { return myId; },
+    get conversation() { return conversation; },
+    get errors() { return errors.slice(); },
+    get history() { return history.slice(); },
+    peers: () => [...peers.keys()],
+    /** The narrowest remote video's width (0 while any has no frame yet, or none exists). */
+    videoWidth: () => {
+      const widths = [...peers.values()].map((p) => p.video.videoWidth);
+      return widths.length ? Math.min(...widths) : 0;
+    },
+    stats,
+    invite,
+    leave() {
+      clearTimeout(retryTimer);
+      send('left');
+      conversation = '';
+      closeAll();
+      setState('left', 'You left.');
+    },
+    join,
+  };
+
+  // ---- start -------------------------------------------------------------------------------
+
+  async function startMedia() {
+    if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+      showNotice('This browser allows the camera only on https:// or localhost pages; ' +
+        'you can see the others but they cannot see you.');
+      return;
+    }
+    setState('connecting', 'Starting your camera…');
+    const want = [{ video: true, audio: true }, { video: true }, { audio: true }];
+    for (const constraints of want) {
+      try {
+        localStream = await navigator.mediaDevices.getUserMedia(constraints);
+        break;
+      } catch {
+        // Try with less: a laptop without a microphone can still send video.
+      }
+    }
+    if (!localStream) {
+      showNotice('No camera or microphone could be opened; you can see the others but they ' +
+        'cannot see you.');
+      return;
+    }
+    const { video } = makeTile('You', true);
+    video.srcObject = localStream;
+    video.play().catch(() => {});
+  }
+
+  async function start() {
+    document.body.dataset.mode = mode;
+    setSound(soundOn);
+    el.sound.addEventListener('click', () => setSound(!soundOn));
+    if (mode === 'room') {
+      el.invite.hidden = false;
+      el.invite.addEventListener('click', invite);
+    }
+    addEventListener('pagehide', () => {
+      // Tell the server now instead of letting it wait for the socket to time out.
+      if (ws) ws.close();
+    });
+    while (!info) {
+      try {
+        const res = await fetch('/api/info', { cache: 'no-store' });
+        if (!res.ok) throw new Error(`HTTP ${res.status}`);
+        info = await res.json();
+      } catch (err) {
+        setState('disconnected', `Cannot reach the camera (${err.message}); retrying…`);
+        await new Promise((resolve) => setTimeout(resolve, RECONNECT_MS));
+      }
+    }
+    if (mode === 'room') {
+      document.title = `${room} · ${info.name}`;
+      await startMedia();
+    }
+    connect();
+  }
+
+  start();
+})();
