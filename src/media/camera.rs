@@ -179,6 +179,7 @@ pub fn start(hub: Arc<Hub>, settings: CameraSettings) -> Result<CameraHandle, Me
         stats: stats.clone(),
         mdns: None,
         bus_errors: bus_tx,
+        invites_made: 0,
     };
     let thread = std::thread::Builder::new()
         .name("camera".into())
@@ -235,6 +236,8 @@ struct Camera {
     mdns: Option<mdns_sd::ServiceDaemon>,
     /// Element paths of pipeline errors, from the bus.
     bus_errors: mpsc::Sender<String>,
+    /// Invites accepted so far (numbers the invited members' ids).
+    invites_made: u64,
 }
 
 impl Camera {
@@ -318,8 +321,15 @@ impl Camera {
             log::info!("already in {conversation:?}; invite from {from} ignored");
             return;
         }
-        let sink = Arc::new(DeviceSink(self.sig_tx.clone()));
-        let member = self.hub.connect(sink);
+        // A recognisable id (`camera-1`, ...) lets pages label the camera's tile.
+        let member = loop {
+            self.invites_made += 1;
+            let id = format!("{}-{}", self.settings.conversation, self.invites_made);
+            let sink = Arc::new(DeviceSink(self.sig_tx.clone()));
+            if self.hub.connect_as(&id, sink).is_ok() {
+                break id;
+            }
+        };
         log::info!(member = member.as_str(); "invited by {from} into {conversation:?}");
         self.invited.insert(member.clone(), conversation.clone());
         self.hub.handle(&member, Incoming::Join { conversation });
