@@ -15,7 +15,7 @@ packages=(
   gstreamer1.0-plugins-ugly gstreamer1.0-nice gstreamer1.0-tools
 )
 if [ "$want_test" = 1 ]; then
-  packages+=(chromium iproute2 util-linux systemd)
+  packages+=(chromium iproute2 util-linux systemd avahi-daemon avahi-utils)
   # Any working Node.js will do (it may come from outside Debian with its own npm).
   command -v node >/dev/null && command -v npm >/dev/null || packages+=(nodejs npm)
 fi

@@ -57,6 +57,9 @@
   const errors = [];
   /** Every state the page went through, for tests and troubleshooting. */
   const history = ['connecting'];
+  /** Milliseconds since the page started loading: the last join sent, the first frame shown
+   *  after it. What a user feels as "time to picture". */
+  const timing = { join: null, firstFrame: null };
 
   function setState(next, text) {
     if (next !== state) history.push(next);
@@ -82,6 +85,8 @@
   function join() {
     clearTimeout(retryTimer);
     invited = false;
+    timing.join = performance.now();
+    timing.firstFrame = null;
     send('join', { content: target() });
   }
 
@@ -303,6 +308,11 @@
       if (video.srcObject !== stream) {
         video.srcObject = stream;
         play(video);
+        if (video.requestVideoFrameCallback) {
+          video.requestVideoFrameCallback(() => {
+            timing.firstFrame ??= performance.now();
+          });
+        }
       }
     };
     pc.onconnectionstatechange = () => {
@@ -465,6 +475,7 @@
     get conversation() { return conversation; },
     get errors() { return errors.slice(); },
     get history() { return history.slice(); },
+    get timing() { return { ...timing }; },
     peers: () => [...peers.keys()],
     /** The narrowest remote video's width (0 while any has no frame yet, or none exists). */
     videoWidth: () => {
