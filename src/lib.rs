@@ -2,8 +2,11 @@
 //! camera itself as a WebRTC peer, served from one port.
 
 pub mod config;
+pub mod discovery;
+pub mod logging;
 pub mod media;
 pub mod net;
 pub mod service;
 pub mod signaling;
+pub mod systemd;
 pub mod web;

@@ -1,126 +1,201 @@
-//! The `peercam` command: parses arguments, sets up logging and hands over to the service.
+//! The `peercam` command: parses arguments, reads the configuration, sets up logging and
+//! hands over to the service (or to one of the small commands).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-use peercam::config::{Config, DEFAULT_PATH};
-use peercam::service::Device;
+use peercam::config::{Config, Overrides};
 
-/// A LAN camera you open in a browser: nextRTC signaling plus the camera as a WebRTC peer.
+/// A LAN camera you open in a browser: nextRTC signaling plus the camera as a WebRTC peer,
+/// on one HTTP port.
+///
+/// Settings come from the configuration file (`peercam config --default` prints one with
+/// every key explained); the flags below override it.
 #[derive(Parser, Debug)]
-#[command(name = "peercam", version, about)]
+#[command(
+    name = "peercam",
+    version,
+    about,
+    long_about,
+    args_conflicts_with_subcommands = true
+)]
 struct Cli {
     /// What to do (default: serve).
     #[command(subcommand)]
     command: Option<Command>,
     #[command(flatten)]
-    serve: ServeArgs,
+    serve: Settings,
 }
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Run the camera: HTTP page, WebSocket signaling and the camera peer (the default).
-    Serve(ServeArgs),
+    /// Run the camera: HTTP page, WebSocket signaling, the camera peer and its mDNS
+    /// advertisement (the default). Under systemd it reports readiness and pings the
+    /// watchdog; SIGTERM or SIGINT stops it cleanly within 2 s, a second one at once.
+    Serve(Settings),
     /// Show the cameras and encoders found, what would be used, and why.
-    Check(ServeArgs),
+    Check(Settings),
+    /// List the peercam cameras (and other nextRTC devices) advertised on the LAN.
+    Discover(DiscoverArgs),
+    /// Print the configuration in effect (the file with the flags applied), or with
+    /// `--default` a commented default file to start /etc/peercam/peercam.toml from.
+    Config(ConfigArgs),
 }
 
+/// Where the settings come from and the flags that override the file.
 #[derive(clap::Args, Debug, Clone, Default)]
-struct ServeArgs {
-    /// Address and port for the page and the WebSocket [default: 0.0.0.0:8080, or the config's].
-    #[arg(long, value_name = "ADDR:PORT")]
-    listen: Option<SocketAddr>,
-    /// Configuration file [default: /etc/peercam/peercam.toml when it exists].
+struct Settings {
+    /// Configuration file; it must exist [default: /etc/peercam/peercam.toml when it exists,
+    /// else the built-in defaults].
     #[arg(long, value_name = "PATH")]
     config: Option<PathBuf>,
-    /// The camera's standing conversation id (also its member id) [default: camera].
+    /// Address and port for the page and the WebSocket (port 0: any free port)
+    /// [file: server.listen, default 0.0.0.0:8080].
+    #[arg(long, value_name = "ADDR:PORT")]
+    listen: Option<SocketAddr>,
+    /// Device name shown on the page and advertised on the LAN [file: server.name].
+    #[arg(long, value_name = "NAME")]
+    name: Option<String>,
+    /// The camera's standing conversation id, also its member id [file: camera.conversation,
+    /// default camera].
     #[arg(long, value_name = "ID")]
     conversation: Option<String>,
     /// Video source: `auto` (first camera, else the test pattern), `test`, `libcamera`,
-    /// `v4l2-raw`, `v4l2-mjpeg`, or any name in the pipelines directory's sources/.
+    /// `v4l2-raw`, `v4l2-mjpeg`, or any name in the pipelines directory's sources/
+    /// [file: camera.source].
     #[arg(long, value_name = "NAME")]
     source: Option<String>,
     /// H.264 encoder: `auto` (hardware if usable, else x264, else openh264), `v4l2h264`,
-    /// `x264`, `openh264`, or any name in the pipelines directory's encoders/.
+    /// `x264`, `openh264`, or any name in the pipelines directory's encoders/
+    /// [file: camera.encoder].
     #[arg(long, value_name = "NAME")]
     encoder: Option<String>,
-    /// Address to offer ICE host candidates on (repeatable) [default: every LAN address].
+    /// Address to offer ICE host candidates on; repeat for several [file:
+    /// camera.ice_addresses, default every LAN address].
     #[arg(long = "ice-address", value_name = "ADDR")]
-    ice_address: Vec<std::net::IpAddr>,
-    /// Run signaling only, without the camera peer.
+    ice_address: Vec<IpAddr>,
+    /// Directory holding the sources/ and encoders/ descriptions [file:
+    /// camera.pipelines_dir].
+    #[arg(long, value_name = "DIR")]
+    pipelines_dir: Option<PathBuf>,
+    /// Do not advertise the camera over mDNS [file: discovery.enabled = false].
+    #[arg(long)]
+    no_discovery: bool,
+    /// Run signaling (and the page) only, without the camera peer [file: camera.enabled =
+    /// false].
     #[arg(long)]
     no_camera: bool,
 }
 
-fn load_config(args: &ServeArgs) -> anyhow::Result<Config> {
-    let mut config = match &args.config {
-        Some(path) => Config::load(path)?,
-        None if std::path::Path::new(DEFAULT_PATH).exists() => {
-            Config::load(std::path::Path::new(DEFAULT_PATH))?
-        }
-        None => Config::default(),
-    };
-    if let Some(listen) = args.listen {
-        config.server.listen = listen;
-    }
-    if let Some(conv) = &args.conversation {
-        config.camera.conversation = conv.clone();
-    }
-    if let Some(source) = &args.source {
-        config.camera.source = source.clone();
-    }
-    if let Some(encoder) = &args.encoder {
-        config.camera.encoder = encoder.clone();
-    }
-    if !args.ice_address.is_empty() {
-        config.camera.ice_addresses = args.ice_address.clone();
-    }
-    Ok(config)
+#[derive(clap::Args, Debug, Clone)]
+struct DiscoverArgs {
+    /// How long to listen for answers, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value = "3", value_parser = parse_timeout)]
+    timeout: Duration,
+    /// Print JSON (name, host, addresses, port, TXT entries, URL per camera) instead of a
+    /// table.
+    #[arg(long)]
+    json: bool,
 }
 
-fn main() -> anyhow::Result<()> {
+#[derive(clap::Args, Debug, Clone)]
+struct ConfigArgs {
+    /// Print the built-in defaults, every key with its explanation, ignoring any file and
+    /// flags.
+    #[arg(long)]
+    default: bool,
+    #[command(flatten)]
+    settings: Settings,
+}
+
+/// A browse timeout: seconds, fractions allowed, up to a minute.
+fn parse_timeout(text: &str) -> Result<Duration, String> {
+    let secs: f64 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    if !(secs > 0.0 && secs <= 60.0) {
+        return Err("must be more than 0 and at most 60 seconds".into());
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+impl Settings {
+    fn resolve(&self) -> anyhow::Result<Config> {
+        let overrides = Overrides {
+            listen: self.listen,
+            name: self.name.clone(),
+            conversation: self.conversation.clone(),
+            source: self.source.clone(),
+            encoder: self.encoder.clone(),
+            ice_addresses: self.ice_address.clone(),
+            pipelines_dir: self.pipelines_dir.clone(),
+            no_discovery: self.no_discovery,
+            no_camera: self.no_camera,
+        };
+        let (config, _) = Config::resolve(self.config.as_deref(), &overrides)?;
+        Ok(config)
+    }
+}
+
+fn main() -> ExitCode {
     let cli = Cli::parse();
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let args = match cli.command {
-        Some(Command::Check(args)) => {
-            let config = load_config(&args)?;
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // Before logging is set up (a bad config) there is no logger: the message goes
+            // to stderr, which systemd sends to the journal too.
+            if log::log_enabled!(log::Level::Error) {
+                log::error!("{e:#}");
+            } else {
+                eprintln!("peercam: {e:#}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let settings = match cli.command {
+        None => cli.serve,
+        Some(Command::Serve(settings)) => settings,
+        Some(Command::Check(settings)) => {
+            let config = settings.resolve()?;
+            peercam::logging::init(&config.log.level);
             print!("{}", peercam::media::check::report(&config));
             return Ok(());
         }
-        Some(Command::Serve(args)) => args,
-        None => cli.serve,
+        Some(Command::Discover(args)) => return discover(&args),
+        Some(Command::Config(args)) => {
+            if args.default {
+                print!("{}", Config::default_file());
+            } else {
+                print!("{}", args.settings.resolve()?.to_commented_toml());
+            }
+            return Ok(());
+        }
     };
-    let config = load_config(&args)?;
+    let config = settings.resolve()?;
+    peercam::logging::init(&config.log.level);
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    runtime.block_on(serve(config, !args.no_camera))
+    let result = runtime.block_on(peercam::service::run(config));
+    // Tasks still parked on idle connections are not waited for: the service has already
+    // said goodbye to everyone it had to.
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    Ok(result?)
 }
 
-async fn serve(config: Config, with_camera: bool) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(config.server.listen)
-        .await
-        .with_context(|| format!("binding {}", config.server.listen))?;
-    let mut device = Device::new(&config);
-    if with_camera {
-        let selection = peercam::media::select::capture_pipeline(&config.camera)
-            .context("choosing the camera pipeline")?;
-        log::info!("camera: {selection}");
-        device
-            .start_camera(&config, selection.launch.clone())
-            .context("starting the camera")?;
+fn discover(args: &DiscoverArgs) -> anyhow::Result<()> {
+    peercam::logging::init("warn");
+    let found = peercam::discovery::browse(args.timeout).context("browsing the LAN")?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&found)?);
+    } else {
+        print!("{}", peercam::discovery::format_table(&found));
     }
-    log::info!(
-        "peercam {} serving http://{}/ (signaling at /signaling, camera conversation {:?})",
-        env!("CARGO_PKG_VERSION"),
-        listener.local_addr()?,
-        config.camera.conversation
-    );
-    device
-        .serve(listener, async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await
-        .context("serving")
+    Ok(())
 }

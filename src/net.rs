@@ -57,12 +57,20 @@ impl axum::serve::Listener for Listener {
                     return (stream, addr);
                 }
                 Err(e) if Self::out_of_descriptors(&e) => {
-                    let n = self.refused.fetch_add(1, Ordering::Relaxed);
-                    if n.is_power_of_two() || n == 0 {
-                        log::warn!("out of file descriptors; refusing new connections ({e})");
-                    }
                     self.spare = None;
-                    if let Ok((stream, _)) = self.inner.accept().await {
+                    // EMFILE comes before the kernel looks at the backlog, so this may wait
+                    // for the next connection while members close. If the spare can be taken
+                    // back with that connection open, there is room for it after all.
+                    if let Ok((stream, addr)) = self.inner.accept().await {
+                        self.spare = File::open("/dev/null").ok();
+                        if self.spare.is_some() {
+                            let _ = stream.set_nodelay(true);
+                            return (stream, addr);
+                        }
+                        let n = self.refused.fetch_add(1, Ordering::Relaxed);
+                        if n.is_power_of_two() || n == 0 {
+                            log::warn!("out of file descriptors; refusing new connections ({e})");
+                        }
                         drop(stream);
                     }
                     self.spare = File::open("/dev/null").ok();

@@ -148,7 +148,11 @@ pub fn start(hub: Arc<Hub>, settings: CameraSettings) -> Result<CameraHandle, Me
     }
     // Building the capture once up front reports a broken description at start-up.
     drop(Fanout::new(&settings.launch)?);
-    prepare_dtls_certificate();
+    // Off the start-up path (it would hold back readiness by ~300 ms), but well before a
+    // first viewer is likely to arrive.
+    let _ = std::thread::Builder::new()
+        .name("dtls-cert".into())
+        .spawn(prepare_dtls_certificate);
 
     let (sig_tx, sig_rx) = mpsc::channel(SIGNAL_QUEUE);
     let (ev_tx, ev_rx) = mpsc::channel(EVENT_QUEUE);

@@ -1,0 +1,425 @@
+//! A receiving GStreamer peer that speaks the protocol over a real WebSocket: joins the
+//! camera's conversation, answers its offer and counts the frames it gets.
+//!
+//! ```text
+//!   device: videotestsrc ! x264enc ! tee ! … ! webrtcbin ──ICE/DTLS/SRTP on 127.0.0.1──▶
+//!   viewer: webrtcbin ! rtph264depay ! decodebin ! videoconvert ! appsink   (Consume::Decode)
+//!   viewer: webrtcbin ! rtph264depay ! fakesink                     (Consume::AccessUnits)
+//! ```
+//!
+//! Shared by the camera tests and the camera benchmark.
+
+// Each includer uses a different part of this module.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use gstreamer as gst;
+use gstreamer::glib;
+use gstreamer::prelude::*;
+use gstreamer_sdp as gst_sdp;
+use gstreamer_webrtc as gst_webrtc;
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+
+/// What a viewer does with the video it receives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Consume {
+    /// Decodes it and counts decoded frames (and records their size): what a viewer sees.
+    Decode,
+    /// Counts depayloaded access units without decoding, from the first keyframe on. Proves
+    /// the stream arrives whole at a fraction of the CPU, so that many viewers can share a
+    /// small machine with the device they measure.
+    AccessUnits,
+}
+
+/// What the viewer's GStreamer side tells its signaling loop.
+pub enum ViewerEvent {
+    Answer(String),
+    Offer(String),
+    Candidate(u32, String),
+}
+
+/// A receiving peer: a webrtcbin that counts the frames it gets.
+pub struct Viewer {
+    pub pipeline: gst::Pipeline,
+    pub webrtc: gst::Element,
+    /// Frames decoded ([`Consume::Decode`]) or access units received ([`Consume::AccessUnits`]).
+    pub frames: Arc<AtomicU64>,
+    /// When the first of `frames` arrived, taken on the streaming thread.
+    pub first_at: Arc<OnceLock<Instant>>,
+    /// When the peer connection first reported `connected` (ICE and DTLS done).
+    pub connected_at: Arc<OnceLock<Instant>>,
+    /// Size of the decoded frames ([`Consume::Decode`] only).
+    pub size: Arc<Mutex<Option<(i32, i32)>>>,
+    pub events: mpsc::UnboundedReceiver<ViewerEvent>,
+    events_tx: mpsc::UnboundedSender<ViewerEvent>,
+}
+
+impl Viewer {
+    /// A decoding viewer.
+    pub fn new() -> Viewer {
+        Viewer::with(Consume::Decode)
+    }
+
+    pub fn with(consume: Consume) -> Viewer {
+        gst::init().unwrap();
+        let pipeline = gst::Pipeline::new();
+        let webrtc = gst::ElementFactory::make("webrtcbin")
+            .property_from_str("bundle-policy", "max-bundle")
+            .build()
+            .unwrap();
+        let agent = webrtc.property::<glib::Object>("ice-agent");
+        agent.emit_by_name::<bool>("add-local-ip-address", &[&"127.0.0.1"]);
+        pipeline.add(&webrtc).unwrap();
+        let (events_tx, events) = mpsc::unbounded_channel();
+        let frames = Arc::new(AtomicU64::new(0));
+        let first_at = Arc::new(OnceLock::new());
+        let connected_at = Arc::new(OnceLock::new());
+        let size = Arc::new(Mutex::new(None));
+
+        let connected = connected_at.clone();
+        webrtc.connect_notify(Some("connection-state"), move |webrtc, _| {
+            let state =
+                webrtc.property::<gst_webrtc::WebRTCPeerConnectionState>("connection-state");
+            if state == gst_webrtc::WebRTCPeerConnectionState::Connected {
+                connected.get_or_init(Instant::now);
+            }
+        });
+
+        let tx = events_tx.clone();
+        webrtc.connect("on-ice-candidate", false, move |v| {
+            let mline = v[1].get::<u32>().unwrap();
+            let c = v[2].get::<String>().unwrap();
+            let _ = tx.send(ViewerEvent::Candidate(mline, c));
+            None
+        });
+        let (pl, fr, first, sz) = (
+            pipeline.downgrade(),
+            frames.clone(),
+            first_at.clone(),
+            size.clone(),
+        );
+        webrtc.connect_pad_added(move |_, pad| {
+            let Some(pipeline) = pl.upgrade() else { return };
+            let depay = match consume {
+                Consume::Decode => {
+                    decoding_branch(&pipeline, fr.clone(), first.clone(), sz.clone())
+                }
+                Consume::AccessUnits => counting_branch(&pipeline, fr.clone(), first.clone()),
+            };
+            pad.link(&depay.static_pad("sink").unwrap()).unwrap();
+        });
+        pipeline.set_state(gst::State::Playing).unwrap();
+        Viewer {
+            pipeline,
+            webrtc,
+            frames,
+            first_at,
+            connected_at,
+            size,
+            events,
+            events_tx,
+        }
+    }
+
+    pub fn on_offer(&self, sdp: &str) {
+        let msg = gst_sdp::SDPMessage::parse_buffer(sdp.as_bytes()).unwrap();
+        let offer =
+            gst_webrtc::WebRTCSessionDescription::new(gst_webrtc::WebRTCSDPType::Offer, msg);
+        self.webrtc
+            .emit_by_name::<()>("set-remote-description", &[&offer, &None::<gst::Promise>]);
+        let (webrtc, tx) = (self.webrtc.downgrade(), self.events_tx.clone());
+        let promise = gst::Promise::with_change_func(move |reply| {
+            let Some(webrtc) = webrtc.upgrade() else {
+                return;
+            };
+            let answer = reply
+                .unwrap()
+                .unwrap()
+                .get::<gst_webrtc::WebRTCSessionDescription>("answer")
+                .unwrap();
+            let _ = tx.send(ViewerEvent::Answer(answer.sdp().as_text().unwrap()));
+            webrtc.emit_by_name::<()>("set-local-description", &[&answer, &None::<gst::Promise>]);
+        });
+        self.webrtc
+            .emit_by_name::<()>("create-answer", &[&None::<gst::Structure>, &promise]);
+    }
+
+    /// Offers to receive H.264 the way a browser does (constrained baseline, 42e01f).
+    pub fn make_offer(&self) {
+        let caps = gst::Caps::builder("application/x-rtp")
+            .field("media", "video")
+            .field("encoding-name", "H264")
+            .field("payload", 102i32)
+            .field("clock-rate", 90000i32)
+            .field("packetization-mode", "1")
+            .field("profile-level-id", "42e01f")
+            .build();
+        self.webrtc
+            .emit_by_name::<gst_webrtc::WebRTCRTPTransceiver>(
+                "add-transceiver",
+                &[&gst_webrtc::WebRTCRTPTransceiverDirection::Recvonly, &caps],
+            );
+        let (webrtc, tx) = (self.webrtc.downgrade(), self.events_tx.clone());
+        let promise = gst::Promise::with_change_func(move |reply| {
+            let Some(webrtc) = webrtc.upgrade() else {
+                return;
+            };
+            let offer = reply
+                .unwrap()
+                .unwrap()
+                .get::<gst_webrtc::WebRTCSessionDescription>("offer")
+                .unwrap();
+            let _ = tx.send(ViewerEvent::Offer(offer.sdp().as_text().unwrap()));
+            webrtc.emit_by_name::<()>("set-local-description", &[&offer, &None::<gst::Promise>]);
+        });
+        self.webrtc
+            .emit_by_name::<()>("create-offer", &[&None::<gst::Structure>, &promise]);
+    }
+
+    pub fn on_answer(&self, sdp: &str) {
+        let msg = gst_sdp::SDPMessage::parse_buffer(sdp.as_bytes()).unwrap();
+        let answer =
+            gst_webrtc::WebRTCSessionDescription::new(gst_webrtc::WebRTCSDPType::Answer, msg);
+        self.webrtc
+            .emit_by_name::<()>("set-remote-description", &[&answer, &None::<gst::Promise>]);
+    }
+
+    pub fn add_candidate(&self, content: &str) {
+        let v: Value = serde_json::from_str(content).unwrap();
+        let c = v["candidate"].as_str().unwrap_or("");
+        if !c.is_empty() {
+            let mline = v["sdpMLineIndex"].as_u64().unwrap_or(0) as u32;
+            self.webrtc
+                .emit_by_name::<()>("add-ice-candidate", &[&mline, &c]);
+        }
+    }
+}
+
+impl Drop for Viewer {
+    fn drop(&mut self) {
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}
+
+/// `rtph264depay ! decodebin ! videoconvert ! appsink`, counting decoded frames; returns the
+/// depayloader to link webrtcbin's pad to.
+fn decoding_branch(
+    pipeline: &gst::Pipeline,
+    frames: Arc<AtomicU64>,
+    first_at: Arc<OnceLock<Instant>>,
+    size: Arc<Mutex<Option<(i32, i32)>>>,
+) -> gst::Element {
+    // decodebin waits for the SPS before choosing a decoder (openh264dec insists on knowing
+    // the profile).
+    let depay = gst::ElementFactory::make("rtph264depay").build().unwrap();
+    let decode = gst::ElementFactory::make("decodebin").build().unwrap();
+    let convert = gst::ElementFactory::make("videoconvert").build().unwrap();
+    let sink = gstreamer_app::AppSink::builder().sync(false).build();
+    pipeline
+        .add_many([&depay, &decode, &convert, sink.upcast_ref()])
+        .unwrap();
+    depay.link(&decode).unwrap();
+    convert.link(&sink).unwrap();
+    let convert_weak = convert.downgrade();
+    decode.connect_pad_added(move |_, pad| {
+        if let Some(convert) = convert_weak.upgrade() {
+            let _ = pad.link(&convert.static_pad("sink").unwrap());
+        }
+    });
+    sink.set_callbacks(
+        gstreamer_app::AppSinkCallbacks::builder()
+            .new_sample(move |s| {
+                let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                if let Some(st) = sample.caps().and_then(|c| c.structure(0)) {
+                    let w = st.get::<i32>("width").unwrap_or(0);
+                    let h = st.get::<i32>("height").unwrap_or(0);
+                    *size.lock().unwrap() = Some((w, h));
+                }
+                first_at.get_or_init(Instant::now);
+                frames.fetch_add(1, Ordering::Relaxed);
+                Ok(gst::FlowSuccess::Ok)
+            })
+            .build(),
+    );
+    for e in [&depay, &decode, &convert, sink.upcast_ref()] {
+        e.sync_state_with_parent().unwrap();
+    }
+    depay
+}
+
+/// `rtph264depay ! video/x-h264,alignment=au ! fakesink`, counting access units; returns the
+/// depayloader.
+fn counting_branch(
+    pipeline: &gst::Pipeline,
+    frames: Arc<AtomicU64>,
+    first_at: Arc<OnceLock<Instant>>,
+) -> gst::Element {
+    // Nothing is decoded, so the count starts at a keyframe: the first access unit counted
+    // is one a decoder could show.
+    let depay = gst::ElementFactory::make("rtph264depay")
+        .property("wait-for-keyframe", true)
+        .build()
+        .unwrap();
+    // One buffer per access unit, so buffers are frames.
+    let filter = gst::ElementFactory::make("capsfilter")
+        .property(
+            "caps",
+            gst::Caps::builder("video/x-h264")
+                .field("alignment", "au")
+                .build(),
+        )
+        .build()
+        .unwrap();
+    let sink = gst::ElementFactory::make("fakesink")
+        .property("sync", false)
+        .property("async", false)
+        .build()
+        .unwrap();
+    pipeline.add_many([&depay, &filter, &sink]).unwrap();
+    gst::Element::link_many([&depay, &filter, &sink]).unwrap();
+    sink.static_pad("sink")
+        .unwrap()
+        .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+            first_at.get_or_init(Instant::now);
+            frames.fetch_add(1, Ordering::Relaxed);
+            gst::PadProbeReturn::Ok
+        });
+    for e in [&depay, &filter, &sink] {
+        e.sync_state_with_parent().unwrap();
+    }
+    depay
+}
+
+pub fn envelope(signal: &str, to: &str, content: &str) -> Message {
+    Message::text(json!({"signal": signal, "to": to, "content": content}).to_string())
+}
+
+pub type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A viewer's signaling connection plus its receiving pipeline.
+pub struct Session {
+    pub ws: Ws,
+    pub viewer: Viewer,
+    /// The member that sent the offer (or asked for ours).
+    pub camera: String,
+    /// When the `join` (or `create`) was sent.
+    pub started: Instant,
+    /// From `started` to the first frame, once there is one.
+    pub first_frame: Option<Duration>,
+    pub received: Vec<Value>,
+}
+
+impl Session {
+    /// Joins `conversation` as a decoding viewer.
+    pub async fn join(addr: SocketAddr, conversation: &str) -> Session {
+        Session::open(addr, "join", conversation).await
+    }
+
+    /// Sends `signal` (`join` or `create`) for `conversation` as a decoding viewer.
+    pub async fn open(addr: SocketAddr, signal: &str, conversation: &str) -> Session {
+        Session::open_with(addr, signal, conversation, Consume::Decode).await
+    }
+
+    pub async fn open_with(
+        addr: SocketAddr,
+        signal: &str,
+        conversation: &str,
+        consume: Consume,
+    ) -> Session {
+        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/signaling"))
+            .await
+            .unwrap();
+        let viewer = Viewer::with(consume);
+        let started = Instant::now();
+        ws.send(envelope(signal, "", conversation)).await.unwrap();
+        Session {
+            ws,
+            viewer,
+            camera: String::new(),
+            started,
+            first_frame: None,
+            received: Vec::new(),
+        }
+    }
+
+    pub fn frames(&self) -> u64 {
+        self.viewer.frames.load(Ordering::Relaxed)
+    }
+
+    /// Runs signaling for up to `limit`, or until `done` holds.
+    pub async fn pump(&mut self, limit: Duration, done: impl Fn(&Session) -> bool) {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            if self.first_frame.is_none() {
+                if let Some(at) = self.viewer.first_at.get() {
+                    self.first_frame = Some(at.saturating_duration_since(self.started));
+                }
+            }
+            if done(self) {
+                return;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep_until(deadline) => return,
+                _ = tokio::time::sleep(Duration::from_millis(5)) => {}
+                Some(ev) = self.viewer.events.recv() => match ev {
+                    ViewerEvent::Answer(sdp) => {
+                        self.ws.send(envelope("answerResponse", &self.camera, &sdp)).await.unwrap()
+                    }
+                    ViewerEvent::Offer(sdp) => {
+                        self.ws.send(envelope("offerResponse", &self.camera, &sdp)).await.unwrap()
+                    }
+                    ViewerEvent::Candidate(mline, c) => {
+                        let content = json!({"candidate": c, "sdpMLineIndex": mline}).to_string();
+                        self.ws.send(envelope("candidate", &self.camera, &content)).await.unwrap();
+                    }
+                },
+                Some(Ok(Message::Text(t))) = self.ws.next() => {
+                    let v: Value = serde_json::from_str(&t).unwrap();
+                    self.received.push(v.clone());
+                    match v["signal"].as_str().unwrap() {
+                        "answerRequest" => {
+                            self.camera = v["from"].as_str().unwrap().to_owned();
+                            self.viewer.on_offer(v["content"].as_str().unwrap());
+                        }
+                        "candidate" => self.viewer.add_candidate(v["content"].as_str().unwrap()),
+                        "offerRequest" => {
+                            self.camera = v["from"].as_str().unwrap().to_owned();
+                            self.viewer.make_offer();
+                        }
+                        "finalize" => self.viewer.on_answer(v["content"].as_str().unwrap()),
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// Plays until `n` more frames arrive (or `limit` passes); returns how many did.
+    pub async fn play(&mut self, n: u64, limit: Duration) -> u64 {
+        let start = self.frames();
+        self.pump(limit, |s| s.frames() >= start + n).await;
+        self.frames() - start
+    }
+
+    pub fn signals(&self) -> Vec<&str> {
+        self.received
+            .iter()
+            .filter_map(|v| v["signal"].as_str())
+            .filter(|s| *s != "ping")
+            .collect()
+    }
+
+    /// Leaves the way a page does: `left`, then the WebSocket closes and the pipeline stops.
+    pub async fn leave(mut self) {
+        let _ = self.ws.send(envelope("left", "", "")).await;
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.ws.close(None)).await;
+    }
+}
