@@ -162,6 +162,16 @@ impl Signaling {
         self.conversations.get(conv).map(|c| c.members.as_slice())
     }
 
+    /// The ids of all live conversations, in no particular order.
+    pub fn conversation_ids(&self) -> impl Iterator<Item = &str> {
+        self.conversations.keys().map(String::as_str)
+    }
+
+    /// The kind of conversation `conv`, if it exists.
+    pub fn kind_of(&self, conv: &str) -> Option<ConversationKind> {
+        self.conversations.get(conv).map(|c| c.kind)
+    }
+
     /// The state of the pair (a, b), if they are negotiating or connected.
     pub fn pair_state(&self, a: &str, b: &str) -> Option<PairState> {
         self.pairs.get(&pair_key(a, b)).map(|p| p.state)
