@@ -160,3 +160,13 @@ fn help_explains_every_command_and_option() {
     let out = peercam(&["discover", "--timeout", "0"]);
     assert!(!out.status.success());
 }
+
+/// The .deb ships this file as /etc/peercam/peercam.toml; it must be what the binary prints.
+#[test]
+fn the_packaged_default_file_is_current() {
+    assert_eq!(
+        peercam::config::Config::default_file(),
+        include_str!("../packaging/peercam.toml"),
+        "regenerate with: target/release/peercam config --default > packaging/peercam.toml"
+    );
+}
