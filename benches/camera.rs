@@ -102,7 +102,7 @@ impl Opts {
                 other => bail!("unknown option {other}"),
             }
         }
-        if !(o.window >= 1.0 && o.window <= 120.0) || !(0.0..=60.0).contains(&o.settle) {
+        if !((1.0..=120.0).contains(&o.window) && (0.0..=60.0).contains(&o.settle)) {
             bail!("--window must be 1..120 s and --settle 0..60 s");
         }
         if !(2..=100).contains(&o.joins) {
@@ -543,6 +543,7 @@ struct Window {
     fps: Vec<f64>,
     encoded_fps: f64,
     top_threads: Vec<(String, usize, f64)>,
+    threads: usize,
 }
 
 /// Thread names with their numbers replaced by `#`, so that one element per peer groups.
@@ -612,6 +613,7 @@ async fn measure(device: &Device, viewers: &[Watching], secs: f64) -> Result<Win
             .collect(),
         encoded_fps: (encoded1 - encoded0) as f64 / elapsed,
         top_threads: top,
+        threads: threads1.len(),
     })
 }
 
@@ -700,8 +702,6 @@ async fn run(opts: &Opts) -> Result<()> {
     sleep(Duration::from_secs(2)).await;
     let idle = measure(&device, &[], opts.window).await?;
     let idle_rss = device.rss()?;
-    println!("TMP idle threads {}", std::fs::read_dir(format!("/proc/{}/task", device.pid())).unwrap().count());
-    let smaps_idle = tmp_smaps(device.pid());
 
     // Sequential joins, nobody else watching: every join starts capture.
     let mut sizes = Vec::new();
@@ -740,26 +740,6 @@ async fn run(opts: &Opts) -> Result<()> {
         .await?;
     sleep(AFTER_LEAVE).await;
     let after_rss = device.rss()?;
-    let smaps_after = tmp_smaps(device.pid());
-    sleep(Duration::from_secs(1)).await;
-    println!("TMP log {}", device.log.display());
-    for _ in 0..4 { sleep(Duration::from_secs(10)).await; println!("TMP trend {:?}", device.rss()?); }
-    println!("TMP threads {}", std::fs::read_dir(format!("/proc/{}/task", device.pid())).unwrap().count());
-    let o = Command::new("gdb").args(["-p", &device.pid().to_string(), "-batch", "-ex", "call (int)malloc_trim(0)"]).output().unwrap();
-    println!("TMP gdb {}", String::from_utf8_lossy(&o.stdout).lines().last().unwrap_or(""));
-    sleep(Duration::from_secs(1)).await;
-    println!("TMP after trim {:?}", device.rss()?);
-    let mut keys: Vec<&String> = smaps_after.keys().collect();
-    keys.sort_by_key(|k| -(smaps_after[*k] as i64 - *smaps_idle.get(*k).unwrap_or(&0) as i64));
-    for k in keys.iter().take(25) {
-        println!(
-            "TMP {:8} {:8} {}",
-            smaps_idle.get(*k).unwrap_or(&0),
-            smaps_after[*k],
-            k
-        );
-    }
-
     // Sequential joins while one viewer keeps capture running: with webrtcbin's default
     // jitterbuffer, then with none, which leaves the device's and the connection's share.
     let holder = Watching::start(device.addr, window_consume).await?;
@@ -851,7 +831,12 @@ async fn run(opts: &Opts) -> Result<()> {
             .iter()
             .map(|(name, n, p)| format!("{name} ×{n} {p:.1}"))
             .collect();
-        println!("  {} viewers: {}", w.viewers, list.join(", "));
+        println!(
+            "  {} viewers ({} threads): {}",
+            w.viewers,
+            w.threads,
+            list.join(", ")
+        );
     }
     println!("frames/s received by each viewer during its window:");
     for w in &windows {
@@ -950,19 +935,4 @@ fn main() -> Result<()> {
             .await
             .map_err(|_| anyhow!("the benchmark did not finish within 15 min"))?
     })
-}
-
-fn tmp_smaps(pid: u32) -> HashMap<String, u64> {
-    let mut out = HashMap::new();
-    let text = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap();
-    let mut cur = String::new();
-    for l in text.lines() {
-        let f: Vec<&str> = l.split_whitespace().collect();
-        if f.len() >= 5 && f[0].contains('-') && !l.starts_with(|c: char| c.is_ascii_uppercase()) {
-            cur = f.get(5).map_or("[anon]".to_owned(), |s| s.to_string());
-        } else if l.starts_with("Rss:") {
-            *out.entry(cur.clone()).or_default() += f[1].parse::<u64>().unwrap();
-        }
-    }
-    out
 }

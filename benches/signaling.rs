@@ -120,6 +120,24 @@ impl Opts {
 // ---------------------------------------------------------------------------------------------
 // The server under test.
 
+/// The configuration every server runs with.
+const SERVER_CONFIG: &str = "\
+# Connections well above the idle count, and a rate limit no phase reaches, so that the
+# per-connection limiter never interferes with what is measured.
+[limits]
+max_connections = 25000
+rate_per_sec = 1000000.0
+rate_burst = 1000000
+
+# The signaling server alone: the camera peer's encoder would share the CPUs being measured,
+# and mDNS would send beyond loopback.
+[camera]
+enabled = false
+
+[discovery]
+enabled = false
+";
+
 /// The `peercam serve` child process; killed when dropped.
 struct Server {
     child: Child,
@@ -200,12 +218,7 @@ impl Server {
         let dir = bench_dir();
         std::fs::create_dir_all(&dir)?;
         let config = dir.join(format!("{name}.toml"));
-        // Connections well above the idle count; a rate limit no benchmark reaches, so the
-        // per-connection limiter never interferes with what is measured.
-        std::fs::write(
-            &config,
-            "[limits]\nmax_connections = 25000\nrate_per_sec = 1000000.0\nrate_burst = 1000000\n",
-        )?;
+        std::fs::write(&config, SERVER_CONFIG)?;
         let log = dir.join(format!("{name}.log"));
         let out = File::create(&log)?;
         let (nofile, capped) = allowable_nofile(nofile);
