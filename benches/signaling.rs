@@ -11,10 +11,14 @@
 //! - what happens when the server runs out of file descriptors.
 //!
 //! ```text
-//! client tasks (this process) ──ws://127.0.0.1:PORT/signaling──▶ peercam serve (child)
+//! client tasks (this process) ─────┐
+//!                                   ├─ws://127.0.0.1:PORT/signaling─▶ peercam serve (child)
+//! idle members (worker children) ───┘
 //! ```
 //!
-//! The server is a separate process so that its RSS is its own. Every loop is bounded by a
+//! The server is a separate process so that its RSS is its own; idle members live in worker
+//! processes (this binary run with `--idle-worker PORT COUNT`) so that no client process needs
+//! more descriptors than the per-process limit. Every loop is bounded by a
 //! count and a deadline; all traffic stays on 127.0.0.1.
 //!
 //! `cargo bench --bench signaling` runs everything; `-- --quick` is a short run. Options:
