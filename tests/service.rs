@@ -620,7 +620,13 @@ fn under_systemd_logs_reach_the_journal_with_their_fields() {
     }
     drop(viewer);
     svc.signal(libc::SIGTERM);
-    assert!(svc.exit_within(STOP_LIMIT).success());
+    let status = svc.exit_within(STOP_LIMIT);
+    assert!(
+        status.success(),
+        "{status:?}; stderr: {}; journal: {:?}",
+        std::fs::read_to_string(&stderr_path).unwrap_or_default(),
+        records
+    );
 
     let ready = records
         .iter()
