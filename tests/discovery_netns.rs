@@ -361,14 +361,7 @@ fn addresses(camera: &Value) -> Vec<IpAddr> {
 }
 
 fn browse_json(ns: &Netns, probe: &str) -> Vec<Value> {
-    let mut browse = ns.spawn(probe, &["browse", "--timeout", "3", "--json"]);
-    let status = browse.wait(WAIT);
-    assert!(status.success(), "browse: {status}\n{}", browse.stderr());
-    let json = browse.remaining_lines(WAIT).join("\n");
-    match serde_json::from_str(&json) {
-        Ok(Value::Array(found)) => found,
-        other => panic!("browse --json printed {json:?}: {other:?}"),
-    }
+    browse_json_with(ns, probe, "browse")
 }
 
 #[test]
@@ -646,4 +639,96 @@ fn coexists_with_avahi_on_the_same_host() {
     let lines = browse.remaining_lines(WAIT);
     assert!(lines.iter().all(|l| !l.contains("Porch")), "{lines:?}");
     assert!(lines.iter().any(|l| l.contains("Avahi")), "{lines:?}");
+}
+
+/// `peercam discover --json` in a namespace, as parsed JSON.
+fn discover_json(ns: &Netns) -> Vec<Value> {
+    browse_json_with(ns, env!("CARGO_BIN_EXE_peercam"), "discover")
+}
+
+fn browse_json_with(ns: &Netns, program: &str, command: &str) -> Vec<Value> {
+    let mut browse = ns.spawn(program, &[command, "--timeout", "3", "--json"]);
+    let status = browse.wait(WAIT);
+    assert!(status.success(), "{command}: {status}\n{}", browse.stderr());
+    let json = browse.remaining_lines(WAIT).join("\n");
+    match serde_json::from_str(&json) {
+        Ok(Value::Array(found)) => found,
+        other => panic!("{command} --json printed {json:?}: {other:?}"),
+    }
+}
+
+/// The real thing: `peercam serve` on the "camera", `peercam discover` on the "laptop", and
+/// the URL it prints serves the page; after SIGTERM the camera is no longer found.
+#[test]
+fn peercam_discover_finds_peercam_serve_and_its_url_serves_the_page() {
+    let lab = match Lab::new("e2e") {
+        Ok(lab) => lab,
+        Err(reason) => return skip(&reason),
+    };
+    let peercam = env!("CARGO_BIN_EXE_peercam");
+    let config = std::env::temp_dir().join(format!("peercam-netns-{}.toml", std::process::id()));
+    std::fs::write(&config, "").unwrap();
+    let mut serve = lab.camera.spawn_env(
+        peercam,
+        &[
+            "serve",
+            "--config",
+            config.to_str().unwrap(),
+            "--listen",
+            "0.0.0.0:8080",
+            "--name",
+            "Porch Cam",
+            "--no-camera",
+        ],
+        &[("RUST_LOG", "info")],
+    );
+    serve.expect_stderr(WAIT, "ready");
+
+    // A browse started the instant the device is ready (on interfaces made a moment ago) can
+    // miss it; a person running `discover` a second later would not.
+    let mut found = Vec::new();
+    for _ in 0..3 {
+        found = discover_json(&lab.laptop);
+        if found.iter().any(|c| c["name"] == "Porch Cam") {
+            break;
+        }
+    }
+    let camera = found
+        .iter()
+        .find(|c| c["name"] == "Porch Cam")
+        .unwrap_or_else(|| panic!("not found: {found:?}\n{}", serve.stderr()));
+    assert_eq!(camera["txt"]["path"], "/signaling", "{camera}");
+    assert_eq!(camera["txt"]["conv"], "camera", "{camera}");
+    assert_eq!(camera["port"], 8080, "{camera}");
+    let url = camera["url"].as_str().expect("a URL");
+    assert_eq!(url, "http://192.0.2.1:8080/", "{camera}");
+
+    // Fetch the page from the laptop, with bash's /dev/tcp (no HTTP client needed there).
+    let mut get = lab.laptop.spawn(
+        "bash",
+        &[
+            "-c",
+            "exec 3<>/dev/tcp/192.0.2.1/8080 && printf 'GET / HTTP/1.0\\r\\nHost: 192.0.2.1:8080\\r\\n\\r\\n' >&3 && cat <&3",
+        ],
+    );
+    assert!(get.wait(WAIT).success(), "GET: {}", get.stderr());
+    let page = get.remaining_lines(WAIT).join("\n");
+    assert!(
+        page.starts_with("HTTP/1.0 200") || page.starts_with("HTTP/1.1 200"),
+        "{page:.300}"
+    );
+    assert!(
+        page.contains("Porch Cam"),
+        "the page names the device: {page:.600}"
+    );
+
+    serve.terminate();
+    let status = serve.wait(Duration::from_secs(5));
+    assert!(status.success(), "serve: {status}\n{}", serve.stderr());
+    let after = discover_json(&lab.laptop);
+    assert!(
+        after.iter().all(|c| c["name"] != "Porch Cam"),
+        "still advertised after SIGTERM: {after:?}"
+    );
+    let _ = std::fs::remove_file(&config);
 }
