@@ -281,6 +281,8 @@ impl Device {
             .arg("127.0.0.1")
             .arg("--config")
             .arg(&config)
+            // Keeps every packet on loopback; the start-up benchmark covers discovery.
+            .arg("--no-discovery")
             // info: the chosen capture pipeline is logged once at start.
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
@@ -679,7 +681,8 @@ async fn run(opts: &Opts) -> Result<()> {
     let decoder = warm_up_viewer_side()?;
     let device = Device::start().await?;
     println!(
-        "device: {} serve --source test ({WIDTH}x{HEIGHT}@{FPS}, {BITRATE_KBPS} kbit/s), pid {}",
+        "device: {} serve --source test --no-discovery ({WIDTH}x{HEIGHT}@{FPS}, \
+         {BITRATE_KBPS} kbit/s), pid {}",
         env!("CARGO_BIN_EXE_peercam"),
         device.pid()
     );
@@ -848,7 +851,8 @@ async fn run(opts: &Opts) -> Result<()> {
     sizes.dedup();
     println!(
         "\njoin → first decoded frame, GStreamer viewer (webrtcbin ! rtph264depay ! decodebin, \
-         frames {}), sequential joins, each leaving after its first frame:",
+         frames {}; plugins and DTLS certificate loaded beforehand), sequential joins, each \
+         leaving after its first frame:",
         sizes.join(",")
     );
     println!(

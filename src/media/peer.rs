@@ -92,6 +92,19 @@ fn make(factory: &str) -> Result<gst::Element, MediaError> {
         .map_err(|_| MediaError::MissingElement(factory.to_owned()))
 }
 
+/// libnice, as webrtcbin creates it, asks the LAN's router (UPnP IGD) to forward a port to
+/// every peer and waits for its answer before gathering ends. A LAN camera wants neither its
+/// viewers' ports opened to the internet nor a UPnP client per viewer.
+fn disable_upnp(ice_agent: &glib::Object) {
+    if ice_agent.find_property("agent").is_none() {
+        return;
+    }
+    let nice = ice_agent.property::<glib::Object>("agent");
+    if nice.find_property("upnp").is_some() {
+        nice.set_property("upnp", false);
+    }
+}
+
 fn rtp_caps(pt: u32) -> gst::Caps {
     gst::Caps::builder("application/x-rtp")
         .field("media", "video")
@@ -138,6 +151,7 @@ impl Peer {
         for addr in &ice.addresses {
             agent.emit_by_name::<bool>("add-local-ip-address", &[&addr.to_string()]);
         }
+        disable_upnp(&agent);
         bin.add_many([&queue, &pay, &capsfilter, &webrtc])
             .map_err(|e| MediaError::Pipeline(e.to_string()))?;
         gst::Element::link_many([&queue, &pay, &capsfilter])

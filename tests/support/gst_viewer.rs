@@ -76,6 +76,12 @@ impl Viewer {
             .unwrap();
         let agent = webrtc.property::<glib::Object>("ice-agent");
         agent.emit_by_name::<bool>("add-local-ip-address", &[&"127.0.0.1"]);
+        // Browsers do not use UPnP; libnice would start a UPnP client per viewer, whose
+        // contexts race for the same loopback port when several viewers start together.
+        let nice = agent.property::<glib::Object>("agent");
+        if nice.find_property("upnp").is_some() {
+            nice.set_property("upnp", false);
+        }
         pipeline.add(&webrtc).unwrap();
         let (events_tx, events) = mpsc::unbounded_channel();
         let frames = Arc::new(AtomicU64::new(0));
