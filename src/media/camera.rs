@@ -443,13 +443,10 @@ impl Camera {
         };
         log::debug!(peer = key.1.as_str(); "{} after {:?}", event_name(&ev), entry.created.elapsed());
         match ev {
-            PeerEvent::CapsReady(caps) => {
-                entry.peer.caps_ready = true;
-                match entry.peer.role() {
-                    Role::Offerer => entry.peer.create_offer(&caps, &self.events),
-                    Role::Answerer => entry.peer.apply_offer(&caps, &self.events),
-                }
-            }
+            PeerEvent::CapsReady(caps) => match entry.peer.role() {
+                Role::Offerer => entry.peer.create_offer(&caps, &self.events),
+                Role::Answerer => entry.peer.apply_offer(&caps, &self.events),
+            },
             PeerEvent::RemoteOfferSet => {
                 entry.offer_applied = true;
                 entry.peer.decline_other_media();
@@ -476,7 +473,6 @@ impl Camera {
                 // Sent before it is applied, so it reaches the peer ahead of our candidates.
                 self.hub.handle(&key.0, msg);
                 entry.peer.set_local(&desc);
-                entry.peer.described = true;
             }
             PeerEvent::LocalCandidate { mline, candidate } => {
                 self.hub.handle(

@@ -76,12 +76,8 @@ pub struct Peer {
     capsfilter: gst::Element,
     /// The tee pad feeding this branch, once attached.
     pub tee_pad: Option<gst::Pad>,
-    /// Whether the local description was sent (negotiation finished on our side).
-    pub described: bool,
-    /// Whether the caps have arrived (offer/answer may be made).
-    pub caps_ready: bool,
-    /// Answerer: the offer's video m-line and its H.264 caps.
-    offered_video: Option<(u32, gst::Caps)>,
+    /// Answerer: the offer's video m-line.
+    offered_mline: Option<u32>,
     /// Answerer: the offer's text and H.264 payload type, until our caps have settled.
     pending_offer: Option<(String, u32)>,
 }
@@ -174,9 +170,7 @@ impl Peer {
             pay,
             capsfilter,
             tee_pad: None,
-            described: false,
-            caps_ready: false,
-            offered_video: None,
+            offered_mline: None,
             pending_offer: None,
         };
         peer.connect_signals(&events);
@@ -306,7 +300,7 @@ impl Peer {
         self.capsfilter.set_property("caps", rtp_caps(pt));
         self.link_webrtc_pad()?;
         log::debug!("answering with {caps:?}");
-        self.offered_video = Some((mline, caps));
+        self.offered_mline = Some(mline);
         self.pending_offer = Some((sdp.to_owned(), pt));
         Ok(())
     }
@@ -359,7 +353,7 @@ impl Peer {
     /// Answerer, once the offer is applied: declines the offer's other m-lines (the device
     /// sends video; it does not need the remote's media).
     pub fn decline_other_media(&self) {
-        let Some((mline, _)) = &self.offered_video else {
+        let Some(mline) = self.offered_mline else {
             return;
         };
         // `get-transceivers` returns a GArray, which has no safe binding; walk by index over
@@ -372,7 +366,7 @@ impl Peer {
             else {
                 break;
             };
-            if t.mlineindex() != *mline && t.mlineindex() != u32::MAX {
+            if t.mlineindex() != mline && t.mlineindex() != u32::MAX {
                 t.set_direction(gst_webrtc::WebRTCRTPTransceiverDirection::Inactive);
             }
         }
