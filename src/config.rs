@@ -62,6 +62,8 @@ macro_rules! section {
 pub struct Config {
     /// HTTP and signaling.
     pub server: ServerConfig,
+    /// https and wss.
+    pub tls: TlsConfig,
     /// Transport limits.
     pub limits: LimitsConfig,
     /// The camera peer.
@@ -78,6 +80,11 @@ const SECTIONS: &[(&str, &str, &[KeyDoc])] = &[
         "server",
         "HTTP page and WebSocket signaling.",
         ServerConfig::KEYS,
+    ),
+    (
+        "tls",
+        "https and wss on the same port as http (pages get camera and microphone on https only).",
+        TlsConfig::KEYS,
     ),
     (
         "limits",
@@ -103,6 +110,9 @@ const SECTIONS: &[(&str, &str, &[KeyDoc])] = &[
 
 /// Example values for keys that are unset by default, shown commented out.
 const EXAMPLES: &[(&str, &str, &str)] = &[
+    ("server", "state_dir", "\"/var/lib/peercam\""),
+    ("tls", "cert", "\"/etc/peercam/cert.pem\""),
+    ("tls", "key", "\"/etc/peercam/key.pem\""),
     ("camera", "stun", "\"stun://stun.example.net:3478\""),
     (
         "camera",
@@ -122,6 +132,24 @@ pub struct ServerConfig {
     pub allowed_origins: Vec<String>,
     /// Refuse `join` of a conversation that does not exist instead of creating it.
     pub join_only: bool,
+    /// Directory for what the device keeps between starts: the generated TLS certificate
+    /// (unset: $STATE_DIRECTORY, which systemd sets to /var/lib/peercam, else
+    /// $XDG_STATE_HOME/peercam, else ~/.local/state/peercam).
+    pub state_dir: Option<PathBuf>,
+}
+}
+
+section! {
+/// `[tls]`
+pub struct TlsConfig {
+    /// Answer https and wss on `server.listen` besides plain http; without `cert` and `key` a
+    /// self-signed certificate is made on the first start and kept in `server.state_dir`.
+    pub enabled: bool,
+    /// PEM certificate (chain, the device's own first) to use instead of the generated one;
+    /// set `key` as well.
+    pub cert: Option<PathBuf>,
+    /// PEM private key of `cert` (PKCS#8, SEC1 or PKCS#1, unencrypted).
+    pub key: Option<PathBuf>,
 }
 }
 
@@ -216,6 +244,16 @@ impl Default for DiscoveryConfig {
     }
 }
 
+impl Default for TlsConfig {
+    fn default() -> Self {
+        TlsConfig {
+            enabled: true,
+            cert: None,
+            key: None,
+        }
+    }
+}
+
 impl Default for LogConfig {
     fn default() -> Self {
         LogConfig {
@@ -231,6 +269,7 @@ impl Default for ServerConfig {
             name: "peercam".into(),
             allowed_origins: Vec::new(),
             join_only: false,
+            state_dir: None,
         }
     }
 }
@@ -313,6 +352,8 @@ pub struct Overrides {
     pub pipelines_dir: Option<PathBuf>,
     /// `discovery.enabled = false`.
     pub no_discovery: bool,
+    /// `tls.enabled = false`.
+    pub no_tls: bool,
     /// `camera.enabled = false`.
     pub no_camera: bool,
 }
@@ -367,6 +408,9 @@ impl Config {
         }
         if o.no_discovery {
             self.discovery.enabled = false;
+        }
+        if o.no_tls {
+            self.tls.enabled = false;
         }
         if o.no_camera {
             self.camera.enabled = false;
@@ -465,6 +509,21 @@ impl Config {
         }
         if !(1..=600).contains(&c.stall_timeout_secs) {
             return invalid("camera.stall_timeout_secs", "must be between 1 and 600");
+        }
+        match (&self.tls.cert, &self.tls.key) {
+            (Some(_), None) => {
+                return invalid(
+                    "tls.key",
+                    "must be set as well as tls.cert (its private key)",
+                )
+            }
+            (None, Some(_)) => {
+                return invalid(
+                    "tls.cert",
+                    "must be set as well as tls.key (its certificate)",
+                )
+            }
+            _ => {}
         }
         if let Err(e) = env_filter::Builder::new().try_parse(&self.log.level) {
             return invalid("log.level", &format!("not a log filter: {e}"));
@@ -659,6 +718,13 @@ mod tests {
         );
         refused("[camera]\nstun = \"turn://x\"\n", &["camera.stun"]);
         refused("[log]\nlevel = \"peercam=loud\"\n", &["log.level"]);
+        refused("[tls]\ncert = \"/c.pem\"\n", &["tls.key"]);
+        refused("[tls]\nkey = \"/k.pem\"\n", &["tls.cert"]);
+        refused("[tls]\nenabled = \"yes\"\n", &["line 2", "enabled"]);
+        refused(
+            "[tls]\ncertificate = \"/c.pem\"\n",
+            &["line 2", "certificate"],
+        );
     }
 
     #[test]
@@ -691,6 +757,9 @@ mod tests {
         let mut full = Config::default();
         full.camera.stun = Some("stun://example.net:3478".into());
         full.camera.pipelines_dir = Some("/p".into());
+        full.server.state_dir = Some("/s".into());
+        full.tls.cert = Some("/c".into());
+        full.tls.key = Some("/k".into());
         let value = toml::Value::try_from(&full).unwrap();
         let tables = value.as_table().unwrap();
         let names: Vec<&str> = SECTIONS.iter().map(|(n, _, _)| *n).collect();
@@ -743,8 +812,13 @@ mod tests {
     fn uncommented_examples_are_valid() {
         let text = Config::default_file().replace("\n# stun = ", "\nstun = ");
         let text = text.replace("\n# pipelines_dir = ", "\npipelines_dir = ");
+        let text = text.replace("\n# state_dir = ", "\nstate_dir = ");
+        let text = text.replace("\n# cert = ", "\ncert = ");
+        let text = text.replace("\n# key = ", "\nkey = ");
         let c = parse(&text).unwrap();
         assert!(c.camera.stun.is_some() && c.camera.pipelines_dir.is_some());
+        assert!(c.server.state_dir.is_some());
+        assert!(c.tls.cert.is_some() && c.tls.key.is_some());
     }
 
     #[test]
@@ -757,6 +831,10 @@ mod tests {
         c.limits.rate_per_sec = 12.5;
         c.discovery.enabled = false;
         c.log.level = "peercam=debug,warn".into();
+        c.server.state_dir = Some("/srv/cam state".into());
+        c.tls.enabled = false;
+        c.tls.cert = Some("/etc/ssl/cam.pem".into());
+        c.tls.key = Some("/etc/ssl/private/cam.key".into());
         assert_eq!(parse(&c.to_commented_toml()).unwrap(), c);
     }
 
@@ -787,6 +865,7 @@ mod tests {
             pipelines_dir: Some("/tmp/p".into()),
             no_discovery: true,
             no_camera: true,
+            no_tls: true,
         };
         let (c, _) = Config::resolve(Some(&file), &flags).unwrap();
         assert_eq!(c.server.listen.port(), 9100);
@@ -798,6 +877,7 @@ mod tests {
         assert_eq!(c.camera.pipelines_dir.as_deref(), Some(Path::new("/tmp/p")));
         assert!(!c.discovery.enabled);
         assert!(!c.camera.enabled);
+        assert!(!c.tls.enabled);
         // What no flag names keeps the file's value.
         assert_eq!(c.camera.fps, 15);
 

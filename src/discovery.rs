@@ -112,10 +112,26 @@ pub struct Advertisement {
     pub tls: bool,
     /// Whether signaling needs credentials, advertised as `auth=0|1`.
     pub auth: bool,
-    /// SHA-256 fingerprint of the TLS certificate, advertised as `fp=` when set.
+    /// The TLS certificate's fingerprint as the `fp=` value, when set: see [`fingerprint_txt`].
     pub fingerprint: Option<String>,
     /// Addresses to publish; empty: every non-loopback interface address, kept up to date.
     pub addresses: Vec<IpAddr>,
+}
+
+/// The `fp=` value for a SHA-256 fingerprint in uppercase hex pairs joined by colons:
+/// `sha-256 AB:CD:…`, the form of SDP's `a=fingerprint` (RFC 8122), which names its hash so
+/// that another one can follow. 103 bytes, well within a TXT entry.
+pub fn fingerprint_txt(sha256: &str) -> String {
+    format!("sha-256 {sha256}")
+}
+
+/// The fingerprint in an `fp=` value: the hex after `sha-256 `, or the whole value when it
+/// names no hash this version knows.
+pub fn fingerprint_from_txt(value: &str) -> String {
+    match value.split_once(' ') {
+        Some((hash, hex)) if hash.eq_ignore_ascii_case("sha-256") => hex.trim().to_owned(),
+        _ => value.to_owned(),
+    }
 }
 
 /// The TXT entries for `ad`, in the order they are published.
@@ -379,8 +395,15 @@ pub struct FoundCamera {
     pub port: u16,
     /// TXT entries; keys lowercased, values decoded lossily as UTF-8.
     pub txt: BTreeMap<String, String>,
-    /// `http(s)://<first IPv4 address or host>:<port>/`.
+    /// The URL to open: `https://` when the device advertises TLS (`tls=1`), else
+    /// `http://`; then the first IPv4 address or the host, and the port.
     pub url: String,
+    /// The same with `http://`, which a TLS device answers as well: enough to watch, but
+    /// browsers allow camera and microphone only on https pages.
+    pub http_url: String,
+    /// The TLS certificate's SHA-256 fingerprint from `fp=` (uppercase hex pairs joined by
+    /// colons, what browsers show), when advertised.
+    pub fingerprint: Option<String>,
 }
 
 impl FoundCamera {
@@ -396,6 +419,8 @@ impl FoundCamera {
         addresses.dedup();
         let tls = txt.get("tls").is_some_and(|v| v == "1");
         let url = camera_url(tls, &addresses, &host, port);
+        let http_url = camera_url(false, &addresses, &host, port);
+        let fingerprint = txt.get("fp").map(|fp| fingerprint_from_txt(fp));
         FoundCamera {
             name,
             host,
@@ -403,6 +428,8 @@ impl FoundCamera {
             port,
             txt,
             url,
+            http_url,
+            fingerprint,
         }
     }
 
@@ -562,8 +589,10 @@ pub fn browse(timeout: Duration) -> Result<Vec<FoundCamera>, DiscoveryError> {
 }
 
 /// Formats the list for `peercam discover`: one line per device under a header, or a
-/// sentence when there is none. Text from the network is shown with control characters
-/// replaced, so a hostile TXT record cannot drive the terminal.
+/// sentence when there is none; then, for each device with TLS, its certificate's
+/// fingerprint (to compare with what the browser shows) and its plain http URL. Text from the
+/// network is shown with control characters replaced, so a hostile TXT record cannot drive
+/// the terminal.
 pub fn format_table(found: &[FoundCamera]) -> String {
     if found.is_empty() {
         return "no cameras found\n".to_owned();
@@ -599,6 +628,28 @@ pub fn format_table(found: &[FoundCamera]) -> String {
         }
         out.push_str(line.trim_end());
         out.push('\n');
+    }
+    let secure: Vec<&FoundCamera> = found.iter().filter(|c| c.url != c.http_url).collect();
+    let name_width = secure
+        .iter()
+        .map(|c| printable(&c.name).chars().count())
+        .max()
+        .unwrap_or(0);
+    for (i, c) in secure.iter().enumerate() {
+        if i == 0 {
+            out.push('\n');
+        }
+        let fingerprint = c.fingerprint.as_deref().map_or_else(
+            || "certificate fingerprint not advertised".to_owned(),
+            |fp| format!("certificate SHA-256 {}", printable(fp)),
+        );
+        let name = printable(&c.name);
+        out.push_str(&format!("{name:<name_width$}  {fingerprint}\n"));
+        out.push_str(&format!(
+            "{:<name_width$}  also {} (to watch; camera and microphone need https)\n",
+            "",
+            printable(&c.http_url)
+        ));
     }
     out
 }
@@ -812,6 +863,8 @@ mod tests {
                 "port": 8080,
                 "txt": {"conv": "porch"},
                 "url": "http://192.0.2.1:8080/",
+                "http_url": "http://192.0.2.1:8080/",
+                "fingerprint": null,
             })
         );
     }
@@ -848,5 +901,53 @@ mod tests {
         let url_column = lines[0].find("URL").unwrap();
         assert_eq!(lines[2].find("http://porch-cam.local"), Some(url_column));
         assert_eq!(format_table(&[]), "no cameras found\n");
+    }
+
+    #[test]
+    fn fingerprints_travel_as_sha_256_values() {
+        let fp = "AB:CD:EF";
+        assert_eq!(fingerprint_txt(fp), "sha-256 AB:CD:EF");
+        assert_eq!(fingerprint_from_txt(&fingerprint_txt(fp)), fp);
+        assert_eq!(fingerprint_from_txt("SHA-256 AB:CD"), "AB:CD");
+        assert_eq!(fingerprint_from_txt("sha-512 AB"), "sha-512 AB");
+        assert_eq!(fingerprint_from_txt("AB:CD"), "AB:CD");
+        // A full SHA-256 fingerprint fits a TXT entry with room to spare.
+        let full = vec!["AB"; 32].join(":");
+        let mut a = ad();
+        a.fingerprint = Some(fingerprint_txt(&full));
+        let entries = txt_entries(&a).unwrap();
+        let (_, value) = entries.iter().find(|(k, _)| k == "fp").unwrap();
+        assert_eq!(value.len(), 103);
+    }
+
+    #[test]
+    fn tls_cameras_show_their_fingerprint_and_plain_url() {
+        let lan: IpAddr = Ipv4Addr::new(192, 0, 2, 1).into();
+        let c = found(&[("tls", "1"), ("fp", "sha-256 AB:CD\u{1b}[2J")], vec![lan]);
+        assert_eq!(c.url, "https://192.0.2.1:8080/");
+        assert_eq!(c.http_url, "http://192.0.2.1:8080/");
+        assert_eq!(c.fingerprint.as_deref(), Some("AB:CD\u{1b}[2J"));
+        let json = serde_json::to_value(&c).unwrap();
+        assert_eq!(json["fingerprint"], "AB:CD\u{1b}[2J");
+        assert_eq!(json["http_url"], "http://192.0.2.1:8080/");
+        let mut plain = found(&[("tls", "0")], vec![lan]);
+        plain.name = "Garage".into();
+        let table = format_table(&[c, plain]);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines.len(), 6, "{table}");
+        assert!(
+            lines[1].starts_with("Porch Cam  https://192.0.2.1:8080/"),
+            "{table}"
+        );
+        assert_eq!(lines[3], "");
+        assert_eq!(
+            lines[4], "Porch Cam  certificate SHA-256 AB:CD?[2J",
+            "{table}"
+        );
+        assert!(
+            lines[5].starts_with("           also http://192.0.2.1:8080/ (to watch"),
+            "{table}"
+        );
+        assert!(!table.contains('\u{1b}'));
     }
 }

@@ -9,4 +9,5 @@ pub mod net;
 pub mod service;
 pub mod signaling;
 pub mod systemd;
+pub mod tls;
 pub mod web;

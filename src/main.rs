@@ -86,6 +86,9 @@ struct Settings {
     /// Do not advertise the camera over mDNS [file: discovery.enabled = false].
     #[arg(long)]
     no_discovery: bool,
+    /// Serve plain http only, without https and wss [file: tls.enabled = false].
+    #[arg(long)]
+    no_tls: bool,
     /// Run signaling (and the page) only, without the camera peer [file: camera.enabled =
     /// false].
     #[arg(long)]
@@ -97,8 +100,8 @@ struct DiscoverArgs {
     /// How long to listen for answers, in seconds.
     #[arg(long, value_name = "SECONDS", default_value = "3", value_parser = parse_timeout)]
     timeout: Duration,
-    /// Print JSON (name, host, addresses, port, TXT entries, URL per camera) instead of a
-    /// table.
+    /// Print JSON (name, host, addresses, port, TXT entries, URLs and certificate
+    /// fingerprint per camera) instead of a table.
     #[arg(long)]
     json: bool,
 }
@@ -136,6 +139,7 @@ impl Settings {
             pipelines_dir: self.pipelines_dir.clone(),
             no_discovery: self.no_discovery,
             no_camera: self.no_camera,
+            no_tls: self.no_tls,
         };
         let (config, _) = Config::resolve(self.config.as_deref(), &overrides)?;
         Ok(config)

@@ -4,7 +4,8 @@
 //! listener and the shutdown future from its caller, so tests bind `127.0.0.1:0` and stop it
 //! when they like. [`run`] is the whole appliance around it:
 //!
-//! 1. signal handlers, then bind the port;
+//! 1. signal handlers, then bind the port, then the TLS certificate (read, or made on the
+//!    first start; its fingerprint is advertised);
 //! 2. start the camera and the mDNS advertiser side by side (both take a moment);
 //! 3. `READY=1`: the port is bound, the camera's conversation exists, the device is
 //!    registered with the mDNS responder;
@@ -31,9 +32,10 @@ use crate::media::camera::{self, CameraHandle, CameraSettings, CameraStats};
 use crate::media::peer::IceSettings;
 use crate::media::select::SelectError;
 use crate::media::MediaError;
-use crate::net::Listener;
+use crate::net::{self, Listener};
 use crate::signaling::{Hub, SignalingServer};
 use crate::systemd::{FrameHealth, FrameWatch, Notifier};
+use crate::tls::{Identity, TlsError};
 use crate::web::{self, AppState, DeviceInfo};
 
 /// From the first signal to the process's exit, at most.
@@ -64,6 +66,8 @@ pub struct Device {
     pub info: Arc<DeviceInfo>,
     /// The camera peer, once started.
     pub camera: Option<CameraHandle>,
+    /// TLS for https and wss on the same port, once enabled.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Device {
@@ -80,13 +84,26 @@ impl Device {
             version: env!("CARGO_PKG_VERSION"),
             conversation: config.camera.conversation.clone(),
             signaling: "/signaling",
+            tls: false,
+            fingerprint: None,
         });
         Device {
             hub,
             signaling,
             info,
             camera: None,
+            tls: None,
         }
+    }
+
+    /// Makes the port answer https and wss with `identity`, besides plain http.
+    pub fn enable_tls(&mut self, identity: &Identity) {
+        self.tls = Some(identity.server_config());
+        self.info = Arc::new(DeviceInfo {
+            tls: true,
+            fingerprint: Some(identity.fingerprint().to_owned()),
+            ..(*self.info).clone()
+        });
     }
 
     /// Starts the camera peer with a capture description (`launch`, ending in H.264).
@@ -106,9 +123,10 @@ impl Device {
         Ok(())
     }
 
-    /// Serves HTTP and signaling on `listener` until `shutdown` resolves; then stops
-    /// accepting and returns once the HTTP requests in flight are answered. WebSocket
-    /// connections outlive it: [`Device::shutdown`] closes them.
+    /// Serves HTTP and signaling on `listener` (https and wss as well once
+    /// [`Device::enable_tls`] ran) until `shutdown` resolves; then stops accepting and
+    /// returns once the HTTP requests in flight are answered. WebSocket connections outlive
+    /// it: [`Device::shutdown`] closes them.
     pub async fn serve(
         &self,
         listener: TcpListener,
@@ -119,9 +137,14 @@ impl Device {
             info: self.info.clone(),
             camera: self.camera.as_ref().map(|c| c.stats().clone()),
         });
-        axum::serve(Listener::new(listener), app)
-            .with_graceful_shutdown(shutdown)
-            .await
+        net::serve(
+            Listener::new(listener),
+            app,
+            self.tls.clone(),
+            net::HANDSHAKE_TIMEOUT,
+            shutdown,
+        )
+        .await
     }
 
     /// Ends the camera's broadcast (its viewers get `left` then `end`) and closes every
@@ -174,6 +197,9 @@ pub enum ServiceError {
         /// Why.
         source: std::io::Error,
     },
+    /// The TLS certificate or key cannot be used.
+    #[error("TLS: {0}")]
+    Tls(TlsError),
     /// Signal handlers could not be installed.
     #[error("installing signal handlers: {0}")]
     Signals(std::io::Error),
@@ -212,7 +238,18 @@ pub async fn run(config: Config) -> Result<(), ServiceError> {
         source,
     })?;
 
-    let ad = match advertisement(&config, local) {
+    let tls = match tls_settings(&config) {
+        Some(settings) => Some(
+            tokio::task::spawn_blocking(move || Identity::load(&settings))
+                .await
+                .map_err(|e| ServiceError::Task(e.to_string()))?
+                .map_err(ServiceError::Tls)?,
+        ),
+        None => None,
+    };
+    let fingerprint = tls.as_ref().map(|t| t.fingerprint().to_owned());
+
+    let ad = match advertisement(&config, local, fingerprint.as_deref()) {
         Some(ad) if config.discovery.enabled => Some(ad),
         Some(_) => None,
         None => {
@@ -225,7 +262,7 @@ pub async fn run(config: Config) -> Result<(), ServiceError> {
     let advertising = ad.map(|ad| tokio::task::spawn_blocking(move || Advertiser::start(ad)));
     let device = {
         let config = config.clone();
-        tokio::task::spawn_blocking(move || build_device(&config))
+        tokio::task::spawn_blocking(move || build_device(&config, tls.as_ref()))
     };
     let mut device = device
         .await
@@ -263,6 +300,9 @@ pub async fn run(config: Config) -> Result<(), ServiceError> {
         "peercam {} ready: {url} (signaling at /signaling){advertised}",
         env!("CARGO_PKG_VERSION")
     );
+    if let Some(fingerprint) = &fingerprint {
+        log::info!("https on {local}, certificate SHA-256 {fingerprint}");
+    }
 
     let health = tokio::spawn(health_loop(
         notifier.clone(),
@@ -318,8 +358,11 @@ pub async fn run(config: Config) -> Result<(), ServiceError> {
 
 /// Builds the device and starts its camera. Blocking: the encoder probe may run a
 /// two-frame trial and the camera prepares its DTLS certificate.
-fn build_device(config: &Config) -> Result<Device, ServiceError> {
+fn build_device(config: &Config, tls: Option<&Identity>) -> Result<Device, ServiceError> {
     let mut device = Device::new(config);
+    if let Some(identity) = tls {
+        device.enable_tls(identity);
+    }
     if config.camera.enabled {
         let selection = crate::media::select::capture_pipeline(&config.camera)
             .map_err(|e| ServiceError::Select(Box::new(e)))?;
@@ -334,11 +377,29 @@ fn build_device(config: &Config) -> Result<Device, ServiceError> {
     Ok(device)
 }
 
-/// What to publish over mDNS for a device serving on `local`; `None` when bound to loopback
-/// and no address is configured: no other machine could reach it, and the responder would
-/// still join the mDNS group on every interface (development runs and benchmarks bind
-/// 127.0.0.1 and should stay off the LAN).
-fn advertisement(config: &Config, local: SocketAddr) -> Option<Advertisement> {
+/// Where the TLS identity comes from; `None` with TLS off.
+fn tls_settings(config: &Config) -> Option<crate::tls::Settings> {
+    let t = &config.tls;
+    t.enabled.then(|| crate::tls::Settings {
+        files: t.cert.clone().zip(t.key.clone()),
+        state_dir: config
+            .server
+            .state_dir
+            .clone()
+            .or_else(crate::tls::default_state_dir),
+        name: config.server.name.clone(),
+    })
+}
+
+/// What to publish over mDNS for a device serving on `local` (with TLS when `fingerprint`
+/// is given); `None` when bound to loopback and no address is configured: no other machine
+/// could reach it, and the responder would still join the mDNS group on every interface
+/// (development runs and benchmarks bind 127.0.0.1 and should stay off the LAN).
+fn advertisement(
+    config: &Config,
+    local: SocketAddr,
+    fingerprint: Option<&str>,
+) -> Option<Advertisement> {
     let addresses = if !config.discovery.addresses.is_empty() {
         config.discovery.addresses.clone()
     } else if local.ip().is_loopback() {
@@ -353,9 +414,9 @@ fn advertisement(config: &Config, local: SocketAddr) -> Option<Advertisement> {
         name: config.server.name.clone(),
         port: local.port(),
         conversation: config.camera.conversation.clone(),
-        tls: false,
+        tls: fingerprint.is_some(),
         auth: false,
-        fingerprint: None,
+        fingerprint: fingerprint.map(crate::discovery::fingerprint_txt),
         addresses,
     })
 }
@@ -534,20 +595,25 @@ mod tests {
     fn the_advertisement_follows_the_listen_address() {
         let mut config = Config::default();
         config.server.name = "Porch".into();
-        let ad = advertisement(&config, "0.0.0.0:8080".parse().unwrap()).unwrap();
+        let ad = advertisement(&config, "0.0.0.0:8080".parse().unwrap(), None).unwrap();
         assert!(ad.addresses.is_empty());
         assert_eq!((ad.name.as_str(), ad.port), ("Porch", 8080));
         assert_eq!(ad.conversation, "camera");
-        let ad = advertisement(&config, "192.0.2.4:9000".parse().unwrap()).unwrap();
+        let ad = advertisement(&config, "192.0.2.4:9000".parse().unwrap(), None).unwrap();
         assert_eq!(ad.addresses, vec!["192.0.2.4".parse::<IpAddr>().unwrap()]);
         // Loopback only: nothing to tell the LAN, unless addresses are configured.
-        assert!(advertisement(&config, "127.0.0.1:9000".parse().unwrap()).is_none());
-        assert!(advertisement(&config, "[::1]:9000".parse().unwrap()).is_none());
+        assert!(advertisement(&config, "127.0.0.1:9000".parse().unwrap(), None).is_none());
+        assert!(advertisement(&config, "[::1]:9000".parse().unwrap(), None).is_none());
         config.discovery.addresses = vec!["192.0.2.9".parse().unwrap()];
-        let ad = advertisement(&config, "192.0.2.4:9000".parse().unwrap()).unwrap();
+        let ad = advertisement(&config, "192.0.2.4:9000".parse().unwrap(), None).unwrap();
         assert_eq!(ad.addresses, config.discovery.addresses);
-        let ad = advertisement(&config, "127.0.0.1:9000".parse().unwrap()).unwrap();
+        let ad = advertisement(&config, "127.0.0.1:9000".parse().unwrap(), None).unwrap();
         assert_eq!(ad.addresses, config.discovery.addresses);
+        assert!(!ad.tls && ad.fingerprint.is_none());
+        // With TLS: `tls=1` and the fingerprint, in the TXT form.
+        let ad = advertisement(&config, "192.0.2.4:9000".parse().unwrap(), Some("AB:CD")).unwrap();
+        assert!(ad.tls);
+        assert_eq!(ad.fingerprint.as_deref(), Some("sha-256 AB:CD"));
     }
 
     #[test]

@@ -23,6 +23,11 @@ pub struct DeviceInfo {
     pub conversation: String,
     /// Signaling endpoint path.
     pub signaling: &'static str,
+    /// Whether the port answers https and wss as well as http.
+    pub tls: bool,
+    /// SHA-256 of the TLS certificate, uppercase hex pairs joined by colons (what browsers
+    /// show as the certificate's fingerprint); `null` without TLS.
+    pub fingerprint: Option<String>,
 }
 
 /// Shared state of the HTTP routes.
@@ -41,6 +46,8 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(index))
         .route("/app.js", get(app_js))
+        .route("/overlay.js", get(overlay_js))
+        .route("/fullscreen.js", get(fullscreen_js))
         .route("/style.css", get(style_css))
         .route("/api/info", get(info))
         .route("/api/stats", get(stats))
@@ -56,6 +63,20 @@ async fn app_js() -> Response {
     asset(
         "text/javascript; charset=utf-8",
         include_str!("../web/app.js"),
+    )
+}
+
+async fn overlay_js() -> Response {
+    asset(
+        "text/javascript; charset=utf-8",
+        include_str!("../web/overlay.js"),
+    )
+}
+
+async fn fullscreen_js() -> Response {
+    asset(
+        "text/javascript; charset=utf-8",
+        include_str!("../web/fullscreen.js"),
     )
 }
 

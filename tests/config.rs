@@ -34,7 +34,14 @@ fn the_printed_default_file_parses_to_the_defaults() {
     let printed = text(&out.stdout);
     let parsed = Config::parse(&printed, Path::new("printed")).expect("the printed file parses");
     assert_eq!(parsed, Config::default());
-    for section in ["[server]", "[limits]", "[camera]", "[discovery]", "[log]"] {
+    for section in [
+        "[server]",
+        "[tls]",
+        "[limits]",
+        "[camera]",
+        "[discovery]",
+        "[log]",
+    ] {
         assert!(printed.contains(section), "{section} missing");
     }
     // Every key line is preceded by its explanation.
@@ -104,6 +111,7 @@ fn flags_override_the_file() {
     assert_eq!(plain.server.name, "from file");
     assert_eq!(plain.camera.source, "libcamera");
     assert!(plain.discovery.enabled);
+    assert!(plain.tls.enabled);
 
     let flagged = effective(&[
         "--listen",
@@ -119,6 +127,7 @@ fn flags_override_the_file() {
         "--ice-address",
         "127.0.0.1",
         "--no-discovery",
+        "--no-tls",
     ]);
     assert_eq!(flagged.server.listen.port(), 9100);
     assert_eq!(flagged.server.name, "from flag");
@@ -130,6 +139,7 @@ fn flags_override_the_file() {
         ["127.0.0.1".parse::<std::net::IpAddr>().unwrap()]
     );
     assert!(!flagged.discovery.enabled);
+    assert!(!flagged.tls.enabled);
     // Untouched by any flag: the file's value.
     assert_eq!(flagged.camera.fps, 12);
     let _ = std::fs::remove_dir_all(&dir);
@@ -147,6 +157,7 @@ fn help_explains_every_command_and_option() {
         "--config",
         "--listen",
         "--no-discovery",
+        "--no-tls",
     ] {
         assert!(help.contains(word), "--help lacks {word}");
     }

@@ -25,6 +25,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use rustls_pki_types::pem::PemObject;
 use serde_json::Value;
 
 /// Longest wait for a single expected event. The daemon looks at interface addresses every
@@ -668,6 +669,9 @@ fn peercam_discover_finds_peercam_serve_and_its_url_serves_the_page() {
     let peercam = env!("CARGO_BIN_EXE_peercam");
     let config = std::env::temp_dir().join(format!("peercam-netns-{}.toml", std::process::id()));
     std::fs::write(&config, "").unwrap();
+    // Where the service keeps its generated TLS certificate, as systemd's StateDirectory=.
+    let state =
+        TempDir(std::env::temp_dir().join(format!("peercam-netns-state-{}", std::process::id())));
     let mut serve = lab.camera.spawn_env(
         peercam,
         &[
@@ -680,9 +684,19 @@ fn peercam_discover_finds_peercam_serve_and_its_url_serves_the_page() {
             "Porch Cam",
             "--no-camera",
         ],
-        &[("RUST_LOG", "info")],
+        &[
+            ("RUST_LOG", "info"),
+            ("STATE_DIRECTORY", state.0.to_str().expect("UTF-8 path")),
+        ],
     );
     serve.expect_stderr(WAIT, "ready");
+    serve.expect_stderr(WAIT, "certificate SHA-256 ");
+    let fingerprint = {
+        let pem = std::fs::read(state.0.join("cert.pem")).expect("the generated cert.pem");
+        let der = rustls_pki_types::CertificateDer::from_pem_slice(&pem).expect("PEM");
+        peercam::tls::fingerprint(&der)
+    };
+    assert!(serve.stderr().contains(&fingerprint), "{}", serve.stderr());
 
     // A browse started the instant the device is ready (on interfaces made a moment ago) can
     // miss it; a person running `discover` a second later would not.
@@ -701,7 +715,28 @@ fn peercam_discover_finds_peercam_serve_and_its_url_serves_the_page() {
     assert_eq!(camera["txt"]["conv"], "camera", "{camera}");
     assert_eq!(camera["port"], 8080, "{camera}");
     let url = camera["url"].as_str().expect("a URL");
-    assert_eq!(url, "http://192.0.2.1:8080/", "{camera}");
+    assert_eq!(url, "https://192.0.2.1:8080/", "{camera}");
+    assert_eq!(camera["http_url"], "http://192.0.2.1:8080/", "{camera}");
+    assert_eq!(camera["txt"]["tls"], "1", "{camera}");
+    assert_eq!(camera["fingerprint"], fingerprint.as_str(), "{camera}");
+
+    // What a browser on the laptop is shown for that URL is the advertised certificate.
+    if which("openssl").is_some() {
+        let mut shown = lab.laptop.spawn(
+            "sh",
+            &[
+                "-c",
+                "openssl s_client -connect 192.0.2.1:8080 -servername porch-cam.local </dev/null \
+                 2>/dev/null | openssl x509 -noout -fingerprint -sha256",
+            ],
+        );
+        assert!(shown.wait(WAIT).success(), "openssl: {}", shown.stderr());
+        let line = shown.remaining_lines(WAIT).join("");
+        assert_eq!(
+            line.split_once('=').map(|(_, fp)| fp),
+            Some(fingerprint.as_str())
+        );
+    }
 
     // Fetch the page from the laptop, with bash's /dev/tcp (no HTTP client needed there).
     let mut get = lab.laptop.spawn(

@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
+use rustls_pki_types::pem::PemObject;
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -150,6 +151,8 @@ impl Service {
             .args(&args)
             .env("NOTIFY_SOCKET", &notify)
             .env("WATCHDOG_USEC", "1000000")
+            // As systemd sets it for StateDirectory=: the generated TLS certificate goes here.
+            .env("STATE_DIRECTORY", dir.join("state"))
             .env("RUST_LOG", "info")
             .env_remove("JOURNAL_STREAM")
             .stdin(Stdio::null())
@@ -518,7 +521,13 @@ fn discover_lists_a_serving_camera() {
     assert_eq!(cam["addresses"][0], "127.0.0.1");
     assert_eq!(cam["txt"]["conv"], "camera");
     assert_eq!(cam["txt"]["path"], "/signaling");
-    assert_eq!(cam["url"], format!("http://127.0.0.1:{}/", svc.port));
+    assert_eq!(cam["url"], format!("https://127.0.0.1:{}/", svc.port));
+    assert_eq!(cam["http_url"], format!("http://127.0.0.1:{}/", svc.port));
+    assert_eq!(cam["txt"]["tls"], "1");
+    // The fingerprint of the certificate the service made in its state directory.
+    let cert = std::fs::read(svc.dir.join("state/cert.pem")).expect("the generated cert.pem");
+    let der = rustls_pki_types::CertificateDer::from_pem_slice(&cert).expect("PEM");
+    assert_eq!(cam["fingerprint"], peercam::tls::fingerprint(&der));
 
     let table = Command::new(BIN)
         .args(["discover", "--timeout", "1.5"])
@@ -529,6 +538,7 @@ fn discover_lists_a_serving_camera() {
         text.contains("Porch Cam") && text.contains("porch-cam.local"),
         "{text}"
     );
+    assert!(text.contains("certificate SHA-256 "), "{text}");
 
     svc.signal(libc::SIGTERM);
     assert!(svc.exit_within(STOP_LIMIT).success());
