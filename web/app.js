@@ -6,11 +6,17 @@
 //                      and microphone; every other member appears in the grid.
 //   /?room=NAME&invite=1, or the "Invite the camera" button: also ask the device to join the
 //                      room as one more member (the `invite` extension of PROTOCOL.md).
+//   ?stats=1           in either mode: the stats overlay on from the start (also the `s` key).
 //
 // Signaling is nextRTC over one WebSocket (see PROTOCOL.md). The negotiation code is the same
 // in both modes: whoever the server tells to offer offers, whoever is offered to answers.
 // Tests read `window.peercam` (state, stats) instead of scraping the DOM.
+//
+// Loaded as a module: overlay.js is the stats overlay, fullscreen.js the Fullscreen API.
 'use strict';
+
+import { createOverlay } from '/overlay.js';
+import * as fullscreen from '/fullscreen.js';
 
 (() => {
   const params = new URLSearchParams(location.search);
@@ -30,6 +36,11 @@
     grid: document.getElementById('grid'),
     sound: document.getElementById('sound'),
     invite: document.getElementById('invite'),
+    fullscreen: document.getElementById('fullscreen'),
+    stats: document.getElementById('stats'),
+    leave: document.getElementById('leave'),
+    rejoin: document.getElementById('rejoin'),
+    roomForm: document.getElementById('room-form'),
   };
 
   /** `/api/info`: {name, version, conversation, signaling}. */
@@ -48,6 +59,10 @@
   let invited = false;
   /** This browser's camera and microphone (room mode only). */
   let localStream = null;
+  /** The tile that shows `localStream`. */
+  let localTile = null;
+  /** The user left (the Leave button): stay out, even across reconnects, until Rejoin. */
+  let userLeft = false;
   // Watch mode starts muted so that autoplay is allowed everywhere; in a call people expect
   // to hear each other, and a page that captures media may autoplay with sound.
   let soundOn = mode === 'room';
@@ -60,6 +75,31 @@
   /** Milliseconds since the page started loading: the last join sent, the first frame shown
    *  after it. What a user feels as "time to picture". */
   const timing = { join: null, firstFrame: null };
+  /** The steps between them, same clock, for the last join: offer received, answer sent,
+   *  ICE connected, DTLS connected, track, and the first frame decoded. */
+  const steps = {};
+  function mark(name) {
+    if (timing.join != null && steps[name] == null) steps[name] = performance.now();
+  }
+
+  /** Settings of every RTCPeerConnection: on a LAN no STUN or TURN is needed. */
+  const PC_CONFIG = { iceServers: [] };
+  /** Watch mode: the connection for the camera's next offer, made ahead of it. A page's
+   *  first RTCPeerConnection sets up the browser's WebRTC machinery and certificate, tens of
+   *  milliseconds that would otherwise sit between the offer and the answer. */
+  let spare = null;
+
+  function prepareConnection() {
+    if (mode === 'watch' && !spare && typeof RTCPeerConnection === 'function') {
+      spare = new RTCPeerConnection(PC_CONFIG);
+    }
+  }
+
+  function takeConnection() {
+    const pc = spare || new RTCPeerConnection(PC_CONFIG);
+    spare = null;
+    return pc;
+  }
 
   function setState(next, text) {
     if (next !== state) history.push(next);
@@ -87,13 +127,17 @@
     invited = false;
     timing.join = performance.now();
     timing.firstFrame = null;
+    for (const k of Object.keys(steps)) delete steps[k];
     send('join', { content: target() });
+    // After the send, so the join is not held back; the offer cannot be read before this
+    // returns.
+    prepareConnection();
   }
 
   function scheduleRejoin() {
     clearTimeout(retryTimer);
     retryTimer = setTimeout(() => {
-      if (!conversation) join();
+      if (!conversation && !userLeft) join();
     }, REJOIN_MS);
   }
 
@@ -103,7 +147,10 @@
     const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
     const socket = new WebSocket(`${scheme}//${location.host}${info.signaling}`);
     ws = socket;
-    socket.onopen = join;
+    prepareConnection();
+    socket.onopen = () => {
+      if (!userLeft) join();
+    };
     socket.onmessage = (e) => onMessage(e.data);
     socket.onclose = () => {
       if (ws !== socket) return;
@@ -112,7 +159,9 @@
       closeAll();
       if (fatal) return;
       // After SERVER_BUSY the close is expected and "busy" stays the better explanation.
-      if (!refusedBusy) setState('disconnected', `Disconnected from ${info.name}; reconnecting…`);
+      if (!refusedBusy && !userLeft) {
+        setState('disconnected', `Disconnected from ${info.name}; reconnecting…`);
+      }
       refusedBusy = false;
       retryTimer = setTimeout(connect, RECONNECT_MS);
     };
@@ -141,6 +190,7 @@
         makeOffer(from);
         break;
       case 'answerrequest':
+        mark('offer');
         makeAnswer(from, content);
         break;
       case 'finalize':
@@ -192,7 +242,7 @@
     console.warn(`signaling error ${code}: ${message}`);
     switch (code) {
       case 'VIEWER_LIMIT':
-        setState('busy', `${info.name} is busy: ${message}. Trying again shortly…`);
+        setState('busy', viewerLimitText(message));
         scheduleRejoin();
         break;
       case 'CONVERSATION_NOT_FOUND':
@@ -217,6 +267,15 @@
         showNotice(`${code}: ${message}`);
         break;
     }
+  }
+
+  /** VIEWER_LIMIT in words; the server's sentence names the limit ("… limit of 4 viewers"). */
+  function viewerLimitText(message) {
+    const n = Number((/limit of (\d+)/.exec(message) || [])[1]);
+    const most = n
+      ? `its maximum of ${n} viewer${n === 1 ? '' : 's'}`
+      : 'as many viewers as it allows';
+    return `${info.name} already has ${most}; trying again shortly…`;
   }
 
   /** Derives the status line from the peers once we are in a conversation. */
@@ -248,6 +307,9 @@
 
   function label(id) {
     if (info && id === info.conversation) return info.name;
+    // Invited into a call, the device is member `<conversation>-<n>`.
+    const n = info ? id.slice(info.conversation.length + 1) : '';
+    if (info && id === `${info.conversation}-${n}` && /^\d+$/.test(n)) return info.name;
     return id;
   }
 
@@ -258,6 +320,11 @@
     video.autoplay = true;
     video.playsInline = true;
     video.muted = local || !soundOn;
+    // Watching, the whole view goes fullscreen (it survives the video being replaced on a
+    // reconnect); in a call, the person double-clicked.
+    video.addEventListener('dblclick', () => {
+      fullscreen.toggle(mode === 'watch' ? el.grid : figure);
+    });
     figure.append(video);
     if (mode === 'room') {
       const text = document.createElement('figcaption');
@@ -288,7 +355,8 @@
 
   function newPeer(id) {
     closePeer(id);
-    const pc = new RTCPeerConnection({ iceServers: [] });
+    const pc = takeConnection();
+    mark('pc');
     const { figure, video } = makeTile(label(id), false);
     const p = { id, pc, queue: Promise.resolve(), figure, video, stream: null, playing: false };
     pc.onicecandidate = (e) => {
@@ -305,18 +373,27 @@
         p.stream.addTrack(e.track);
         stream = p.stream;
       }
+      mark('track');
       if (video.srcObject !== stream) {
         video.srcObject = stream;
         play(video);
         if (video.requestVideoFrameCallback) {
-          video.requestVideoFrameCallback(() => {
+          video.requestVideoFrameCallback((now, meta) => {
             timing.firstFrame ??= performance.now();
+            // When the frame's last packet arrived plus its decoding time.
+            if (steps.decoded == null && meta && meta.receiveTime && timing.join != null) {
+              steps.decoded = meta.receiveTime + (meta.processingDuration || 0) * 1000;
+            }
           });
         }
       }
     };
+    pc.oniceconnectionstatechange = () => {
+      if (pc.iceConnectionState === 'connected') mark('ice');
+    };
     pc.onconnectionstatechange = () => {
       const s = pc.connectionState;
+      if (s === 'connected') mark('connected');
       if (s === 'failed' || s === 'closed') p.playing = false;
       if (s === 'failed') {
         fail(p, new Error('no network path for the video was found'));
@@ -379,11 +456,13 @@
     const { pc } = p;
     step(p, async () => {
       await pc.setRemoteDescription({ type: 'offer', sdp });
+      mark('remote');
       // Tracks added after the offer is applied take over its m-lines; added before, they
       // would sit on transceivers of their own that the answer does not include.
       if (localStream) addLocalTracks(pc);
       await pc.setLocalDescription(await pc.createAnswer());
       send('answerResponse', { to: id, content: pc.localDescription.sdp });
+      mark('answer');
     });
   }
 
@@ -423,6 +502,63 @@
 
   function closeAll() {
     for (const id of [...peers.keys()]) closePeer(id);
+  }
+
+  // ---- leaving and coming back ---------------------------------------------------------
+
+  function leave() {
+    userLeft = true;
+    clearTimeout(retryTimer);
+    send('left');
+    conversation = '';
+    closeAll();
+    if (mode === 'room') {
+      // Leaving a call turns this browser's camera and microphone off.
+      stopMedia();
+      const hadFocus = document.activeElement === el.leave;
+      el.leave.hidden = true;
+      el.invite.hidden = true;
+      el.rejoin.hidden = false;
+      if (hadFocus) el.rejoin.focus();
+      setState('left', `You left room “${room}”.`);
+    } else {
+      setState('left', 'You left.');
+    }
+  }
+
+  async function rejoin() {
+    if (!userLeft) return;
+    userLeft = false;
+    showNotice('');
+    if (mode === 'room') {
+      const hadFocus = document.activeElement === el.rejoin;
+      el.rejoin.hidden = true;
+      el.leave.hidden = false;
+      el.invite.hidden = false;
+      if (hadFocus) el.leave.focus();
+      await startMedia();
+    }
+    if (ws && ws.readyState === WebSocket.OPEN) join();
+    else if (!ws) connect();
+    // A socket still opening joins when it opens.
+  }
+
+  // ---- controls ----------------------------------------------------------------------------
+
+  const overlay = createOverlay({ peers: () => [...peers.values()], button: el.stats });
+
+  function toggleFullscreen() {
+    fullscreen.toggle(el.grid);
+  }
+
+  /** `s`: the stats; `f`: fullscreen. Not while typing, nor with modifiers (browser keys). */
+  function onKey(e) {
+    if (e.ctrlKey || e.metaKey || e.altKey || e.repeat || e.defaultPrevented) return;
+    const t = e.target;
+    if (t && (t.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(t.tagName))) return;
+    const key = String(e.key || '').toLowerCase();
+    if (key === 's') overlay.toggle();
+    else if (key === 'f' && fullscreen.available) toggleFullscreen();
   }
 
   // ---- test hooks ------------------------------------------------------------------------
@@ -475,7 +611,7 @@
     get conversation() { return conversation; },
     get errors() { return errors.slice(); },
     get history() { return history.slice(); },
-    get timing() { return { ...timing }; },
+    get timing() { return { ...timing, steps: { ...steps } }; },
     peers: () => [...peers.keys()],
     /** The narrowest remote video's width (0 while any has no frame yet, or none exists). */
     videoWidth: () => {
@@ -483,14 +619,14 @@
       return widths.length ? Math.min(...widths) : 0;
     },
     stats,
+    /** The stats overlay's figures: {shown, updated, peers: [{id, width, height, fps,
+     *  bitrate (bit/s), rtt (ms), jitterBufferDelay (ms), codec, packetsLost}]}. */
+    overlay: () => overlay.figures(),
+    showStats: (on) => overlay.show(on),
+    get fullscreen() { return fullscreen.current() !== null; },
     invite,
-    leave() {
-      clearTimeout(retryTimer);
-      send('left');
-      conversation = '';
-      closeAll();
-      setState('left', 'You left.');
-    },
+    leave,
+    rejoin,
     join,
   };
 
@@ -517,18 +653,45 @@
         'cannot see you.');
       return;
     }
-    const { video } = makeTile('You', true);
-    video.srcObject = localStream;
-    video.play().catch(() => {});
+    localTile = makeTile('You', true);
+    localTile.video.srcObject = localStream;
+    localTile.video.play().catch(() => {});
+  }
+
+  function stopMedia() {
+    if (localTile) {
+      localTile.video.srcObject = null;
+      localTile.figure.remove();
+      localTile = null;
+    }
+    if (localStream) {
+      for (const track of localStream.getTracks()) track.stop();
+      localStream = null;
+    }
   }
 
   async function start() {
     document.body.dataset.mode = mode;
     setSound(soundOn);
     el.sound.addEventListener('click', () => setSound(!soundOn));
+    el.stats.hidden = false;
+    if (fullscreen.available) {
+      el.fullscreen.hidden = false;
+      el.fullscreen.addEventListener('click', toggleFullscreen);
+      fullscreen.onChange(() => {
+        const on = fullscreen.current() !== null;
+        el.fullscreen.textContent = on ? 'Exit fullscreen' : 'Fullscreen';
+      });
+    }
+    addEventListener('keydown', onKey);
     if (mode === 'room') {
       el.invite.hidden = false;
       el.invite.addEventListener('click', invite);
+      el.leave.hidden = false;
+      el.leave.addEventListener('click', leave);
+      el.rejoin.addEventListener('click', rejoin);
+    } else {
+      el.roomForm.hidden = false;
     }
     addEventListener('pagehide', () => {
       // Tell the server now instead of letting it wait for the socket to time out.

@@ -6,6 +6,7 @@ import { test } from 'node:test';
 
 import {
   artifact,
+  cardPipelines,
   launchBrowser,
   openPage,
   pageStats,
@@ -18,11 +19,19 @@ import {
 
 // The test pattern, and ICE on the namespace's only address (shared/E2E_NOTES.md). 640x480
 // keeps a debug build's encoder light enough for several viewers on a small machine.
-const CAMERA = ['--source', 'test', '--ice-address', '127.0.0.1'];
+const ICE = ['--ice-address', '127.0.0.1'];
+const CAMERA = ['--source', 'test', ...ICE];
 const CAMERA_CONFIG = '[camera]\nwidth = 640\nheight = 480\n';
 
-function startCamera(t) {
-  return startPeercam(t, CAMERA, { config: CAMERA_CONFIG });
+/**
+ * The device with its camera peer. `card`: moving colour bars instead of the test pattern, for
+ * screenshots; `config`: more of the configuration file; `port`: where a restarted device goes.
+ */
+async function startCamera(t, { card = false, config = '', port = 0 } = {}) {
+  const args = card
+    ? ['--source', 'card', '--pipelines-dir', await cardPipelines(t), ...ICE]
+    : CAMERA;
+  return startPeercam(t, args, { config: CAMERA_CONFIG + config, port });
 }
 
 async function cameraStats(peercam) {
@@ -53,7 +62,7 @@ async function assertClean(...pages) {
 }
 
 test('one viewer watches the camera', { timeout: 60000 }, async (t) => {
-  const peercam = await startCamera(t);
+  const peercam = await startCamera(t, { card: true });
   const browser = await launchBrowser(t, { fakeMedia: false });
   const viewer = await openPage(t, browser, `${peercam.url}/`, { name: 'viewer' });
 
@@ -105,7 +114,7 @@ test('a viewer leaves and comes back', { timeout: 60000 }, async (t) => {
 });
 
 test('a mesh call invites the camera', { timeout: 60000 }, async (t) => {
-  const peercam = await startCamera(t);
+  const peercam = await startCamera(t, { card: true });
   const browser = await launchBrowser(t);
   const a = await openPage(t, browser, `${peercam.url}/?room=call`, { name: 'a' });
   await waitForState(a.page, 'waiting');
@@ -118,6 +127,57 @@ test('a mesh call invites the camera', { timeout: 60000 }, async (t) => {
     assert.match(await waitForState(p.page, 'live'), /with 2 others$/);
   }
   await assertVideoFlows([a.page, b.page]);
-  await a.page.screenshot({ path: await artifact('camera-invited-call.png') });
+  // Wide enough for the three tiles (own camera, the other page, the device) side by side.
+  await a.page.setViewportSize({ width: 1280, height: 600 });
+  await waitForFrames(a.page, 1, { peers: 2 });
+  assert.equal(await a.page.locator('figure video').count(), 3);
+  await a.page.screenshot({ path: await artifact('camera-invited-call.png'), fullPage: true });
   await assertClean(a, b);
+});
+
+test('a viewer over the limit is told so in words, then gets in', { timeout: 60000 }, async (t) => {
+  const peercam = await startCamera(t, { config: 'max_viewers = 1\n' });
+  const browser = await launchBrowser(t, { fakeMedia: false });
+  const first = await openPage(t, browser, `${peercam.url}/`, { name: 'first' });
+  await waitForFrames(first.page, 1);
+  assert.equal(await waitForState(first.page, 'live'), 'Live');
+
+  const second = await openPage(t, browser, `${peercam.url}/`, { name: 'second' });
+  assert.equal(
+    await waitForState(second.page, 'busy'),
+    'peercam already has its maximum of 1 viewer; trying again shortly…',
+  );
+  const errors = await second.page.evaluate(() => window.peercam.errors);
+  assert.deepEqual([...new Set(errors.map((e) => e.code))], ['VIEWER_LIMIT']);
+  await second.page.screenshot({ path: await artifact('camera-viewer-limit.png') });
+  // The viewer already in keeps watching.
+  await assertVideoFlows([first.page]);
+  first.assertClean();
+  second.assertClean();
+  assert.deepEqual(await first.page.evaluate(() => window.peercam.errors), []);
+
+  // Once the first viewer leaves, the second gets in by itself on its next try.
+  await first.page.close();
+  await waitForFrames(second.page, 1, { timeout: 20000 });
+  assert.equal(await waitForState(second.page, 'live'), 'Live');
+  await assertVideoFlows([second.page], { width: 640 });
+  second.assertClean();
+});
+
+test('the video comes back by itself after the device restarts', { timeout: 60000 }, async (t) => {
+  const peercam = await startCamera(t);
+  const browser = await launchBrowser(t, { fakeMedia: false });
+  const viewer = await openPage(t, browser, `${peercam.url}/`, { name: 'viewer' });
+  await waitForFrames(viewer.page, 1);
+
+  assert.equal((await peercam.stop()).code, 0);
+  assert.match(await waitForState(viewer.page, 'disconnected'), /reconnecting/);
+  await startCamera(t, { port: peercam.port });
+  await waitForState(viewer.page, 'live', { timeout: 20000 });
+  await assertVideoFlows([viewer.page], { width: 640 });
+
+  // While the device was away the browser logged its failed WebSocket attempts; nothing else.
+  const unexpected = viewer.problems().filter((p) => !/WebSocket connection to .* failed/.test(p));
+  assert.deepEqual(unexpected, []);
+  assert.deepEqual(await viewer.page.evaluate(() => window.peercam.errors), []);
 });

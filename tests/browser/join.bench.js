@@ -37,7 +37,9 @@ async function oneJoin(t, browser, peercam, i) {
   );
   viewer.assertClean();
   await viewer.context.close();
-  return { join: timing.firstFrame - timing.join, load: timing.firstFrame };
+  const steps = {};
+  for (const [name, at] of Object.entries(timing.steps || {})) steps[name] = at - timing.join;
+  return { join: timing.firstFrame - timing.join, load: timing.firstFrame, steps };
 }
 
 function summary(values) {
@@ -55,12 +57,19 @@ function report(name, runs) {
   console.log(`${name} (${runs.length} joins, ${SIZE}@30, Chromium):`);
   console.log(`  join → first frame:      ${fmt(join)}  [target ≤ ${TARGET_JOIN}: ${verdict(join.median, TARGET_JOIN)}]`);
   console.log(`  page load → first frame: ${fmt(load)}  [target ≤ ${TARGET_LOAD}: ${verdict(load.median, TARGET_LOAD)}]`);
+  // Where the time goes: the median of each step, from the join.
+  const names = ['offer', 'pc', 'remote', 'answer', 'ice', 'connected', 'track', 'decoded'];
+  const parts = names
+    .map((n) => [n, runs.map((r) => r.steps[n]).filter((v) => v != null)])
+    .filter(([, v]) => v.length)
+    .map(([n, v]) => `${n} ${summary(v).median.toFixed(0)}`);
+  console.log(`  steps from join (median ms): ${parts.join(', ')}, presented ${join.median.toFixed(0)}`);
 }
 
 test('join → first frame in Chromium', { timeout: 600000 }, async (t) => {
   const peercam = await startPeercam(t, ['--source', 'test', '--ice-address', '127.0.0.1'], {
     config: CONFIG,
-    env: { RUST_LOG: 'warn' },
+    env: { RUST_LOG: process.env.RUST_LOG || 'warn' },
   });
   const browser = await launchBrowser(t, { fakeMedia: false });
   // One join first so Chromium's own first-use costs (codec start-up) are not counted.

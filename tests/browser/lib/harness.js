@@ -4,7 +4,7 @@
 // ends, whether it passed or not.
 
 import { spawn } from 'node:child_process';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -98,6 +98,31 @@ export async function waitFor(what, probe, done = Boolean, { timeout = 15000, in
  * camera's conversation id is free and no GStreamer pipeline runs.
  */
 export const NO_CAMERA = Object.freeze(['--no-camera']);
+
+/**
+ * A pipelines directory for `--pipelines-dir`: the shipped one plus the source `card`, colour
+ * bars that move. Tests whose screenshots people look at use it: in a still picture the shipped
+ * test pattern (a small ball on black) is hard to tell from an empty player. Removed at test end.
+ */
+export async function cardPipelines(t) {
+  const dir = await mkdtemp(path.join(tmpdir(), 'peercam-pipelines-'));
+  onCleanup(t, () => rm(dir, { recursive: true, force: true }));
+  await cp(path.join(repoRoot, 'pipelines'), dir, { recursive: true });
+  await writeFile(
+    path.join(dir, 'sources', 'card.toml'),
+    [
+      'description = "moving colour bars"',
+      'launch = "videotestsrc is-live=true pattern=smpte horizontal-speed=2 ! ' +
+        'video/x-raw,width={width},height={height},framerate={fps}/1"',
+      '',
+      '[[elements]]',
+      'factory = "videotestsrc"',
+      'package = "gstreamer1.0-plugins-base"',
+      '',
+    ].join('\n'),
+  );
+  return dir;
+}
 
 /**
  * Starts `peercam serve` on a free loopback port with `args` appended, and waits until
