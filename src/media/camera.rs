@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::fanout::Fanout;
 use super::ice::{self, Remote};
-use super::peer::{EventSender, IceSettings, Peer, PeerEvent, PeerKey, Role};
+use super::peer::{offer_caps, EventSender, IceSettings, Peer, PeerEvent, PeerKey, Role};
 use super::MediaError;
 use crate::signaling::hub::{MemberSink, Overflow};
 use crate::signaling::{ConversationKind, Hub, Incoming, Outgoing};
@@ -236,6 +236,8 @@ struct PeerEntry {
     peer: Peer,
     created: Instant,
     connected: bool,
+    /// Offerer: whether the offer has been asked for.
+    offered: bool,
     /// Answerer: whether the remote offer has been applied.
     offer_applied: bool,
 }
@@ -391,6 +393,7 @@ impl Camera {
             peer,
             created: Instant::now(),
             connected: false,
+            offered: false,
             offer_applied: false,
         };
         match fanout.link(entry.peer.bin()) {
@@ -399,6 +402,12 @@ impl Camera {
                 fanout.remove(entry.peer.bin(), None);
                 return Err(e);
             }
+        }
+        // A running stream's caps are known now: offer without waiting for the next frame
+        // to reach the new branch. Otherwise the branch's first caps bring the offer.
+        if let Some(caps) = fanout.current_caps().and_then(|c| offer_caps(&c)) {
+            entry.peer.create_offer(&caps, &self.events);
+            entry.offered = true;
         }
         self.peers.insert(key, entry);
         self.update_counts();
@@ -430,6 +439,7 @@ impl Camera {
                 peer,
                 created: Instant::now(),
                 connected: false,
+                offered: false,
                 offer_applied: false,
             },
         );
@@ -444,7 +454,11 @@ impl Camera {
         log::debug!(peer = key.1.as_str(); "{} after {:?}", event_name(&ev), entry.created.elapsed());
         match ev {
             PeerEvent::CapsReady(caps) => match entry.peer.role() {
-                Role::Offerer => entry.peer.create_offer(&caps, &self.events),
+                Role::Offerer if entry.offered => {}
+                Role::Offerer => {
+                    entry.peer.create_offer(&caps, &self.events);
+                    entry.offered = true;
+                }
                 Role::Answerer => entry.peer.apply_offer(&caps, &self.events),
             },
             PeerEvent::RemoteOfferSet => {

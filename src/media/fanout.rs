@@ -47,6 +47,11 @@ impl Fanout {
         &self.pipeline
     }
 
+    /// The encoded stream's caps, once the encoder has set them.
+    pub fn current_caps(&self) -> Option<gst::Caps> {
+        self.tee.static_pad("sink").and_then(|p| p.current_caps())
+    }
+
     /// Attached branches.
     pub fn branches(&self) -> usize {
         self.branches

@@ -88,16 +88,30 @@ fn make(factory: &str) -> Result<gst::Element, MediaError> {
         .map_err(|_| MediaError::MissingElement(factory.to_owned()))
 }
 
-/// libnice, as webrtcbin creates it, asks the LAN's router (UPnP IGD) to forward a port to
-/// every peer and waits for its answer before gathering ends. A LAN camera wants neither its
-/// viewers' ports opened to the internet nor a UPnP client per viewer.
-fn disable_upnp(ice_agent: &glib::Object) {
+/// Pacing of ICE connectivity checks (libnice's Ta), milliseconds.
+///
+/// webrtcbin's libnice agent uses regular nomination, so as the controlling side the device
+/// spends three check intervals before ICE is connected and DTLS may start: the triggered check
+/// answering the browser's, the wait for the stopping criterion, and the check that nominates.
+/// libnice's default of 20 ms made that ~60 ms of every join. A camera has a handful of
+/// candidates per viewer, so 5 ms pacing adds no meaningful load.
+const ICE_PACING_MS: u32 = 5;
+
+/// Tunes the libnice agent webrtcbin made for this peer.
+///
+/// UPnP: libnice, as webrtcbin creates it, asks the LAN's router (UPnP IGD) to forward a port
+/// to every peer and waits for its answer before gathering ends. A LAN camera wants neither
+/// its viewers' ports opened to the internet nor a UPnP client per viewer.
+fn tune_ice_agent(ice_agent: &glib::Object) {
     if ice_agent.find_property("agent").is_none() {
         return;
     }
     let nice = ice_agent.property::<glib::Object>("agent");
     if nice.find_property("upnp").is_some() {
         nice.set_property("upnp", false);
+    }
+    if nice.find_property("stun-pacing-timer").is_some() {
+        nice.set_property("stun-pacing-timer", ICE_PACING_MS);
     }
 }
 
@@ -108,6 +122,32 @@ fn rtp_caps(pt: u32) -> gst::Caps {
         .field("payload", pt as i32)
         .field("clock-rate", 90000i32)
         .build()
+}
+
+/// The RTP caps an offer needs for a stream with these H.264 caps (as the encoder produced
+/// them, with `codec_data`): what the branch's payloader will report once a frame reaches it.
+/// A viewer joining a running stream so gets its offer at once instead of after the next
+/// frame. `None` before the encoder has written its parameter sets.
+pub fn offer_caps(h264: &gst::CapsRef) -> Option<gst::Caps> {
+    let s = h264.structure(0)?;
+    let data = s.get::<gst::Buffer>("codec_data").ok()?;
+    let map = data.map_readable().ok()?;
+    let pli = profile_level_id(&map)?;
+    let mut caps = rtp_caps(OFFER_PT);
+    if let Some(s) = caps.make_mut().structure_mut(0) {
+        s.set("packetization-mode", "1");
+        s.set("profile-level-id", pli);
+    }
+    Some(caps)
+}
+
+/// `profile-level-id` (RFC 6184) from an avcC record (ISO/IEC 14496-15: version 1, then the
+/// SPS's profile, compatibility flags and level), as rtph264pay writes it from the SPS.
+fn profile_level_id(avcc: &[u8]) -> Option<String> {
+    match avcc {
+        [1, profile, compat, level, ..] => Some(format!("{profile:02x}{compat:02x}{level:02x}")),
+        _ => None,
+    }
 }
 
 fn send(tx: &EventSender, key: &PeerKey, ev: PeerEvent) {
@@ -147,7 +187,7 @@ impl Peer {
         for addr in &ice.addresses {
             agent.emit_by_name::<bool>("add-local-ip-address", &[&addr.to_string()]);
         }
-        disable_upnp(&agent);
+        tune_ice_agent(&agent);
         bin.add_many([&queue, &pay, &capsfilter, &webrtc])
             .map_err(|e| MediaError::Pipeline(e.to_string()))?;
         gst::Element::link_many([&queue, &pay, &capsfilter])
@@ -505,6 +545,43 @@ fn h264_in_offer(msg: &gst_sdp::SDPMessageRef) -> Option<(u32, u32, gst::Caps)> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn profile_level_id_comes_from_the_avcc_header() {
+        assert_eq!(
+            profile_level_id(&[1, 0x42, 0xc0, 0x1f, 0xff, 0xe1]).as_deref(),
+            Some("42c01f")
+        );
+        assert_eq!(
+            profile_level_id(&[1, 0x64, 0x00, 0x28]).as_deref(),
+            Some("640028")
+        );
+        assert_eq!(profile_level_id(&[0, 0x42, 0xc0, 0x1f]), None);
+        assert_eq!(profile_level_id(&[1, 0x42]), None);
+        assert_eq!(profile_level_id(&[]), None);
+    }
+
+    #[test]
+    fn offer_caps_need_codec_data() {
+        gst::init().unwrap(); // tests only
+        let bare = gst::Caps::builder("video/x-h264")
+            .field("stream-format", "avc")
+            .build();
+        assert!(offer_caps(&bare).is_none());
+        let avc = gst::Caps::builder("video/x-h264")
+            .field("stream-format", "avc")
+            .field(
+                "codec_data",
+                gst::Buffer::from_slice([1u8, 0x42, 0xc0, 0x1f, 0xff, 0xe1, 0, 0]),
+            )
+            .build();
+        let caps = offer_caps(&avc).expect("caps");
+        let s = caps.structure(0).expect("structure");
+        assert_eq!(s.get::<&str>("encoding-name").unwrap(), "H264");
+        assert_eq!(s.get::<&str>("profile-level-id").unwrap(), "42c01f");
+        assert_eq!(s.get::<&str>("packetization-mode").unwrap(), "1");
+        assert_eq!(s.get::<i32>("payload").unwrap(), OFFER_PT as i32);
+    }
 
     #[test]
     fn only_the_chosen_payload_is_relabelled() {
