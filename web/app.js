@@ -43,7 +43,7 @@ import * as fullscreen from '/fullscreen.js';
     roomForm: document.getElementById('room-form'),
   };
 
-  /** `/api/info`: {name, version, conversation, signaling}. */
+  /** `/api/info`: {name, version, conversation, signaling, tls, fingerprint}. */
   let info = null;
   let ws = null;
   /** Our member id, learned from the `to` of what the server sends (nextRTC's `ping`). */
@@ -61,6 +61,9 @@ import * as fullscreen from '/fullscreen.js';
   let localStream = null;
   /** The tile that shows `localStream`. */
   let localTile = null;
+  /** Why this browser sends no camera, when it sends none (nodes: it may hold a link). It
+   *  stays in the notice, which shows it again when a passing message is cleared. */
+  let mediaNotice = null;
   /** The user left (the Leave button): stay out, even across reconnects, until Rejoin. */
   let userLeft = false;
   // Watch mode starts muted so that autoplay is allowed everywhere; in a call people expect
@@ -109,8 +112,39 @@ import * as fullscreen from '/fullscreen.js';
   }
 
   function showNotice(text) {
-    el.notice.textContent = text;
-    el.notice.hidden = !text;
+    if (text || !mediaNotice) el.notice.textContent = text;
+    else el.notice.replaceChildren(...mediaNotice);
+    el.notice.hidden = !text && !mediaNotice;
+  }
+
+  /** Sets the standing notice from strings and elements, or removes it (no arguments). */
+  function setMediaNotice(...parts) {
+    mediaNotice = parts.length
+      ? parts.map((part) => (typeof part === 'string' ? document.createTextNode(part) : part))
+      : null;
+    showNotice('');
+  }
+
+  /** Why the camera is off on a page that is not a secure context; over plain http to a
+   *  device that answers https too, a link to this room there and the fingerprint to check. */
+  function insecureNotice() {
+    const why = 'This browser allows the camera and microphone only on https:// or localhost ' +
+      'pages; you can see the others but they cannot see you.';
+    if (!info.tls || !info.fingerprint || location.protocol !== 'http:') return [why];
+    const url = `https://${location.host}${location.pathname}${location.search}`;
+    const link = document.createElement('a');
+    link.href = url;
+    link.textContent = url;
+    const fingerprint = document.createElement('code');
+    fingerprint.textContent = info.fingerprint;
+    return [
+      `${why} To be seen and heard, open this room over https: `,
+      link,
+      `. The browser will warn that it does not know ${info.name}'s own certificate and ask ` +
+        'whether to accept it: accept it only if the SHA-256 fingerprint it shows is ',
+      fingerprint,
+      '.',
+    ];
   }
 
   function send(signal, fields = {}) {
@@ -633,9 +667,9 @@ import * as fullscreen from '/fullscreen.js';
   // ---- start -------------------------------------------------------------------------------
 
   async function startMedia() {
+    setMediaNotice();
     if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
-      showNotice('This browser allows the camera only on https:// or localhost pages; ' +
-        'you can see the others but they cannot see you.');
+      setMediaNotice(...insecureNotice());
       return;
     }
     setState('connecting', 'Starting your camera…');
@@ -649,8 +683,8 @@ import * as fullscreen from '/fullscreen.js';
       }
     }
     if (!localStream) {
-      showNotice('No camera or microphone could be opened; you can see the others but they ' +
-        'cannot see you.');
+      setMediaNotice('No camera or microphone could be opened; you can see the others but ' +
+        'they cannot see you.');
       return;
     }
     localTile = makeTile('You', true);

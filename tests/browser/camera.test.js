@@ -9,7 +9,9 @@ import {
   cardPipelines,
   launchBrowser,
   openPage,
+  pageOrigin,
   pageStats,
+  scheme,
   sleep,
   startPeercam,
   waitFor,
@@ -35,8 +37,7 @@ async function startCamera(t, { card = false, config = '', port = 0 } = {}) {
 }
 
 async function cameraStats(peercam) {
-  const res = await fetch(`${peercam.url}/api/stats`);
-  return (await res.json()).camera;
+  return (await peercam.api('/api/stats')).camera;
 }
 
 /** Checks that every page's video keeps arriving: decoded frames grow over a second. */
@@ -120,8 +121,11 @@ test('a mesh call invites the camera', { timeout: 60000 }, async (t) => {
   await waitForState(a.page, 'waiting');
   const b = await openPage(t, browser, `${peercam.url}/?room=call&invite=1`, { name: 'b' });
 
-  // Each page sees the other page and the camera: two remote peers with video each.
+  // Each page sees the other page and the camera: two remote peers with video each. Its own
+  // camera needs a secure context, which in the https pass comes from https alone.
+  const { host } = new URL(peercam.url);
   for (const p of [a, b]) {
+    assert.deepEqual(await pageOrigin(p.page), { protocol: `${scheme}:`, host, secure: true });
     const s = await waitForFrames(p.page, 1, { peers: 2 });
     assert.ok(s.peers.some((peer) => peer.frameWidth === 640), JSON.stringify(s.peers));
     assert.match(await waitForState(p.page, 'live'), /with 2 others$/);
@@ -172,7 +176,8 @@ test('the video comes back by itself after the device restarts', { timeout: 6000
 
   assert.equal((await peercam.stop()).code, 0);
   assert.match(await waitForState(viewer.page, 'disconnected'), /reconnecting/);
-  await startCamera(t, { port: peercam.port });
+  const again = await startCamera(t, { port: peercam.port });
+  assert.equal(again.info.fingerprint, peercam.info.fingerprint, 'the same certificate');
   await waitForState(viewer.page, 'live', { timeout: 20000 });
   await assertVideoFlows([viewer.page], { width: 640 });
 

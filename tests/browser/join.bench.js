@@ -22,8 +22,7 @@ const TARGET_JOIN = 150;
 const TARGET_LOAD = 300;
 
 async function cameraStats(peercam) {
-  const res = await fetch(`${peercam.url}/api/stats`);
-  return (await res.json()).camera;
+  return (await peercam.api('/api/stats')).camera;
 }
 
 /** Opens the page, waits for its first frame, closes it; returns {join, load} in ms. */

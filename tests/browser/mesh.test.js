@@ -9,11 +9,14 @@ import {
   artifact,
   launchBrowser,
   openPage,
+  pageOrigin,
   pageStats,
+  scheme,
   sleep,
   startPeercam,
   waitFor,
   waitForFrames,
+  waitForOwnCamera,
   waitForState,
 } from './lib/harness.js';
 
@@ -46,6 +49,15 @@ test('two pages in a mesh room see each other', { timeout: 60000 }, async (t) =>
   for (const p of pages) {
     const status = await waitForState(p, 'live');
     assert.match(status, /Live in room “mesh-test” with 1 other/);
+  }
+  // The camera needs a secure context: on 127.0.0.1 any scheme gives one; in the https pass the
+  // page is on a name that is not localhost, so it comes from https alone.
+  const { host } = new URL(url);
+  const signaling = `${scheme === 'https' ? 'wss' : 'ws'}://${host}/signaling`;
+  for (const p of [a, b]) {
+    assert.deepEqual(await pageOrigin(p.page), { protocol: `${scheme}:`, host, secure: true });
+    assert.deepEqual(p.sockets, [signaling]);
+    await waitForOwnCamera(p.page);
   }
 
   await a.page.screenshot({ path: await artifact('mesh-page-a.png') });

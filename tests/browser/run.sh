@@ -5,6 +5,9 @@
 #
 # PEERCAM_BIN   the peercam binary (default target/debug/peercam; this script builds nothing)
 # CHROMIUM_BIN  the browser (default /usr/bin/chromium)
+# PEERCAM_TEST_SCHEMES  the passes, in order (default "http https"): the same tests with the
+#               pages on http://127.0.0.1:PORT/, then on https://peercam.test:PORT/ with the
+#               device's self-signed certificate (see README.md)
 #
 # As root, the tests run in a private network namespace whose only interface is loopback:
 # nothing can leave it, and ICE sees no real interface of the machine (see E2E_NOTES.md).
@@ -38,5 +41,19 @@ if [[ $# -eq 0 ]]; then
     set -- ./*.test.js
 fi
 # One file at a time: each test runs its own Chromium, and two at once on a small machine
-# turns timing margins into flakes.
-exec node --test --test-concurrency=1 "$@"
+# turns timing margins into flakes. Every pass runs, even after one fails.
+failed=()
+for scheme in ${PEERCAM_TEST_SCHEMES:-http https}; do
+    case "$scheme" in
+        http | https) ;;
+        *) echo "run.sh: PEERCAM_TEST_SCHEMES: '$scheme' is neither http nor https" >&2; exit 2 ;;
+    esac
+    echo "run.sh: the $scheme pass"
+    start=$SECONDS
+    PEERCAM_TEST_SCHEME=$scheme node --test --test-concurrency=1 "$@" || failed+=("$scheme")
+    echo "run.sh: the $scheme pass took $((SECONDS - start)) s"
+done
+if [[ ${#failed[@]} -gt 0 ]]; then
+    echo "run.sh: failed pass(es): ${failed[*]}" >&2
+    exit 1
+fi

@@ -161,17 +161,22 @@ test('fullscreen from the button, double-click and the f key', { timeout: 60000 
   const { page } = viewer;
   await waitForFrames(page, 1);
   const element = () => page.evaluate(() => document.fullscreenElement?.id ?? null);
+  // The button's words change on `fullscreenchange`, which can come a frame after the element.
+  const button = (words) =>
+    waitFor(`the button to say ${words}`, () => page.textContent('#fullscreen'), (s) =>
+      s === words,
+    );
 
   assert.equal(await page.isVisible('#fullscreen'), true);
   await page.click('#fullscreen');
   await waitFor('the view to go fullscreen', element, (id) => id === 'grid');
-  assert.equal(await page.textContent('#fullscreen'), 'Exit fullscreen');
+  await button('Exit fullscreen');
   assert.equal(await page.evaluate(() => window.peercam.fullscreen), true);
 
   // Double-clicking the video goes back, and again goes fullscreen.
   await page.dblclick('video');
   await waitFor('fullscreen to end', element, (id) => id === null);
-  assert.equal(await page.textContent('#fullscreen'), 'Fullscreen');
+  await button('Fullscreen');
   await page.dblclick('video');
   await waitFor('fullscreen again', element, (id) => id === 'grid');
   await page.keyboard.press('f');
@@ -237,7 +242,7 @@ test('the watch view opens a room; Leave leaves, Rejoin returns', { timeout: 600
   assert.equal(await b.page.isVisible('#rejoin'), true);
   await waitFor(
     'the server to drop the pair',
-    async () => (await fetch(`${peercam.url}/api/stats`)).json(),
+    () => peercam.api('/api/stats'),
     (s) => s.pairs === 0 && s.conversations === 1,
   );
 

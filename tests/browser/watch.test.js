@@ -18,9 +18,8 @@ import {
   waitForState,
 } from './lib/harness.js';
 
-async function serverStats(peercam) {
-  const res = await fetch(`${peercam.url}/api/stats`);
-  return res.json();
+function serverStats(peercam) {
+  return peercam.api('/api/stats');
 }
 
 test('watch page without a camera says so, cleanly', { timeout: 60000 }, async (t) => {
@@ -129,8 +128,9 @@ test('watch page reconnects when the device comes back', { timeout: 60000 }, asy
   assert.equal(stopped.code, 0, 'peercam shuts down on SIGINT with a page connected');
   assert.match(await waitForState(viewer.page, 'disconnected'), /reconnecting/);
 
-  // The same device again, where the page expects it.
-  await startPeercam(t, NO_CAMERA, { port: first.port });
+  // The same device again, where the page expects it, with the same certificate.
+  const again = await startPeercam(t, NO_CAMERA, { port: first.port });
+  assert.equal(again.info.fingerprint, first.info.fingerprint);
   await waitForState(viewer.page, 'waiting', { timeout: 20000 });
   assert.equal((await serverStats(first)).connections, 1);
 

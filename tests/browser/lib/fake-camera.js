@@ -11,7 +11,8 @@ export async function startFakeCamera(page, conversation, { silent = false } = {
   await page.evaluate(
     async ({ conversation, silent }) => {
       const stream = silent ? null : await navigator.mediaDevices.getUserMedia({ video: true });
-      const ws = new WebSocket(`ws://${location.host}/signaling`);
+      const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
+      const ws = new WebSocket(`${scheme}//${location.host}/signaling`);
       const peers = new Map();
       const cam = { offers: 0, errors: [], viewers: () => [...peers.keys()], close: () => ws.close() };
       window.fakeCamera = cam;

@@ -2,9 +2,15 @@
 // Chromium, pages that record their console, and waits on the page's `window.peercam` hooks.
 // Everything started here is registered with the test context and stopped when the test
 // ends, whether it passed or not.
+//
+// PEERCAM_TEST_SCHEME=https runs the same tests over https: pages open
+// https://peercam.test:PORT/ (a name Chromium maps to 127.0.0.1, so that the page's secure
+// context comes from https and not from being on localhost), and Chromium trusts exactly the
+// keys of the certificates the test's devices made (--ignore-certificate-errors-spki-list).
 
 import { spawn } from 'node:child_process';
-import { cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createHash, X509Certificate } from 'node:crypto';
+import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -23,6 +29,21 @@ export const artifactsDir = path.join(repoRoot, 'artifacts');
 
 const peercamBin = path.resolve(repoRoot, process.env.PEERCAM_BIN || 'target/debug/peercam');
 const chromiumBin = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
+
+/** The scheme of the pages the tests open: `http` (default) or `https`. */
+export const scheme = process.env.PEERCAM_TEST_SCHEME || 'http';
+if (scheme !== 'http' && scheme !== 'https') {
+  throw new Error(`PEERCAM_TEST_SCHEME must be http or https, not ${JSON.stringify(scheme)}`);
+}
+
+/**
+ * A host name that is neither localhost nor an IP address, which every browser launched here
+ * resolves to 127.0.0.1: a page there is a secure context only over https. The https pass
+ * opens its pages there; http pages there show what a browser on the LAN sees over plain http.
+ */
+export const TEST_HOST = 'peercam.test';
+
+const pageHost = scheme === 'https' ? TEST_HOST : '127.0.0.1';
 
 const cleanups = new WeakMap();
 
@@ -51,10 +72,10 @@ export function onCleanup(t, fn) {
   stack.push(fn);
 }
 
-/** A path under artifacts/, creating the directory. */
+/** A path under artifacts/, creating the directory; `https-` before the name in the https pass. */
 export async function artifact(name) {
   await mkdir(artifactsDir, { recursive: true });
-  return path.join(artifactsDir, name);
+  return path.join(artifactsDir, scheme === 'https' ? `https-${name}` : name);
 }
 
 /** A TCP port that was free a moment ago (peercam takes an explicit port, not 0). */
@@ -124,32 +145,86 @@ export async function cardPipelines(t) {
   return dir;
 }
 
+/** Per test: the state directory of each port a device was started on, and the hashes of
+ *  the public keys of its devices' certificates (what launchBrowser tells Chromium to trust). */
+const devices = new WeakMap();
+
+function devicesOf(t) {
+  let d = devices.get(t);
+  if (!d) {
+    d = { stateDirs: new Map(), spkis: new Set() };
+    devices.set(t, d);
+  }
+  return d;
+}
+
 /**
  * Starts `peercam serve` on a free loopback port with `args` appended, and waits until
  * `/api/info` answers. `config` is the TOML text of its configuration file (default empty:
  * the built-in defaults, never this machine's /etc/peercam). `port` asks for a
  * given port instead of a free one (to restart a device where its pages expect it).
+ * Each device gets a temporary state directory ($STATE_DIRECTORY), where it makes its
+ * certificate; a device started again on the port of an earlier one of the same test is the
+ * same device and gets that one's (so the same certificate). `stateDir` names one instead.
  * Stopped at test end.
  *
- * Returns {url, port, info, log(), stop()}.
+ * Returns {url, port, info, api(path), log(), stop()}: `url` is where pages open it
+ * (`http://127.0.0.1:PORT`, or `https://peercam.test:PORT` in the https pass); `api(path)`
+ * GETs a JSON route from this process, over plain http on the same port.
  */
-export async function startPeercam(t, args = [], { config = '', env = {}, port = 0 } = {}) {
+export async function startPeercam(
+  t,
+  args = [],
+  { config = '', env = {}, port = 0, stateDir } = {},
+) {
   const dir = await mkdtemp(path.join(tmpdir(), 'peercam-test-'));
   onCleanup(t, () => rm(dir, { recursive: true, force: true }));
   const configPath = path.join(dir, 'peercam.toml');
   await writeFile(configPath, config);
+  const known = devicesOf(t).stateDirs;
+  if (!stateDir && port && known.has(port)) stateDir = known.get(port);
+  if (!stateDir) {
+    const made = await mkdtemp(path.join(tmpdir(), 'peercam-state-'));
+    // Registered before the device's own cleanup, so removed after it has stopped.
+    onCleanup(t, () => rm(made, { recursive: true, force: true }));
+    stateDir = made;
+  }
+  env = { STATE_DIRECTORY: stateDir, ...env };
   // Another process may take the port between freePort() and peercam's bind; try again then.
   let lastError;
   for (let attempt = 0; attempt < (port ? 1 : 3); attempt++) {
     try {
       const listen = port || (await freePort());
-      return await launchPeercam(t, listen, ['--config', configPath, ...args], env);
+      const peercam = await launchPeercam(t, listen, ['--config', configPath, ...args], env);
+      known.set(listen, stateDir);
+      await trustCertificate(t, peercam, stateDir);
+      return peercam;
     } catch (err) {
       lastError = err;
       if (!/binding|in use/i.test(err.message)) throw err;
     }
   }
   throw lastError;
+}
+
+/**
+ * Reads the certificate a device made in `stateDir`, checks it is the one the device serves
+ * (its fingerprint is /api/info's), and records the SHA-256 of its SubjectPublicKeyInfo for
+ * the browsers this test launches afterwards. A device without TLS has nothing to trust.
+ */
+async function trustCertificate(t, peercam, stateDir) {
+  if (!peercam.info.tls) return;
+  const pem = await readFile(path.join(stateDir, 'cert.pem'), 'utf8').catch(() => null);
+  if (!pem) return; // A configured certificate (tls.cert): the test deals with it.
+  const cert = new X509Certificate(pem);
+  if (cert.fingerprint256 !== peercam.info.fingerprint) {
+    throw new Error(
+      `${stateDir}/cert.pem (SHA-256 ${cert.fingerprint256}) is not the certificate the device ` +
+        `serves (${peercam.info.fingerprint})`,
+    );
+  }
+  const spki = cert.publicKey.export({ type: 'spki', format: 'der' });
+  devicesOf(t).spkis.add(createHash('sha256').update(spki).digest('base64'));
 }
 
 /** peercams still running; killed if the test process exits without stopping them. */
@@ -165,7 +240,8 @@ async function launchPeercam(t, port, args, env) {
   const instance = (started.get(t.name) || 0) + 1;
   started.set(t.name, instance);
   const logName = instance === 1 ? 'peercam.log' : `peercam-${instance}.log`;
-  const url = `http://127.0.0.1:${port}`;
+  const url = `${scheme}://${pageHost}:${port}`;
+  const httpUrl = `http://127.0.0.1:${port}`;
   const child = spawn(peercamBin, ['serve', '--listen', `127.0.0.1:${port}`, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'info,peercam=debug', ...env },
@@ -212,7 +288,12 @@ async function launchPeercam(t, port, args, env) {
     })();
     return stopping;
   };
-  const peercam = { url, port, info: null, log: () => output, stop, exited: () => exited };
+  const api = async (route) => {
+    const res = await fetch(`${httpUrl}${route}`);
+    if (!res.ok) throw new Error(`GET ${route}: HTTP ${res.status}`);
+    return res.json();
+  };
+  const peercam = { url, port, info: null, api, log: () => output, stop, exited: () => exited };
   onCleanup(t, async () => {
     await stop();
     // The server's log is the first thing to read when a test fails.
@@ -220,13 +301,13 @@ async function launchPeercam(t, port, args, env) {
   });
 
   peercam.info = await waitFor(
-    `peercam to answer on ${url}`,
+    `peercam to answer on ${httpUrl}`,
     async () => {
       if (exited) {
         const how = exited.error ? exited.error.message : `exit ${exited.code ?? exited.signal}`;
         throw Object.assign(new Error(`peercam ended (${how}): ${output.trim()}`), { fatal: true });
       }
-      const res = await fetch(`${url}/api/info`).catch(() => null);
+      const res = await fetch(`${httpUrl}/api/info`).catch(() => null);
       return res && res.ok ? res.json() : null;
     },
     Boolean,
@@ -247,8 +328,15 @@ export function slug(name) {
  * Launches headless Chromium with the flags known to work on this kind of machine
  * (shared/E2E_NOTES.md). `fakeMedia` gives getUserMedia a synthetic camera and microphone.
  * Playwright gives each launch a fresh profile directory. Closed at test end.
+ *
+ * The browser resolves TEST_HOST to 127.0.0.1, and accepts the certificates of the devices
+ * this test started before it, and no other: start the device first.
  */
 export async function launchBrowser(t, { fakeMedia = true } = {}) {
+  const spkis = [...devicesOf(t).spkis];
+  if (scheme === 'https' && !spkis.length) {
+    throw new Error('https pass: no certificate to accept; start the device before the browser');
+  }
   const args = [
     '--disable-gpu',
     '--disable-quic',
@@ -262,7 +350,12 @@ export async function launchBrowser(t, { fakeMedia = true } = {}) {
     // Chromium keeps only the last --disable-features switch, so this replaces Playwright's
     // own list; none of its entries matter to these pages.
     '--disable-features=WebRtcHideLocalIpsWithMdns',
+    `--host-resolver-rules=MAP ${TEST_HOST} 127.0.0.1`,
   ];
+  // Certificate errors are ignored only for a certificate with one of these keys (SHA-256 of
+  // its SubjectPublicKeyInfo, base64); Playwright's own --user-data-dir, which this flag
+  // requires, is always there.
+  if (spkis.length) args.push(`--ignore-certificate-errors-spki-list=${spkis.join(',')}`);
   if (fakeMedia) args.push('--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream');
   const browser = await chromium.launch({
     executablePath: chromiumBin,
@@ -276,13 +369,21 @@ export async function launchBrowser(t, { fakeMedia = true } = {}) {
 
 /**
  * Opens `url` in a new context of `browser` (its own cookies and permissions, like another
- * person's browser) and records the page's console, uncaught errors and failed requests.
+ * person's browser) and records the page's console, uncaught errors, failed requests and
+ * WebSockets.
  *
- * Returns {page, context, messages, problems(), assertClean()}; `assertClean` throws if the
- * page logged an error, threw, or failed to load anything. `ignoreFavicon` is for pages that
- * are not the device's HTML page.
+ * Returns {page, context, messages, sockets, problems(), assertClean()}; `assertClean` throws
+ * if the page logged an error, threw, or failed to load anything, if it is not on `scheme`
+ * (by default the pass's: http, or https in the https pass), or if a WebSocket it opened is
+ * not ws (http) or wss (https). `ignoreFavicon` is for pages that are not the device's HTML
+ * page.
  */
-export async function openPage(t, browser, url, { name = 'page', ignoreFavicon = false } = {}) {
+export async function openPage(
+  t,
+  browser,
+  url,
+  { name = 'page', ignoreFavicon = false, scheme: expected = scheme } = {},
+) {
   const context = await browser.newContext({
     permissions: ['camera', 'microphone'],
     viewport: { width: 960, height: 600 },
@@ -291,6 +392,7 @@ export async function openPage(t, browser, url, { name = 'page', ignoreFavicon =
   const page = await context.newPage();
   const messages = [];
   const failures = [];
+  const sockets = [];
   page.on('console', (m) => messages.push({ type: m.type(), text: m.text(), url: m.location().url }));
   page.on('pageerror', (err) => failures.push(`uncaught: ${err.message}`));
   page.on('requestfailed', (req) => {
@@ -299,8 +401,16 @@ export async function openPage(t, browser, url, { name = 'page', ignoreFavicon =
   page.on('response', (res) => {
     if (res.status() >= 400) failures.push(`HTTP ${res.status()}: ${res.url()}`);
   });
+  page.on('websocket', (ws) => sockets.push(ws.url()));
+  const wsScheme = expected === 'https' ? 'wss:' : 'ws:';
   const problems = () => [
     ...failures,
+    ...(new URL(page.url()).protocol === `${expected}:`
+      ? []
+      : [`page is on ${page.url()}, not ${expected}`]),
+    ...sockets
+      .filter((s) => new URL(s).protocol !== wsScheme)
+      .map((s) => `WebSocket ${s} from a page on ${expected} (want ${wsScheme})`),
     ...messages
       .filter((m) => m.type === 'error')
       // A page that is not HTML (the JSON of /api/info) cannot say "no icon", so the
@@ -317,12 +427,22 @@ export async function openPage(t, browser, url, { name = 'page', ignoreFavicon =
     page,
     context,
     messages,
+    sockets,
     problems,
     assertClean() {
       const list = problems();
       if (list.length) throw new Error(`page ${name} had problems:\n  ${list.join('\n  ')}`);
     },
   };
+}
+
+/** Where the page is, as the page sees it: {protocol, host, secure (isSecureContext)}. */
+export function pageOrigin(page) {
+  return page.evaluate(() => ({
+    protocol: location.protocol,
+    host: location.host,
+    secure: isSecureContext,
+  }));
 }
 
 /** `window.peercam.stats()` of a page: least framesDecoded etc. across its remote peers. */
@@ -340,6 +460,15 @@ export function waitForFrames(page, n = 1, { peers = 1, timeout = 20000 } = {}) 
     () => pageStats(page),
     (s) => s.peers.length >= peers && s.framesDecoded >= n && s.frameWidth > 0,
     { timeout },
+  );
+}
+
+/** Waits until the room page shows its own camera in its tile; returns the picture's width. */
+export function waitForOwnCamera(page) {
+  return waitFor(
+    "the page's own camera",
+    () => page.evaluate(() => document.querySelector('figure.local video')?.videoWidth ?? 0),
+    (width) => width > 0,
   );
 }
 
