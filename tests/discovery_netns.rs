@@ -395,8 +395,12 @@ fn camera_is_found_follows_address_changes_and_says_goodbye() {
         (l == "advertising porch-cam.local").then_some(())
     });
 
-    // Seen by a browser that was already listening.
-    let camera = watch.expect_line(WAIT, "camera", found_porch_cam);
+    // Seen by a browser that was already listening. The first resolution may carry only the
+    // link-local IPv6 address; the announcement with the LAN address follows.
+    let camera_addr: IpAddr = CAMERA_ADDR.parse().unwrap();
+    let camera = watch.expect_line(WAIT, "camera with its LAN address", |l| {
+        found_porch_cam(l).filter(|c| addresses(c).contains(&camera_addr))
+    });
     let expected_txt = serde_json::json!({
         "path": "/signaling",
         "conv": "porch",
@@ -409,8 +413,6 @@ fn camera_is_found_follows_address_changes_and_says_goodbye() {
     assert_eq!(camera["url"], "https://192.0.2.1:8443/", "{camera}");
     assert_eq!(camera["host"], "porch-cam.local", "{camera}");
     assert_eq!(camera["port"], 8443, "{camera}");
-    let camera_addr: IpAddr = CAMERA_ADDR.parse().unwrap();
-    assert!(addresses(&camera).contains(&camera_addr), "{camera}");
 
     // Seen by a browse that starts afterwards: the shape `peercam discover --json` prints.
     let found = browse_json(&lab.laptop, probe);

@@ -139,6 +139,11 @@ const EVENT_QUEUE: usize = 4096;
 /// threads finish releasing theirs within it.
 const TRIM_DELAY: Duration = Duration::from_secs(2);
 
+/// The longest an offer or answer waits for local candidates to travel in it. Host
+/// candidates take a few milliseconds; a STUN server that is slow to answer must not hold
+/// the viewer up, and its candidates trickle after the description.
+const GATHER_WAIT: Duration = Duration::from_millis(100);
+
 /// Starts the camera: joins the hub as `settings.conversation`, creates the standing
 /// broadcast, and serves viewers until stopped.
 pub fn start(hub: Arc<Hub>, settings: CameraSettings) -> Result<CameraHandle, MediaError> {
@@ -238,6 +243,11 @@ struct PeerEntry {
     connected: bool,
     /// Offerer: whether the offer has been asked for.
     offered: bool,
+    /// Our offer or answer, applied but held back until the host candidates are gathered
+    /// (a few milliseconds), so that they travel in it.
+    unsent: Option<(gst_webrtc::WebRTCSDPType, String)>,
+    /// Local candidates gathered while the description is held back.
+    gathered: Vec<(u32, String)>,
     /// Answerer: whether the remote offer has been applied.
     offer_applied: bool,
 }
@@ -304,6 +314,7 @@ impl Camera {
             Outgoing::Finalize { from, sdp } => {
                 let key = (me.to_owned(), from);
                 if let Some(entry) = self.peers.get(&key) {
+                    log::debug!(peer = key.1.as_str(); "answer after {:?}", entry.created.elapsed());
                     if let Err(e) = entry.peer.set_remote_answer(&sdp) {
                         log::warn!(peer = key.1.as_str(); "{e}");
                         self.remove_peer(&key);
@@ -394,6 +405,8 @@ impl Camera {
             created: Instant::now(),
             connected: false,
             offered: false,
+            unsent: None,
+            gathered: Vec::new(),
             offer_applied: false,
         };
         match fanout.link(entry.peer.bin()) {
@@ -440,6 +453,8 @@ impl Camera {
                 created: Instant::now(),
                 connected: false,
                 offered: false,
+                unsent: None,
+                gathered: Vec::new(),
                 offer_applied: false,
             },
         );
@@ -474,21 +489,33 @@ impl Camera {
                         return;
                     }
                 };
-                let msg = match desc.type_() {
-                    gst_webrtc::WebRTCSDPType::Offer => Incoming::OfferResponse {
-                        to: key.1.clone(),
-                        sdp,
-                    },
-                    _ => Incoming::AnswerResponse {
-                        to: key.1.clone(),
-                        sdp,
-                    },
-                };
-                // Sent before it is applied, so it reaches the peer ahead of our candidates.
-                self.hub.handle(&key.0, msg);
+                // Applying it starts gathering; the description goes out when that is done
+                // (host candidates take a few milliseconds) or after GATHER_WAIT at most.
+                entry.unsent = Some((desc.type_(), sdp));
                 entry.peer.set_local(&desc);
+                let (tx, key) = (self.events.clone(), key.clone());
+                tokio::spawn(async move {
+                    tokio::time::sleep(GATHER_WAIT).await;
+                    let _ = tx.send((key, PeerEvent::GatheringWaitOver)).await;
+                });
+            }
+            PeerEvent::GatheringComplete | PeerEvent::GatheringWaitOver => {
+                let Some((kind, sdp)) = entry.unsent.take() else {
+                    return;
+                };
+                let sdp = ice::with_candidates(&sdp, &std::mem::take(&mut entry.gathered));
+                let to = key.1.clone();
+                let msg = match kind {
+                    gst_webrtc::WebRTCSDPType::Offer => Incoming::OfferResponse { to, sdp },
+                    _ => Incoming::AnswerResponse { to, sdp },
+                };
+                self.hub.handle(&key.0, msg);
             }
             PeerEvent::LocalCandidate { mline, candidate } => {
+                if entry.unsent.is_some() {
+                    entry.gathered.push((mline, candidate));
+                    return;
+                }
                 self.hub.handle(
                     &key.0,
                     Incoming::Candidate {
@@ -667,6 +694,8 @@ fn event_name(ev: &PeerEvent) -> &'static str {
         PeerEvent::LocalDescription(_) => "local description",
         PeerEvent::LocalCandidate { .. } => "local candidate",
         PeerEvent::State(_) => "state change",
+        PeerEvent::GatheringComplete => "gathering complete",
+        PeerEvent::GatheringWaitOver => "gathering wait over",
         PeerEvent::Failed(_) => "failure",
     }
 }

@@ -55,6 +55,59 @@ pub fn to_json(mline: u32, candidate: &str) -> String {
     .to_string()
 }
 
+/// `sdp` with each of `candidates` (webrtcbin's `(mline, "candidate:…")`) as an
+/// `a=candidate:` line at the end of its media section, unless already there. A peer given
+/// the candidates with the description can check the path as soon as it has applied it,
+/// instead of after a further relay of trickled candidates. Candidates for a media section
+/// the SDP does not have are left out.
+pub fn with_candidates(sdp: &str, candidates: &[(u32, String)]) -> String {
+    let lines: Vec<&str> = sdp.lines().collect();
+    // Index in `lines` where each media section ends (exclusive).
+    let starts: Vec<usize> = lines
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.starts_with("m="))
+        .map(|(i, _)| i)
+        .collect();
+    let mut extra: Vec<Vec<String>> = vec![Vec::new(); starts.len()];
+    for (mline, candidate) in candidates {
+        let Some(section) = extra.get_mut(*mline as usize) else {
+            continue;
+        };
+        let line = format!("a={}", candidate.trim());
+        let start = starts[*mline as usize];
+        let end = starts
+            .get(*mline as usize + 1)
+            .copied()
+            .unwrap_or(lines.len());
+        if !lines[start..end].contains(&line.as_str()) && !section.contains(&line) {
+            section.push(line);
+        }
+    }
+    let mut out = String::with_capacity(sdp.len() + 128 * candidates.len());
+    for (i, line) in lines.iter().enumerate() {
+        if let Some(section) = starts
+            .iter()
+            .position(|&s| s == i)
+            .and_then(|n| n.checked_sub(1))
+        {
+            for extra in &extra[section] {
+                out.push_str(extra);
+                out.push_str("\r\n");
+            }
+        }
+        out.push_str(line);
+        out.push_str("\r\n");
+    }
+    if let Some(last) = extra.last() {
+        for extra in last {
+            out.push_str(extra);
+            out.push_str("\r\n");
+        }
+    }
+    out
+}
+
 /// Decodes a remote candidate from the wire.
 pub fn from_json(text: &str) -> Result<Remote, BadCandidate> {
     let c: CandidateJson = serde_json::from_str(text).map_err(|e| BadCandidate(format!("{e}")))?;
@@ -132,6 +185,31 @@ pub fn resolve_mdns(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn candidates_go_to_the_end_of_their_media_section() {
+        let sdp = "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:video0\r\nm=audio 0 UDP/TLS/RTP/SAVPF 0\r\na=mid:audio1\r\n";
+        let c0 = "candidate:1 1 UDP 2015363327 127.0.0.1 40000 typ host".to_owned();
+        let c1 = "candidate:2 1 UDP 2015363327 127.0.0.1 40002 typ host".to_owned();
+        let out = with_candidates(
+            sdp,
+            &[(0, c0.clone()), (1, c1.clone()), (0, c0.clone()), (5, c1)],
+        );
+        assert_eq!(
+            out,
+            "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:video0\r\n\
+             a=candidate:1 1 UDP 2015363327 127.0.0.1 40000 typ host\r\n\
+             m=audio 0 UDP/TLS/RTP/SAVPF 0\r\na=mid:audio1\r\n\
+             a=candidate:2 1 UDP 2015363327 127.0.0.1 40002 typ host\r\n"
+        );
+        // Already present: not repeated.
+        assert_eq!(with_candidates(&out, &[(0, c0)]), out);
+        // No media sections: nothing to add to.
+        assert_eq!(
+            with_candidates("v=0\r\n", &[(0, "candidate:x".into())]),
+            "v=0\r\n"
+        );
+    }
 
     const HOST: &str = "candidate:842163049 1 udp 1677729535 192.0.2.7 3478 typ host generation 0";
 

@@ -37,6 +37,10 @@ pub enum PeerEvent {
     LocalCandidate { mline: u32, candidate: String },
     /// The peer connection changed state.
     State(gst_webrtc::WebRTCPeerConnectionState),
+    /// Every local candidate has been reported.
+    GatheringComplete,
+    /// The longest wait for candidates before sending the description anyway has passed.
+    GatheringWaitOver,
     /// Negotiation failed.
     Failed(String),
 }
@@ -94,8 +98,9 @@ fn make(factory: &str) -> Result<gst::Element, MediaError> {
 /// spends three check intervals before ICE is connected and DTLS may start: the triggered check
 /// answering the browser's, the wait for the stopping criterion, and the check that nominates.
 /// libnice's default of 20 ms made that ~60 ms of every join. A camera has a handful of
-/// candidates per viewer, so 5 ms pacing adds no meaningful load.
-const ICE_PACING_MS: u32 = 5;
+/// candidates per viewer, so 2 ms pacing, only while a viewer connects, adds no meaningful
+/// load.
+const ICE_PACING_MS: u32 = 2;
 
 /// Tunes the libnice agent webrtcbin made for this peer.
 ///
@@ -247,6 +252,15 @@ impl Peer {
                 let state =
                     webrtc.property::<gst_webrtc::WebRTCPeerConnectionState>("connection-state");
                 send(&tx, &key, PeerEvent::State(state));
+            });
+        let (tx, key) = (events.clone(), self.key.clone());
+        self.webrtc
+            .connect_notify(Some("ice-gathering-state"), move |webrtc, _| {
+                let state =
+                    webrtc.property::<gst_webrtc::WebRTCICEGatheringState>("ice-gathering-state");
+                if state == gst_webrtc::WebRTCICEGatheringState::Complete {
+                    send(&tx, &key, PeerEvent::GatheringComplete);
+                }
             });
         // Media the remote sends is not used: give any incoming stream a sink so it cannot
         // stall the bin.
