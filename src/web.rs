@@ -56,7 +56,39 @@ pub fn router(state: AppState) -> Router {
 }
 
 async fn index(State(state): State<AppState>) -> Html<String> {
-    Html(include_str!("../web/index.html").replace("{{name}}", &html_escape(&state.info.name)))
+    Html(fill(
+        include_str!("../web/index.html"),
+        &[
+            ("{{name}}", &html_escape(&state.info.name)),
+            ("{{info}}", &script_json(&state.info)),
+        ],
+    ))
+}
+
+/// `template` with each marker replaced, in one pass: text filled in is never read again for
+/// markers (a device named `{{info}}` stays a name).
+fn fill(template: &str, values: &[(&str, &str)]) -> String {
+    let mut out = String::with_capacity(template.len() + 512);
+    let mut rest = template;
+    while let Some((at, (marker, value))) = values
+        .iter()
+        .filter_map(|mv| rest.find(mv.0).map(|at| (at, mv)))
+        .min_by_key(|(at, _)| *at)
+    {
+        out.push_str(&rest[..at]);
+        out.push_str(value);
+        rest = &rest[at + marker.len()..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// `/api/info` inside the page, so the page need not ask for it before it connects. Safe in
+/// a `<script>` element: `<` is escaped, so no text in it can close the element.
+fn script_json(info: &DeviceInfo) -> String {
+    serde_json::to_string(info)
+        .unwrap_or_else(|_| "null".to_owned())
+        .replace('<', "\\u003c")
 }
 
 async fn app_js() -> Response {
@@ -145,4 +177,34 @@ fn html_escape(s: &str) -> String {
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markers_are_filled_once() {
+        let out = fill(
+            "<h1>{{name}}</h1><script>{{info}}</script>{{name}}",
+            &[("{{name}}", "{{info}}"), ("{{info}}", "{}")],
+        );
+        assert_eq!(out, "<h1>{{info}}</h1><script>{}</script>{{info}}");
+    }
+
+    #[test]
+    fn the_info_in_the_page_cannot_close_its_script_element() {
+        let info = DeviceInfo {
+            name: "cam</script><script>alert(1)</script>".into(),
+            version: "0",
+            conversation: "camera".into(),
+            signaling: "/signaling",
+            tls: false,
+            fingerprint: None,
+        };
+        let json = script_json(&info);
+        assert!(!json.contains('<'), "{json}");
+        let back: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(back["name"], "cam</script><script>alert(1)</script>");
+    }
 }

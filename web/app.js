@@ -19,6 +19,7 @@ import { createOverlay } from '/overlay.js';
 import * as fullscreen from '/fullscreen.js';
 
 (() => {
+  performance.mark('peercam-start');
   const params = new URLSearchParams(location.search);
   const room = params.get('room') || '';
   const mode = room ? 'room' : 'watch';
@@ -178,11 +179,14 @@ import * as fullscreen from '/fullscreen.js';
   function connect() {
     clearTimeout(retryTimer);
     setState('connecting', `Connecting to ${info.name}…`);
+    // The first time, the connection index.html opened while the page loaded.
+    const early = window.peercamEarly;
+    window.peercamEarly = null;
     const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
-    const socket = new WebSocket(`${scheme}//${location.host}${info.signaling}`);
+    const socket = early ? early.ws : new WebSocket(`${scheme}//${location.host}${info.signaling}`);
     ws = socket;
-    prepareConnection();
     socket.onopen = () => {
+      performance.mark('peercam-ws-open');
       if (!userLeft) join();
     };
     socket.onmessage = (e) => onMessage(e.data);
@@ -199,6 +203,12 @@ import * as fullscreen from '/fullscreen.js';
       refusedBusy = false;
       retryTimer = setTimeout(connect, RECONNECT_MS);
     };
+    if (early) {
+      // What arrived before this script ran, then the events already past.
+      for (const text of early.messages) onMessage(text);
+      if (socket.readyState === WebSocket.OPEN) socket.onopen();
+      else if (socket.readyState === WebSocket.CLOSED) socket.onclose();
+    }
   }
 
   function onMessage(text) {
@@ -704,6 +714,18 @@ import * as fullscreen from '/fullscreen.js';
     }
   }
 
+  /** The device's facts as the page was served with them, or null. */
+  function embeddedInfo() {
+    try {
+      const found = JSON.parse(document.getElementById('device-info')?.textContent || 'null');
+      return found && typeof found.conversation === 'string' && typeof found.signaling === 'string'
+        ? found
+        : null;
+    } catch {
+      return null;
+    }
+  }
+
   async function start() {
     document.body.dataset.mode = mode;
     setSound(soundOn);
@@ -731,6 +753,7 @@ import * as fullscreen from '/fullscreen.js';
       // Tell the server now instead of letting it wait for the socket to time out.
       if (ws) ws.close();
     });
+    info = embeddedInfo();
     while (!info) {
       try {
         const res = await fetch('/api/info', { cache: 'no-store' });

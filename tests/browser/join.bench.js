@@ -34,11 +34,21 @@ async function oneJoin(t, browser, peercam, i) {
     (tm) => tm && tm.firstFrame != null && tm.join != null,
     { timeout: 15000, interval: 10 },
   );
+  const page = await viewer.page.evaluate(() => {
+    const nav = performance.getEntriesByType('navigation')[0];
+    const at = (name) => performance.getEntriesByName(name)[0]?.startTime;
+    return {
+      html: nav.responseEnd,
+      parsed: nav.domInteractive,
+      start: at('peercam-start'),
+      wsOpen: at('peercam-ws-open'),
+    };
+  });
   viewer.assertClean();
   await viewer.context.close();
   const steps = {};
   for (const [name, at] of Object.entries(timing.steps || {})) steps[name] = at - timing.join;
-  return { join: timing.firstFrame - timing.join, load: timing.firstFrame, steps };
+  return { join: timing.firstFrame - timing.join, load: timing.firstFrame, joinAt: timing.join, page, steps };
 }
 
 function summary(values) {
@@ -63,6 +73,12 @@ function report(name, runs) {
     .filter(([, v]) => v.length)
     .map(([n, v]) => `${n} ${summary(v).median.toFixed(0)}`);
   console.log(`  steps from join (median ms): ${parts.join(', ')}, presented ${join.median.toFixed(0)}`);
+  const joinAt = summary(runs.map((r) => r.joinAt));
+  const pageParts = ['html', 'parsed', 'start', 'wsOpen']
+    .map((n) => [n, runs.map((r) => r.page[n]).filter((v) => v != null)])
+    .filter(([, v]) => v.length)
+    .map(([n, v]) => `${n} ${summary(v).median.toFixed(0)}`);
+  console.log(`  page load → join sent: median ${joinAt.median.toFixed(0)} ms (${pageParts.join(', ')})`);
 }
 
 test('join → first frame in Chromium', { timeout: 600000 }, async (t) => {
