@@ -5,6 +5,7 @@ pub mod config;
 pub mod discovery;
 pub mod logging;
 pub mod media;
+pub mod memory;
 pub mod net;
 pub mod service;
 pub mod signaling;

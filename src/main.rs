@@ -147,6 +147,7 @@ impl Settings {
 }
 
 fn main() -> ExitCode {
+    peercam::memory::tune_allocator();
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
