@@ -110,6 +110,8 @@ import * as fullscreen from '/fullscreen.js';
     state = next;
     document.body.dataset.state = next;
     el.status.textContent = text;
+    // Shown over the view in fullscreen, where the status line is out of sight (style.css).
+    el.grid.dataset.status = text;
   }
 
   function showNotice(text) {

@@ -179,6 +179,12 @@ test('fullscreen from the button, double-click and the f key', { timeout: 60000 
   await button('Fullscreen');
   await page.dblclick('video');
   await waitFor('fullscreen again', element, (id) => id === 'grid');
+  // Fullscreen hides the status line: unless the video is live, the status shows over it.
+  const overView = () =>
+    page.evaluate(() => getComputedStyle(document.getElementById('grid'), '::before').content);
+  assert.equal(await overView(), 'none');
+  await page.evaluate(() => window.peercam.leave());
+  await waitFor('the status over the view', overView, (c) => c === '"You left."');
   await page.keyboard.press('f');
   await waitFor('the f key to end it', element, (id) => id === null);
   await assertClean(viewer);
