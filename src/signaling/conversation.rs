@@ -270,14 +270,12 @@ impl Signaling {
                     (Some(a), Some(b)) => Some(a.min(b)),
                     (a, b) => a.or(b),
                 };
-                if limit.is_some_and(|l| viewers >= l) {
+                if let Some(limit) = limit.filter(|&l| viewers >= l) {
+                    let s = if limit == 1 { "" } else { "s" };
                     return err(
                         from,
                         ErrorCode::ViewerLimit,
-                        format!(
-                            "{conv:?} already has its limit of {} viewers",
-                            limit.unwrap_or_default()
-                        ),
+                        format!("{conv:?} already has its limit of {limit} viewer{s}"),
                     );
                 }
                 c.broadcaster().cloned().into_iter().collect()

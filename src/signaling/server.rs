@@ -152,10 +152,9 @@ impl SignalingServer {
         let _slot = Slot(&self.connections);
         if count > self.limits.max_connections {
             log::warn!("connection cap {} reached", self.limits.max_connections);
-            let msg = format!(
-                "the camera is serving its limit of {} connections",
-                self.limits.max_connections
-            );
+            let limit = self.limits.max_connections;
+            let s = if limit == 1 { "" } else { "s" };
+            let msg = format!("the camera is serving its limit of {limit} connection{s}");
             refuse(socket, ErrorCode::ServerBusy, msg, CLOSE_TRY_LATER).await;
             return;
         }

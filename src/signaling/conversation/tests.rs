@@ -551,6 +551,24 @@ fn viewer_limit_refuses_the_next_viewer_only() {
 }
 
 #[test]
+fn viewer_limit_says_the_limit_in_words() {
+    let message = |limit: usize| {
+        let mut s = with_members(&["cam", "v1", "v2", "v3"]);
+        create(&mut s, "cam", "live", Broadcast);
+        s.set_viewer_limit("live", Some(limit));
+        for v in ["v1", "v2"].into_iter().take(limit) {
+            join(&mut s, v, "live");
+        }
+        match join(&mut s, "v3", "live").as_slice() {
+            [(_, Outgoing::Error { message, .. })] => message.clone(),
+            other => panic!("expected an error, got {other:?}"),
+        }
+    };
+    assert_eq!(message(1), "\"live\" already has its limit of 1 viewer");
+    assert_eq!(message(2), "\"live\" already has its limit of 2 viewers");
+}
+
+#[test]
 fn invite_goes_to_the_device() {
     let mut s = Signaling::new(Settings {
         device: Some("camera".into()),
