@@ -285,6 +285,29 @@ async fn next_signal(ws: &mut Ws, within: Duration) -> Option<Value> {
     }
 }
 
+/// The signals (besides pings) until the socket ends, and the code of the close frame that
+/// ended it (`None`: the connection ended without one).
+async fn until_closed(ws: &mut Ws, within: Duration) -> (Vec<Value>, Option<u16>) {
+    let deadline = tokio::time::Instant::now() + within;
+    let mut signals = Vec::new();
+    loop {
+        let frame = tokio::time::timeout_at(deadline, ws.next())
+            .await
+            .expect("the socket to end in time");
+        match frame {
+            Some(Ok(Message::Close(frame))) => return (signals, frame.map(|f| u16::from(f.code))),
+            None | Some(Err(_)) => return (signals, None),
+            Some(Ok(Message::Text(text))) => {
+                let v: Value = serde_json::from_str(&text).expect("JSON from the server");
+                if v["signal"] != "ping" {
+                    signals.push(v);
+                }
+            }
+            Some(Ok(_)) => {}
+        }
+    }
+}
+
 /// Joins the camera's conversation and returns once `joined` arrived.
 async fn join_camera(url: &str) -> Ws {
     let (mut ws, _) = tokio_tungstenite::connect_async(url)
@@ -383,21 +406,20 @@ fn a_viewer_hears_left_and_end_when_the_service_stops() {
 
     svc.signal(libc::SIGTERM);
     let signalled = Instant::now();
-    let seen = rt.block_on(async {
-        let mut seen = Vec::new();
-        while let Some(v) = next_signal(&mut viewer, STOP_LIMIT).await {
-            // Negotiation messages may still be on their way; the ending is what counts.
-            if v["signal"] == "left" || v["signal"] == "end" {
-                assert_eq!(v["from"], "camera", "{v}");
-                seen.push(v["signal"].as_str().unwrap_or_default().to_owned());
-            }
-        }
-        seen
-    });
+    let (signals, code) = rt.block_on(until_closed(&mut viewer, STOP_LIMIT));
+    // Negotiation messages may still be on their way; the ending is what counts.
+    let seen: Vec<&str> = signals
+        .iter()
+        .filter(|v| v["signal"] == "left" || v["signal"] == "end")
+        .inspect(|v| assert_eq!(v["from"], "camera", "{v}"))
+        .map(|v| v["signal"].as_str().unwrap_or_default())
+        .collect();
     assert_eq!(seen, ["left", "end"], "{}", svc.logs());
+    // Closed properly: 1001, going away.
+    assert_eq!(code, Some(1001), "{}", svc.logs());
     // The other member's socket is closed too.
-    let closed = rt.block_on(next_signal(&mut other, STOP_LIMIT));
-    assert_eq!(closed, None);
+    let (_, code) = rt.block_on(until_closed(&mut other, STOP_LIMIT));
+    assert_eq!(code, Some(1001), "{}", svc.logs());
     let status = svc.exit_within(STOP_LIMIT.saturating_sub(signalled.elapsed()));
     assert!(status.success(), "{status:?}\n{}", svc.logs());
 }

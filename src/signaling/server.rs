@@ -71,9 +71,13 @@ pub struct SignalingServer {
 }
 
 /// Close codes (RFC 6455).
+const CLOSE_GOING_AWAY: u16 = 1001;
 const CLOSE_POLICY: u16 = 1008;
 const CLOSE_TOO_BIG: u16 = 1009;
 const CLOSE_TRY_LATER: u16 = 1013;
+
+/// The longest a connection the hub has let go waits to write its close frame.
+const GOING_AWAY_WAIT: Duration = Duration::from_secs(1);
 
 /// Keeps the connection count right however a connection task ends.
 struct Slot<'a>(&'a AtomicUsize);
@@ -215,7 +219,11 @@ impl Connection<'_> {
         loop {
             tokio::select! {
                 out = self.rx.recv() => {
-                    let Some(first) = out else { return "dropped by the hub" };
+                    let Some(first) = out else {
+                        // The service is stopping, or the member was dropped (too slow).
+                        self.going_away().await;
+                        return "dropped by the hub";
+                    };
                     if let Err(r) = self.flush_queue(first).await {
                         return r;
                     }
@@ -294,6 +302,20 @@ impl Connection<'_> {
             reason: Utf8Bytes::from(reason.as_str()),
         };
         let _ = self.write(Message::Close(Some(frame))).await;
+    }
+
+    /// Ends the connection with a close frame (1001, going away), waiting for it to be written
+    /// [`GOING_AWAY_WAIT`] at most: a member dropped for being too slow may not take it.
+    async fn going_away(&mut self) {
+        let frame = CloseFrame {
+            code: CLOSE_GOING_AWAY,
+            reason: Utf8Bytes::from_static("going away"),
+        };
+        let _ = timeout(
+            GOING_AWAY_WAIT,
+            self.socket.send(Message::Close(Some(frame))),
+        )
+        .await;
     }
 
     async fn read_error(&mut self, e: axum::Error) -> Reason {
