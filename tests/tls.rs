@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{Server, WAIT};
+use common::{get_over, Server, WAIT};
 use futures_util::{SinkExt, StreamExt};
 use peercam::config::Config;
 use peercam::service::Device;
@@ -97,40 +97,12 @@ async fn tls_connect(
         .unwrap_or_else(|_| panic!("no TLS handshake within {WAIT:?}"))
 }
 
-/// `GET path` over HTTP/1.0 on any stream; the status and the body.
-async fn get_over<S>(mut stream: S, path: &str) -> (u16, String)
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-{
-    let exchange = async {
-        let request = format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n");
-        stream.write_all(request.as_bytes()).await?;
-        let mut raw = Vec::new();
-        stream.read_to_end(&mut raw).await?;
-        std::io::Result::Ok(raw)
-    };
-    let raw = tokio::time::timeout(WAIT, exchange)
-        .await
-        .unwrap_or_else(|_| panic!("GET {path}: no complete response within {WAIT:?}"))
-        .unwrap_or_else(|e| panic!("GET {path}: {e}"));
-    let text = String::from_utf8_lossy(&raw);
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .unwrap_or_else(|| panic!("GET {path}: no header/body separator in {text:?}"));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("GET {path}: bad status line in {head:?}"));
-    (status, body.to_owned())
-}
-
 /// `GET /api/info` over https, trusting `cert_pem`.
 async fn https_info(addr: SocketAddr, cert_pem: &Path) -> Value {
     let tls = tls_connect(&connector(cert_pem), addr, "localhost")
         .await
         .expect("TLS handshake with the device's own certificate");
-    let (status, body) = get_over(tls, "/api/info").await;
+    let (status, body) = get_over(tls, "localhost", "/api/info").await;
     assert_eq!(status, 200, "{body}");
     serde_json::from_str(&body).expect("JSON")
 }
@@ -189,7 +161,7 @@ async fn https_http_and_wss_share_the_port() {
     let by_ip = tls_connect(&connector(&cert), server.addr, "127.0.0.1")
         .await
         .expect("127.0.0.1 is in the certificate");
-    let (status, _) = get_over(by_ip, "/").await;
+    let (status, _) = get_over(by_ip, "localhost", "/").await;
     assert_eq!(status, 200);
 
     // Plain http on the same port.

@@ -170,9 +170,20 @@ pub struct Stats {
 /// A plain `GET` over HTTP/1.0, so the server closes the connection after the body and no
 /// HTTP client dependency is needed.
 pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let stream = tokio::time::timeout(WAIT, TcpStream::connect(addr))
+        .await
+        .unwrap_or_else(|_| panic!("GET {path}: no connection within {WAIT:?}"))
+        .unwrap_or_else(|e| panic!("GET {path}: connecting: {e}"));
+    get_over(stream, &addr.to_string(), path).await
+}
+
+/// `GET path` over HTTP/1.0 on an open stream, plain or TLS; the status and the body.
+pub async fn get_over<S>(mut stream: S, host: &str, path: &str) -> (u16, String)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     let exchange = async {
-        let mut stream = TcpStream::connect(addr).await?;
-        let request = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n");
+        let request = format!("GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n");
         stream.write_all(request.as_bytes()).await?;
         let mut raw = Vec::new();
         stream.read_to_end(&mut raw).await?;
