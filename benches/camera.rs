@@ -22,7 +22,8 @@
 //! `cargo bench --bench camera` runs everything. Options: `--window SECS` (steady window,
 //! default 10), `--settle SECS` (wait after the last viewer of a step starts playing, default
 //! 3), `--joins N` (sequential joins per join phase, default 12), `--decode`, `--quick`
-//! (window 3 s, 4 joins).
+//! (window 3 s, 4 joins), `--device PATH` (measure that peercam binary instead of this
+//! build's, e.g. a variant to compare side by side).
 
 #[path = "../tests/support/gst_viewer.rs"]
 mod gst_viewer;
@@ -30,7 +31,7 @@ mod gst_viewer;
 use std::collections::HashMap;
 use std::fs::File;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -73,6 +74,8 @@ struct Opts {
     settle: f64,
     joins: usize,
     decode: bool,
+    /// The peercam binary to measure.
+    device: PathBuf,
 }
 
 impl Opts {
@@ -84,6 +87,7 @@ impl Opts {
             settle: 3.0,
             joins: if quick { 4 } else { 12 },
             decode: false,
+            device: PathBuf::from(env!("CARGO_BIN_EXE_peercam")),
         };
         let mut it = args.iter();
         while let Some(a) = it.next() {
@@ -97,6 +101,7 @@ impl Opts {
                 "--settle" => o.settle = value()?.parse()?,
                 "--joins" => o.joins = value()?.parse()?,
                 "--decode" => o.decode = true,
+                "--device" => o.device = PathBuf::from(value()?),
                 // `cargo bench` passes --bench; --quick is read above.
                 "--quick" | "--bench" => {}
                 other => bail!("unknown option {other}"),
@@ -254,7 +259,7 @@ struct CameraStats {
 }
 
 impl Device {
-    async fn start() -> Result<Device> {
+    async fn start(binary: &Path) -> Result<Device> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
@@ -271,7 +276,9 @@ impl Device {
         )?;
         let log = dir.join("peercam.log");
         let out = File::create(&log)?;
-        let child = Command::new(env!("CARGO_BIN_EXE_peercam"))
+        let child = Command::new(binary)
+            // Its TLS certificate goes in the scratch directory, not the user's state.
+            .env("STATE_DIRECTORY", &dir)
             .arg("serve")
             .arg("--source")
             .arg("test")
@@ -679,11 +686,11 @@ async fn run(opts: &Opts) -> Result<()> {
         loadavg()
     );
     let decoder = warm_up_viewer_side()?;
-    let device = Device::start().await?;
+    let device = Device::start(&opts.device).await?;
     println!(
         "device: {} serve --source test --no-discovery ({WIDTH}x{HEIGHT}@{FPS}, \
          {BITRATE_KBPS} kbit/s), pid {}",
-        env!("CARGO_BIN_EXE_peercam"),
+        opts.device.display(),
         device.pid()
     );
     println!("device pipeline: {}", device.pipeline());

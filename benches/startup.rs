@@ -97,6 +97,9 @@ fn once(
     let mut child = Command::new(BIN)
         .args(&args)
         .env("NOTIFY_SOCKET", &notify)
+        // The TLS certificate: made by the warm-up start, loaded by the measured ones, as on a
+        // device after its first boot.
+        .env("STATE_DIRECTORY", dir)
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(Stdio::null())

@@ -15,7 +15,9 @@ packages=(
   gstreamer1.0-plugins-ugly gstreamer1.0-nice gstreamer1.0-tools
 )
 if [ "$want_test" = 1 ]; then
-  packages+=(chromium iproute2 util-linux systemd avahi-daemon avahi-utils)
+  # openssl: the TLS tests compare fingerprints with its output; dbus-daemon: the avahi
+  # coexistence test starts its own system bus (avahi may otherwise pull in dbus-broker).
+  packages+=(chromium iproute2 util-linux systemd avahi-daemon avahi-utils openssl dbus-daemon)
   # Any working Node.js will do (it may come from outside Debian with its own npm).
   command -v node >/dev/null && command -v npm >/dev/null || packages+=(nodejs npm)
 fi

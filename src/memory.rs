@@ -11,7 +11,7 @@
 //! A fixed threshold of 128 KiB keeps frames and encoder buffers in mappings of their own,
 //! returned to the system when a session ends. Buffer pools recycle frames while video flows,
 //! so mapping costs nothing per frame (CPU unchanged in `cargo bench --bench camera`; RSS once
-//! every viewer had left fell from 46–58 MB to ~40 MB, see BENCHMARKS.md).
+//! every viewer had left fell from 56 MB to 40 MB, see BENCHMARKS.md).
 
 /// Blocks of this size or larger are mapped on their own, bytes.
 const MMAP_THRESHOLD: i32 = 128 * 1024;

@@ -723,7 +723,11 @@ fn peercam_discover_finds_peercam_serve_and_its_url_serves_the_page() {
     assert_eq!(camera["fingerprint"], fingerprint.as_str(), "{camera}");
 
     // What a browser on the laptop is shown for that URL is the advertised certificate.
-    if which("openssl").is_some() {
+    {
+        assert!(
+            which("openssl").is_some(),
+            "openssl (scripts/setup.sh --test installs it)"
+        );
         let mut shown = lab.laptop.spawn(
             "sh",
             &[
