@@ -265,23 +265,40 @@ impl Drop for Service {
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-/// The next message with a `signal`, skipping nextRTC pings; `None` when the socket ends.
-async fn next_signal(ws: &mut Ws, within: Duration) -> Option<Value> {
-    let deadline = tokio::time::Instant::now() + within;
+/// What the server sent next, skipping nextRTC pings.
+enum Next {
+    /// A message with a `signal`.
+    Signal(Value),
+    /// The socket ended, with the code of its close frame if one came.
+    Closed(Option<u16>),
+}
+
+async fn next(ws: &mut Ws, deadline: tokio::time::Instant) -> Next {
     loop {
         let frame = tokio::time::timeout_at(deadline, ws.next())
             .await
             .expect("a message in time");
         match frame {
-            None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return None,
+            Some(Ok(Message::Close(frame))) => {
+                return Next::Closed(frame.map(|f| u16::from(f.code)))
+            }
+            None | Some(Err(_)) => return Next::Closed(None),
             Some(Ok(Message::Text(text))) => {
                 let v: Value = serde_json::from_str(&text).expect("JSON from the server");
                 if v["signal"] != "ping" {
-                    return Some(v);
+                    return Next::Signal(v);
                 }
             }
             Some(Ok(_)) => {}
         }
+    }
+}
+
+/// The next message with a `signal`, skipping nextRTC pings; `None` when the socket ends.
+async fn next_signal(ws: &mut Ws, within: Duration) -> Option<Value> {
+    match next(ws, tokio::time::Instant::now() + within).await {
+        Next::Signal(v) => Some(v),
+        Next::Closed(_) => None,
     }
 }
 
@@ -291,19 +308,9 @@ async fn until_closed(ws: &mut Ws, within: Duration) -> (Vec<Value>, Option<u16>
     let deadline = tokio::time::Instant::now() + within;
     let mut signals = Vec::new();
     loop {
-        let frame = tokio::time::timeout_at(deadline, ws.next())
-            .await
-            .expect("the socket to end in time");
-        match frame {
-            Some(Ok(Message::Close(frame))) => return (signals, frame.map(|f| u16::from(f.code))),
-            None | Some(Err(_)) => return (signals, None),
-            Some(Ok(Message::Text(text))) => {
-                let v: Value = serde_json::from_str(&text).expect("JSON from the server");
-                if v["signal"] != "ping" {
-                    signals.push(v);
-                }
-            }
-            Some(Ok(_)) => {}
+        match next(ws, deadline).await {
+            Next::Signal(v) => signals.push(v),
+            Next::Closed(code) => return (signals, code),
         }
     }
 }

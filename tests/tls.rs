@@ -586,20 +586,22 @@ fn the_service_keeps_its_certificate_across_restarts() {
     plain.stop();
 }
 
+/// A config file in `dir` naming `cert` and `key` as the TLS pair; its path.
+fn tls_config(dir: &Path, cert: &Path, key: &Path) -> PathBuf {
+    let config = dir.join("peercam.toml");
+    let text = format!(
+        "[tls]\ncert = {:?}\nkey = {:?}\n",
+        cert.to_str().unwrap(),
+        key.to_str().unwrap()
+    );
+    std::fs::write(&config, text).unwrap();
+    config
+}
+
 /// Runs `peercam serve` with a config that names `cert` and `key`; it must fail at start-up
 /// with a message containing every one of `needles`.
 fn refused_at_start(dir: &Path, cert: &Path, key: &Path, needles: &[&str]) {
-    let config = dir.join("peercam.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[tls]\ncert = {:?}\nkey = {:?}\n",
-            cert.to_str().unwrap(),
-            key.to_str().unwrap()
-        ),
-    )
-    .unwrap();
-    let mut svc = Serve::start(&config, &[]);
+    let mut svc = Serve::start(&tls_config(dir, cert, key), &[]);
     let deadline = Instant::now() + Duration::from_secs(30);
     let status = loop {
         if let Some(status) = svc.child.try_wait().unwrap() {
@@ -664,17 +666,7 @@ fn configured_files_that_cannot_be_used_stop_the_start_naming_the_file() {
     );
 
     // The configured pair itself works, and is used as it is.
-    let config = dir.0.join("peercam.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[tls]\ncert = {:?}\nkey = {:?}\n",
-            cert.to_str().unwrap(),
-            key.to_str().unwrap()
-        ),
-    )
-    .unwrap();
-    let mut svc = Serve::start(&config, &[]);
+    let mut svc = Serve::start(&tls_config(&dir.0, &cert, &key), &[]);
     assert_eq!(logged_fingerprint(&mut svc), file_fingerprint(&cert));
     svc.stop();
 }

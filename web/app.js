@@ -716,16 +716,13 @@ import * as fullscreen from '/fullscreen.js';
     }
   }
 
-  /** The device's facts as the page was served with them, or null. */
+  /** The device's facts as the page was served with them (read by index.html's script), or
+   *  null. */
   function embeddedInfo() {
-    try {
-      const found = JSON.parse(document.getElementById('device-info')?.textContent || 'null');
-      return found && typeof found.conversation === 'string' && typeof found.signaling === 'string'
-        ? found
-        : null;
-    } catch {
-      return null;
-    }
+    const found = window.peercamEarly && window.peercamEarly.info;
+    return found && typeof found.conversation === 'string' && typeof found.signaling === 'string'
+      ? found
+      : null;
   }
 
   async function start() {

@@ -61,50 +61,33 @@ pub fn to_json(mline: u32, candidate: &str) -> String {
 /// instead of after a further relay of trickled candidates. Candidates for a media section
 /// the SDP does not have are left out.
 pub fn with_candidates(sdp: &str, candidates: &[(u32, String)]) -> String {
-    let lines: Vec<&str> = sdp.lines().collect();
-    // Index in `lines` where each media section ends (exclusive).
-    let starts: Vec<usize> = lines
-        .iter()
-        .enumerate()
-        .filter(|(_, l)| l.starts_with("m="))
-        .map(|(i, _)| i)
-        .collect();
-    let mut extra: Vec<Vec<String>> = vec![Vec::new(); starts.len()];
-    for (mline, candidate) in candidates {
-        let Some(section) = extra.get_mut(*mline as usize) else {
-            continue;
-        };
-        let line = format!("a={}", candidate.trim());
-        let start = starts[*mline as usize];
-        let end = starts
-            .get(*mline as usize + 1)
-            .copied()
-            .unwrap_or(lines.len());
-        if !lines[start..end].contains(&line.as_str()) && !section.contains(&line) {
-            section.push(line);
-        }
-    }
     let mut out = String::with_capacity(sdp.len() + 128 * candidates.len());
-    for (i, line) in lines.iter().enumerate() {
-        if let Some(section) = starts
-            .iter()
-            .position(|&s| s == i)
-            .and_then(|n| n.checked_sub(1))
-        {
-            for extra in &extra[section] {
-                out.push_str(extra);
+    // The media section being copied (`None` before the first `m=`) and its lines so far.
+    let mut section: Option<u32> = None;
+    let mut seen: Vec<&str> = Vec::new();
+    let finish = |out: &mut String, section: Option<u32>, seen: &[&str]| {
+        let Some(index) = section else { return };
+        let mut added: Vec<String> = Vec::new();
+        for (_, candidate) in candidates.iter().filter(|(m, _)| *m == index) {
+            let line = format!("a={}", candidate.trim());
+            if !seen.contains(&line.as_str()) && !added.contains(&line) {
+                out.push_str(&line);
                 out.push_str("\r\n");
+                added.push(line);
             }
         }
+    };
+    for line in sdp.lines() {
+        if line.starts_with("m=") {
+            finish(&mut out, section, &seen);
+            section = Some(section.map_or(0, |i| i + 1));
+            seen.clear();
+        }
+        seen.push(line);
         out.push_str(line);
         out.push_str("\r\n");
     }
-    if let Some(last) = extra.last() {
-        for extra in last {
-            out.push_str(extra);
-            out.push_str("\r\n");
-        }
-    }
+    finish(&mut out, section, &seen);
     out
 }
 
