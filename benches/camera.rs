@@ -15,15 +15,23 @@
 //!                                  ◀──ICE/DTLS/SRTP on 127.0.0.1──────
 //! ```
 //!
-//! The device is a separate process so that its CPU time and RSS are its own. To leave the
-//! device the CPU it measures, the viewers in the CPU windows count H.264 access units after
-//! `rtph264depay` instead of decoding (`--decode` makes them decode); the join phases decode.
+//! The device is a separate process so that its CPU time and RSS are its own. Its figures are
+//! for its process tree: the serving process and its media worker processes (`peercam
+//! media-worker`, which come and go with the viewers), as alive at each reading. CPU is the
+//! tree's, with the ticks of workers that exited and were reaped during a window kept (in the
+//! serving process's cutime/cstime). RSS is summed over the tree, so library pages shared by
+//! the processes count once per process and the sum is conservative; PSS (each shared page
+//! split between the processes that map it) is shown beside it. To leave the device the CPU
+//! it measures, the viewers in the CPU windows count H.264 access units after `rtph264depay`
+//! instead of decoding (`--decode` makes them decode); the join phases decode.
 //!
 //! `cargo bench --bench camera` runs everything. Options: `--window SECS` (steady window,
 //! default 10), `--settle SECS` (wait after the last viewer of a step starts playing, default
 //! 3), `--joins N` (sequential joins per join phase, default 12), `--decode`, `--quick`
 //! (window 3 s, 4 joins), `--device PATH` (measure that peercam binary instead of this
-//! build's, e.g. a variant to compare side by side).
+//! build's, e.g. a variant to compare side by side), `--smaps DIR` (save `/proc/PID/smaps` of
+//! every process of the device's tree idle and after leave, as `DIR/smaps-LABEL-PID`, to see
+//! which mappings hold the memory).
 
 #[path = "../tests/support/gst_viewer.rs"]
 mod gst_viewer;
@@ -76,6 +84,8 @@ struct Opts {
     decode: bool,
     /// The peercam binary to measure.
     device: PathBuf,
+    /// Where to save /proc/PID/smaps of the device's processes at idle and after leave.
+    smaps: Option<PathBuf>,
 }
 
 impl Opts {
@@ -88,6 +98,7 @@ impl Opts {
             joins: if quick { 4 } else { 12 },
             decode: false,
             device: PathBuf::from(env!("CARGO_BIN_EXE_peercam")),
+            smaps: None,
         };
         let mut it = args.iter();
         while let Some(a) = it.next() {
@@ -102,6 +113,7 @@ impl Opts {
                 "--joins" => o.joins = value()?.parse()?,
                 "--decode" => o.decode = true,
                 "--device" => o.device = PathBuf::from(value()?),
+                "--smaps" => o.smaps = Some(PathBuf::from(value()?)),
                 // `cargo bench` passes --bench; --quick is read above.
                 "--quick" | "--bench" => {}
                 other => bail!("unknown option {other}"),
@@ -130,20 +142,36 @@ fn clock_ticks() -> f64 {
     }
 }
 
-/// utime + stime (clock ticks) from a `/proc/…/stat` line. The command name may hold spaces
-/// and parentheses, so fields are counted from the last `)`.
-fn stat_ticks(stat: &str) -> Option<(String, u64)> {
+/// CPU time of a process or thread, in clock ticks.
+#[derive(Debug, Clone, Copy, Default)]
+struct Ticks {
+    /// utime + stime: its own (for a process, all its threads', including exited ones).
+    own: u64,
+    /// cutime + cstime: its children's that it has waited for (process-wide, also in a
+    /// thread's stat).
+    reaped: u64,
+}
+
+/// The command name and CPU ticks from a `/proc/…/stat` line. The command name may hold
+/// spaces and parentheses, so fields are counted from the last `)`.
+fn stat_ticks(stat: &str) -> Option<(String, Ticks)> {
     let open = stat.find('(')?;
     let close = stat.rfind(')')?;
     let name = stat.get(open + 1..close)?.to_owned();
     let fields: Vec<&str> = stat.get(close + 1..)?.split_whitespace().collect();
-    // After the name: state is field 3 of stat(5), utime 14, stime 15.
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some((name, utime + stime))
+    // After the name: state is field 3 of stat(5), utime 14, stime 15, cutime 16, cstime 17.
+    let field = |n: usize| -> Option<u64> { fields.get(n - 3)?.parse().ok() };
+    Some((
+        name,
+        Ticks {
+            own: field(14)? + field(15)?,
+            reaped: field(16)? + field(17)?,
+        },
+    ))
 }
 
-fn process_ticks(pid: &str) -> Result<u64> {
+/// CPU ticks of one process (`self` or a pid).
+fn process_ticks(pid: &str) -> Result<Ticks> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .with_context(|| format!("reading /proc/{pid}/stat"))?;
     stat_ticks(&stat)
@@ -151,17 +179,86 @@ fn process_ticks(pid: &str) -> Result<u64> {
         .ok_or_else(|| anyhow!("unreadable /proc/{pid}/stat"))
 }
 
-/// Per-thread CPU ticks: tid → (thread name, ticks).
-fn thread_ticks(pid: u32) -> HashMap<String, (String, u64)> {
+/// A process and all its descendants alive now, the process first and every parent before
+/// its children. Children are read from `/proc/PID/task/TID/children` of every thread (a child
+/// is listed under the thread that started it). A descendant that exits while being read is
+/// skipped; the process itself must be readable.
+fn process_tree(pid: u32) -> Result<Vec<u32>> {
+    // The main thread lives as long as the process; without CONFIG_PROC_CHILDREN the file is
+    // missing, and the tree would silently be the process alone.
+    let main = format!("/proc/{pid}/task/{pid}/children");
+    std::fs::metadata(&main).with_context(|| format!("reading {main}"))?;
+    let mut tree = vec![pid];
+    let mut next = 0;
+    while let Some(&p) = tree.get(next) {
+        next += 1;
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{p}/task")) else {
+            continue;
+        };
+        for task in tasks.flatten() {
+            let Ok(children) = std::fs::read_to_string(task.path().join("children")) else {
+                continue;
+            };
+            for child in children.split_whitespace().filter_map(|c| c.parse().ok()) {
+                if !tree.contains(&child) {
+                    tree.push(child);
+                }
+            }
+        }
+    }
+    Ok(tree)
+}
+
+/// `read` for every process of a `process_tree`: an error for its first process (the root)
+/// is returned, a descendant that could not be read (it exited meanwhile) is skipped.
+fn each_process<T>(tree: &[u32], mut read: impl FnMut(u32) -> Result<T>) -> Result<Vec<T>> {
+    let mut out = Vec::with_capacity(tree.len());
+    for (i, &pid) in tree.iter().enumerate() {
+        match read(pid) {
+            Ok(v) => out.push(v),
+            Err(e) if i == 0 => return Err(e),
+            Err(_) => {}
+        }
+    }
+    Ok(out)
+}
+
+/// CPU ticks of a process tree so far: the root's own and reaped children's, plus the same of
+/// every live descendant. A descendant that exits and is waited for moves its ticks (with its
+/// own reaped children's) into its parent's cutime/cstime, so the sum stays continuous as
+/// processes come and go. The descendants are read between two readings of the root, and
+/// again if the root reaped a child in between, so that no exit is counted twice or lost.
+fn tree_ticks(pid: u32) -> Result<u64> {
+    let mut total = 0;
+    for _ in 0..5 {
+        let root = process_ticks(&pid.to_string())?;
+        let tree = process_tree(pid)?;
+        let rest: u64 = tree[1..]
+            .iter()
+            .filter_map(|p| process_ticks(&p.to_string()).ok())
+            .map(|t| t.own + t.reaped)
+            .sum();
+        total = root.own + root.reaped + rest;
+        if process_ticks(&pid.to_string())?.reaped == root.reaped {
+            break;
+        }
+    }
+    Ok(total)
+}
+
+/// Per-thread CPU ticks of every process of a tree: tid → (thread name, own ticks).
+fn thread_ticks(tree: &[u32]) -> HashMap<String, (String, u64)> {
     let mut out = HashMap::new();
-    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return out;
-    };
-    for entry in dir.flatten() {
-        let tid = entry.file_name().to_string_lossy().into_owned();
-        if let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) {
-            if let Some(t) = stat_ticks(&stat) {
-                out.insert(tid, t);
+    for pid in tree {
+        let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            continue;
+        };
+        for entry in dir.flatten() {
+            let tid = entry.file_name().to_string_lossy().into_owned();
+            if let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) {
+                if let Some((name, t)) = stat_ticks(&stat) {
+                    out.insert(tid, (name, t.own));
+                }
             }
         }
     }
@@ -185,35 +282,69 @@ fn machine_ticks() -> (u64, u64) {
     (total - idle, total)
 }
 
-/// A `kB` field of `/proc/<pid>/status`.
-fn status_kib(pid: u32, field: &str) -> Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    status
-        .lines()
+/// A `kB` field (`Field:   123 kB`) of a `/proc/<pid>/status` or `smaps_rollup` text.
+fn kib_field(text: &str, field: &str) -> Option<u64> {
+    text.lines()
         .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .ok_or_else(|| anyhow!("no {field} in /proc/{pid}/status"))
 }
 
-/// Resident memory, KiB: total, and its heap/anonymous and file-backed (code) parts.
-#[derive(Debug, Clone, Copy)]
+/// Resident memory of a process tree, KiB: total, its heap/anonymous and file-backed (code)
+/// parts, summed over the processes (a page shared by two processes counts twice), and the
+/// proportional set size (a shared page split between the processes that map it).
+#[derive(Debug, Clone, Copy, Default)]
 struct Rss {
     total: u64,
     anon: u64,
     file: u64,
+    pss: u64,
+    processes: usize,
 }
 
 impl Rss {
+    /// One process, from `/proc/<pid>/status` and `/proc/<pid>/smaps_rollup`.
     fn of(pid: u32) -> Result<Rss> {
+        let path = format!("/proc/{pid}/status");
+        let status = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+        let status_kib =
+            |field: &str| kib_field(&status, field).ok_or_else(|| anyhow!("no {field} in {path}"));
+        let rollup = format!("/proc/{pid}/smaps_rollup");
+        let pss = kib_field(
+            &std::fs::read_to_string(&rollup).with_context(|| format!("reading {rollup}"))?,
+            "Pss",
+        )
+        .ok_or_else(|| anyhow!("no Pss in {rollup}"))?;
         Ok(Rss {
-            total: status_kib(pid, "VmRSS")?,
-            anon: status_kib(pid, "RssAnon")?,
-            file: status_kib(pid, "RssFile")?,
+            total: status_kib("VmRSS")?,
+            anon: status_kib("RssAnon")?,
+            file: status_kib("RssFile")?,
+            pss,
+            processes: 1,
         })
     }
 
+    /// The sum over the process tree of `pid`.
+    fn of_tree(pid: u32) -> Result<Rss> {
+        let tree = process_tree(pid)?;
+        let each = each_process(&tree, Rss::of)?;
+        Ok(each.iter().fold(Rss::default(), |a, b| Rss {
+            total: a.total + b.total,
+            anon: a.anon + b.anon,
+            file: a.file + b.file,
+            pss: a.pss + b.pss,
+            processes: a.processes + b.processes,
+        }))
+    }
+
     fn parts(&self) -> String {
-        format!("anon {:.1} + file {:.1}", mb(self.anon), mb(self.file))
+        format!(
+            "anon {:.1} + file {:.1} ({} process{}, PSS {:.1})",
+            mb(self.anon),
+            mb(self.file),
+            self.processes,
+            if self.processes == 1 { "" } else { "es" },
+            mb(self.pss)
+        )
     }
 }
 
@@ -317,12 +448,41 @@ impl Device {
         self.child.id()
     }
 
-    fn cpu_ticks(&self) -> Result<u64> {
-        process_ticks(&self.pid().to_string())
+    /// The device's processes alive now: the serving process first, then its media workers
+    /// (and anything else it started).
+    fn tree(&self) -> Result<Vec<u32>> {
+        process_tree(self.pid())
     }
 
+    /// CPU ticks of the device's process tree so far.
+    fn cpu_ticks(&self) -> Result<u64> {
+        tree_ticks(self.pid())
+    }
+
+    /// Per-thread CPU ticks of every process of the device's tree.
+    fn thread_ticks(&self) -> Result<HashMap<String, (String, u64)>> {
+        Ok(thread_ticks(&self.tree()?))
+    }
+
+    /// Copies the memory map with per-mapping sizes of every process of the device's tree to
+    /// `DIR/smaps-LABEL-PID`.
+    fn save_smaps(&self, dir: Option<&Path>, label: &str) -> Result<()> {
+        let Some(dir) = dir else { return Ok(()) };
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        each_process(&self.tree()?, |pid| {
+            let to = dir.join(format!("smaps-{label}-{pid}"));
+            std::fs::copy(format!("/proc/{pid}/smaps"), &to).map_err(|e| {
+                // A worker that exited while being copied leaves no partial file.
+                let _ = std::fs::remove_file(&to);
+                anyhow!(e).context(format!("saving {}", to.display()))
+            })
+        })?;
+        Ok(())
+    }
+
+    /// Resident memory of the device's process tree.
     fn rss(&self) -> Result<Rss> {
-        Rss::of(self.pid())
+        Rss::of_tree(self.pid())
     }
 
     fn log_tail(&self) -> String {
@@ -574,19 +734,26 @@ async fn measure(device: &Device, viewers: &[Watching], secs: f64) -> Result<Win
     let ticks = clock_ticks();
     let frames0: Vec<u64> = viewers.iter().map(Watching::frames).collect();
     let encoded0 = device.stats().await?.frames;
-    let threads0 = thread_ticks(device.pid());
-    let (dev0, me0, (busy0, total0)) =
-        (device.cpu_ticks()?, process_ticks("self")?, machine_ticks());
+    let threads0 = device.thread_ticks()?;
+    let (dev0, me0, (busy0, total0)) = (
+        device.cpu_ticks()?,
+        process_ticks("self")?.own,
+        machine_ticks(),
+    );
     let t0 = Instant::now();
     sleep(Duration::from_secs_f64(secs)).await;
-    let (dev1, me1, (busy1, total1)) =
-        (device.cpu_ticks()?, process_ticks("self")?, machine_ticks());
+    let (dev1, me1, (busy1, total1)) = (
+        device.cpu_ticks()?,
+        process_ticks("self")?.own,
+        machine_ticks(),
+    );
     let elapsed = t0.elapsed().as_secs_f64();
     let frames1: Vec<u64> = viewers.iter().map(Watching::frames).collect();
-    let threads1 = thread_ticks(device.pid());
+    let threads1 = device.thread_ticks()?;
     let encoded1 = device.stats().await?.frames;
     let pct = |t: u64| t as f64 / ticks / elapsed * 100.0;
-    let device_cpu = pct(dev1 - dev0);
+    // Saturating: ticks of a descendant that exits unwaited for (reparented) are gone.
+    let device_cpu = pct(dev1.saturating_sub(dev0));
     let bench_cpu = pct(me1 - me0);
     // /proc/stat counts every core: its busy ticks over the window, in % of one core.
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
@@ -595,6 +762,8 @@ async fn measure(device: &Device, viewers: &[Watching], secs: f64) -> Result<Win
     } else {
         0.0
     };
+    // Threads of every process of the device's tree at the end of the window (a worker that
+    // exited during it is in device_cpu, not here).
     let mut groups: HashMap<String, (usize, u64)> = HashMap::new();
     for (tid, (name, t1)) in &threads1 {
         let t0 = threads0.get(tid).map_or(0, |(_, t)| *t);
@@ -712,6 +881,7 @@ async fn run(opts: &Opts) -> Result<()> {
     sleep(Duration::from_secs(2)).await;
     let idle = measure(&device, &[], opts.window).await?;
     let idle_rss = device.rss()?;
+    device.save_smaps(opts.smaps.as_deref(), "idle")?;
 
     // Sequential joins, nobody else watching: every join starts capture.
     let mut sizes = Vec::new();
@@ -750,6 +920,7 @@ async fn run(opts: &Opts) -> Result<()> {
         .await?;
     sleep(AFTER_LEAVE).await;
     let after_rss = device.rss()?;
+    device.save_smaps(opts.smaps.as_deref(), "after-leave")?;
     // Sequential joins while one viewer keeps capture running: with webrtcbin's default
     // jitterbuffer, then with none, which leaves the device's and the connection's share.
     let holder = Watching::start(device.addr, window_consume).await?;

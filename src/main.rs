@@ -45,6 +45,9 @@ enum Command {
     /// Print the configuration in effect (the file with the flags applied), or with
     /// `--default` a commented default file to start /etc/peercam/peercam.toml from.
     Config(ConfigArgs),
+    /// The camera's media process, run by `serve` with a socket as stdin.
+    #[command(hide = true)]
+    MediaWorker,
 }
 
 /// Where the settings come from and the flags that override the file.
@@ -175,6 +178,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             return Ok(());
         }
         Some(Command::Discover(args)) => return discover(&args),
+        Some(Command::MediaWorker) => return peercam::media::worker::main(),
         Some(Command::Config(args)) => {
             if args.default {
                 print!("{}", Config::default_file());

@@ -18,6 +18,7 @@
 
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,7 +31,7 @@ use crate::config::Config;
 use crate::discovery::{Advertisement, Advertiser};
 use crate::media::camera::{self, CameraHandle, CameraSettings, CameraStats};
 use crate::media::peer::IceSettings;
-use crate::media::select::SelectError;
+use crate::media::wire::Capture;
 use crate::media::MediaError;
 use crate::net::{self, Listener};
 use crate::signaling::{Hub, SignalingServer};
@@ -106,20 +107,38 @@ impl Device {
         });
     }
 
-    /// Starts the camera peer with a capture description (`launch`, ending in H.264).
-    pub fn start_camera(&mut self, config: &Config, launch: String) -> Result<(), MediaError> {
+    /// Starts the camera peer: its media workers run `program media-worker` (this
+    /// executable) with `capture` (a description ending in H.264, or the configuration's
+    /// choice). Blocks until the first worker is ready: choosing may probe the encoders.
+    pub fn start_camera(
+        &mut self,
+        config: &Config,
+        capture: Capture,
+        program: &Path,
+    ) -> Result<(), MediaError> {
         let c = &config.camera;
         let settings = CameraSettings {
             conversation: c.conversation.clone(),
             max_viewers: c.max_viewers,
-            launch,
+            capture,
             ice: IceSettings {
                 addresses: c.ice_addresses.clone(),
                 stun: c.stun.clone(),
             },
             negotiation_timeout: Duration::from_secs(c.negotiation_timeout_secs),
+            log_level: config.log.level.clone(),
+            program: program.to_owned(),
         };
-        self.camera = Some(camera::start(self.hub.clone(), settings)?);
+        let camera = camera::start(self.hub.clone(), settings)?;
+        if let Some(chosen) = camera.chosen() {
+            log::info!(
+                conversation = config.camera.conversation.as_str(),
+                source = chosen.source.as_str(),
+                encoder = chosen.encoder.as_str();
+                "camera: {}", chosen.summary
+            );
+        }
+        self.camera = Some(camera);
         Ok(())
     }
 
@@ -203,9 +222,6 @@ pub enum ServiceError {
     /// Signal handlers could not be installed.
     #[error("installing signal handlers: {0}")]
     Signals(std::io::Error),
-    /// No capture pipeline fits the configuration and the machine.
-    #[error("choosing the camera pipeline: {0}")]
-    Select(Box<SelectError>),
     /// The camera did not start.
     #[error("starting the camera: {0}")]
     Camera(#[from] MediaError),
@@ -364,15 +380,12 @@ fn build_device(config: &Config, tls: Option<&Identity>) -> Result<Device, Servi
         device.enable_tls(identity);
     }
     if config.camera.enabled {
-        let selection = crate::media::select::capture_pipeline(&config.camera)
-            .map_err(|e| ServiceError::Select(Box::new(e)))?;
-        log::info!(
-            conversation = config.camera.conversation.as_str(),
-            source = selection.source.fragment.name.as_str(),
-            encoder = selection.encoder.fragment.name.as_str();
-            "camera: {selection}"
-        );
-        device.start_camera(config, selection.launch.clone())?;
+        let program = std::env::current_exe().map_err(|e| {
+            ServiceError::Camera(MediaError::Pipeline(format!(
+                "finding this program to run its media worker: {e}"
+            )))
+        })?;
+        device.start_camera(config, Capture::Select(config.camera.clone()), &program)?;
     }
     Ok(device)
 }

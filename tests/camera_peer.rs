@@ -5,11 +5,14 @@
 //!   device: videotestsrc ! x264enc ! tee ! … ! webrtcbin ──ICE/DTLS/SRTP on 127.0.0.1──▶
 //!   viewer: webrtcbin ! rtph264depay ! decodebin ! videoconvert ! appsink
 //! ```
+//!
+//! The device runs in the test process; its media workers are the built `peercam` binary.
 
 #[path = "support/gst_viewer.rs"]
 mod gst_viewer;
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,6 +20,7 @@ use futures_util::{SinkExt, StreamExt};
 use gst_viewer::{envelope, Session};
 use peercam::config::Config;
 use peercam::media::camera::CameraSnapshot;
+use peercam::media::wire::Capture;
 use peercam::service::Device;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -44,7 +48,11 @@ async fn start_device(max_viewers: usize) -> Running {
     config.camera.max_viewers = max_viewers;
     let mut device = Device::new(&config);
     device
-        .start_camera(&config, test_launch())
+        .start_camera(
+            &config,
+            Capture::Launch(test_launch()),
+            Path::new(env!("CARGO_BIN_EXE_peercam")),
+        )
         .expect("camera starts");
     let device = Arc::new(device);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -257,4 +265,116 @@ async fn an_invited_camera_answers_a_mesh_members_offer() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Whether process `pid` is still running (a zombie counts as gone).
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit(')')
+                .next()
+                .map(|rest| rest.trim_start().to_owned())
+        })
+        .is_some_and(|rest| !rest.starts_with('Z') && !rest.starts_with('X'))
+}
+
+fn worker_pids(device: &Device) -> (Option<u32>, Option<u32>) {
+    device.camera.as_ref().unwrap().stats().worker_pids()
+}
+
+async fn wait_for_workers(
+    device: &Device,
+    what: &str,
+    f: impl Fn((Option<u32>, Option<u32>)) -> bool,
+) -> (Option<u32>, Option<u32>) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let pids = worker_pids(device);
+        if f(pids) {
+            return pids;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {pids:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_media_worker_exits_with_its_last_viewer_and_a_fresh_one_waits() {
+    let running = start_device(4).await;
+    let (active, spare) = worker_pids(&running.device);
+    let first = spare.expect("a spare worker waits from the start");
+    assert_eq!(active, None, "nobody watches yet");
+
+    let mut a = Session::join(running.addr, "camera").await;
+    assert!(a.play(15, LIMIT).await >= 15, "no video");
+    assert_eq!(
+        worker_pids(&running.device).0,
+        Some(first),
+        "the spare serves the first viewer"
+    );
+    // The next spare starts a little after the join, not during it.
+    let (_, spare) = wait_for_workers(&running.device, "the next spare", |(_, spare)| {
+        spare.is_some_and(|p| p != first)
+    })
+    .await;
+
+    a.leave().await;
+    wait_for_workers(&running.device, "the worker retired", |(active, s)| {
+        active.is_none() && s == spare
+    })
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while alive(first) {
+        assert!(
+            Instant::now() < deadline,
+            "worker {first} still runs after its last viewer left"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(alive(spare.unwrap()));
+
+    // The fresh spare serves the next viewer.
+    let mut b = Session::join(running.addr, "camera").await;
+    assert!(
+        b.play(15, LIMIT).await >= 15,
+        "no video from the new worker"
+    );
+    assert_eq!(worker_pids(&running.device).0, spare);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_media_worker_costs_viewers_a_rejoin_not_the_device() {
+    let running = start_device(4).await;
+    let mut a = Session::join(running.addr, "camera").await;
+    assert!(a.play(15, LIMIT).await >= 15, "no video");
+    let crashed = worker_pids(&running.device).0.expect("an active worker");
+
+    // SAFETY: kill only sends a signal, to a process this test's device spawned.
+    assert_eq!(unsafe { libc::kill(crashed as i32, libc::SIGKILL) }, 0);
+
+    // The viewer is told the broadcast ended, so a page rejoins.
+    a.pump(LIMIT, |s| s.signals().contains(&"end")).await;
+    assert!(
+        a.signals().contains(&"end"),
+        "no end after the worker died: {:?}",
+        a.signals()
+    );
+    wait_for(&running.device, "counts cleared", |s| {
+        s.peers == 0 && !s.capturing
+    })
+    .await;
+    wait_for_workers(&running.device, "a new spare", |(_, spare)| {
+        spare.is_some_and(|p| p != crashed)
+    })
+    .await;
+
+    // Signaling carried on, and a viewer joining again gets video from a new worker.
+    let mut b = Session::join(running.addr, "camera").await;
+    assert!(b.play(30, LIMIT).await >= 30, "no video after the crash");
+    let s = camera_stats(&running.device);
+    assert_eq!((s.peers, s.connected), (1, 1), "{s:?}");
 }

@@ -1,23 +1,36 @@
-//! The device as a member: owns the camera's signaling member(s), the shared capture and every
-//! peer, and turns signaling messages into peer operations and peer events into messages.
+//! The device as a member: owns the camera's signaling members (the standing broadcast, and
+//! the members it is invited into MESH rooms as) and hands their peer work to a media worker
+//! process (worker.rs), one at a time:
 //!
-//! It runs on its own thread with a single-threaded runtime, so GStreamer state changes (which
-//! may block briefly) never stall the network runtime. Everything here happens in one loop;
-//! GStreamer callbacks only post events to it.
+//! ```text
+//!  hub ──(member, message)──▶ camera loop ──Signal──▶ active worker  (peers, capture, encode)
+//!      ◀──────────────────────            ◀──Send───
+//!                                         spare worker (GStreamer ready, DTLS certificate made)
+//! ```
+//!
+//! - A spare worker waits, initialised, so a viewer's offer never waits for GStreamer to start
+//!   or for a DTLS certificate to be generated.
+//! - The first offer or answer request makes the spare the active worker; a new spare starts
+//!   a few seconds later. Once the active worker has no peer left (and has handled everything
+//!   sent to it) and the new spare is warm, the active worker exits: whatever a viewing
+//!   session loaded or allocated leaves with it. Until then it serves whoever comes next.
+//! - A worker that dies ends the broadcast (viewers get `end`, and the page rejoins) and
+//!   the rooms the device was invited into; signaling carries on, and a new worker starts,
+//!   sooner for a first failure than for repeated ones.
+//!
+//! The loop runs on its own thread with a single-threaded runtime.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use gstreamer as gst;
-use gstreamer::prelude::*;
-use gstreamer_webrtc as gst_webrtc;
 use tokio::sync::{mpsc, oneshot};
 
-use super::fanout::Fanout;
-use super::ice::{self, Remote};
-use super::peer::{offer_caps, EventSender, IceSettings, Peer, PeerEvent, PeerKey, Role};
+use super::peer::IceSettings;
+use super::process::{Process, WorkerEvent};
+use super::wire::{Capture, Chosen, FromWorker, WorkerSettings};
 use super::MediaError;
 use crate::signaling::hub::{MemberSink, Overflow};
 use crate::signaling::{ConversationKind, Hub, Incoming, Outgoing};
@@ -29,12 +42,16 @@ pub struct CameraSettings {
     pub conversation: String,
     /// Most viewers at once.
     pub max_viewers: usize,
-    /// gst-launch description of capture + encode, ending in H.264 (stream-format=avc).
-    pub launch: String,
+    /// The capture: chosen by the first worker, or a given description.
+    pub capture: Capture,
     /// ICE addresses and STUN.
     pub ice: IceSettings,
     /// A peer that has not connected within this time is released.
     pub negotiation_timeout: Duration,
+    /// The workers' log filter (RUST_LOG syntax).
+    pub log_level: String,
+    /// The program run as `PROGRAM media-worker`: this executable.
+    pub program: PathBuf,
 }
 
 /// Live counts, shared with the HTTP stats and the watchdog.
@@ -50,10 +67,13 @@ pub struct CameraStats {
     pub frames: AtomicU64,
     /// Whether capture is running.
     pub capturing: AtomicUsize,
+    /// Process ids of the active and the spare media worker (0: none).
+    active_worker: AtomicU32,
+    spare_worker: AtomicU32,
 }
 
 /// A snapshot of [`CameraStats`] for JSON.
-#[derive(Debug, Clone, Copy, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CameraSnapshot {
     /// Peers alive.
     pub peers: usize,
@@ -78,15 +98,29 @@ impl CameraStats {
             capturing: self.capturing.load(Ordering::Relaxed) != 0,
         }
     }
+
+    /// Process ids of the media workers: the one serving peers, and the spare.
+    pub fn worker_pids(&self) -> (Option<u32>, Option<u32>) {
+        let pid = |a: &AtomicU32| Some(a.load(Ordering::Relaxed)).filter(|&p| p != 0);
+        (pid(&self.active_worker), pid(&self.spare_worker))
+    }
+
+    /// Takes a worker's counts (frames excepted: the device's count spans workers).
+    fn set(&self, s: &CameraSnapshot) {
+        self.peers.store(s.peers, Ordering::Relaxed);
+        self.branches.store(s.branches, Ordering::Relaxed);
+        self.connected.store(s.connected, Ordering::Relaxed);
+        self.capturing
+            .store(usize::from(s.capturing), Ordering::Relaxed);
+    }
 }
 
 /// The running camera; stops (the broadcast ends, peers close) when dropped or stopped.
 pub struct CameraHandle {
     stats: Arc<CameraStats>,
+    chosen: Option<Chosen>,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
-    /// Makes the DTLS certificate at start-up.
-    certificate: Option<std::thread::JoinHandle<()>>,
 }
 
 impl CameraHandle {
@@ -95,7 +129,12 @@ impl CameraHandle {
         &self.stats
     }
 
-    /// Ends the broadcast, closes every peer and waits for the camera thread.
+    /// What the first worker chose, when it was asked to choose.
+    pub fn chosen(&self) -> Option<&Chosen> {
+        self.chosen.as_ref()
+    }
+
+    /// Ends the broadcast, stops the workers and waits for the camera thread.
     pub fn stop(mut self) {
         self.shutdown();
     }
@@ -105,9 +144,6 @@ impl CameraHandle {
             let _ = stop.send(());
         }
         if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-        if let Some(t) = self.certificate.take() {
             let _ = t.join();
         }
     }
@@ -135,73 +171,42 @@ impl MemberSink for DeviceSink {
 const SIGNAL_QUEUE: usize = 4096;
 const EVENT_QUEUE: usize = 4096;
 
-/// Time after capture stops before its freed memory is returned: streaming, ICE and DTLS
-/// threads finish releasing theirs within it.
-const TRIM_DELAY: Duration = Duration::from_secs(2);
+/// The longest the first worker may take to start (choosing the encoder may run a
+/// two-frame trial of each candidate).
+const START_LIMIT: Duration = Duration::from_secs(30);
 
-/// The longest an offer or answer waits for local candidates to travel in it. Host
-/// candidates take a few milliseconds; a STUN server that is slow to answer must not hold
-/// the viewer up, and its candidates trickle after the description.
-const GATHER_WAIT: Duration = Duration::from_millis(100);
+/// Wait before replacing a worker that died or failed to start, doubled for each failure
+/// in a row up to [`MAX_RESPAWN_DELAY`]. A worker that lived this long resets it.
+const RESPAWN_DELAY: Duration = Duration::from_millis(500);
+const MAX_RESPAWN_DELAY: Duration = Duration::from_secs(30);
+const HEALTHY_LIFE: Duration = Duration::from_secs(10);
 
-/// Starts the camera: joins the hub as `settings.conversation`, creates the standing
-/// broadcast, and serves viewers until stopped.
+/// While a worker serves, the next spare starts this long after its first peer: not during
+/// that viewer's join (its DTLS certificate would compete for the CPU), but in time for the
+/// next session after this one ends.
+const SPARE_AFTER: Duration = Duration::from_secs(3);
+
+/// Starts the camera: a first worker (which chooses or checks the capture), then the
+/// camera's member and its standing broadcast. Blocks until the worker is ready.
 pub fn start(hub: Arc<Hub>, settings: CameraSettings) -> Result<CameraHandle, MediaError> {
-    gst::init().map_err(|e| MediaError::Pipeline(format!("GStreamer init: {e}")))?;
-    for factory in [
-        "webrtcbin",
-        "rtph264pay",
-        "queue",
-        "capsfilter",
-        "tee",
-        "dtlsdec",
-    ] {
-        if gst::ElementFactory::find(factory).is_none() {
-            return Err(MediaError::MissingElement(factory.into()));
-        }
-    }
-    // Building the capture once up front reports a broken description at start-up.
-    drop(Fanout::new(&settings.launch)?);
-    // Off the start-up path (it would hold back readiness by ~300 ms), but well before a
-    // first viewer is likely to arrive.
-    // Joined when the camera stops: exiting while OpenSSL is mid-generation crashes the
-    // process in its exit handlers.
-    let certificate = std::thread::Builder::new()
-        .name("dtls-cert".into())
-        .spawn(prepare_dtls_certificate)
-        .ok();
-
     let (sig_tx, sig_rx) = mpsc::channel(SIGNAL_QUEUE);
-    let (ev_tx, ev_rx) = mpsc::channel(EVENT_QUEUE);
     let (stop_tx, stop_rx) = oneshot::channel();
-    // Errors arrive in bursts (one per element of a failing chain); the loop needs one.
-    let (bus_tx, bus_rx) = mpsc::channel(64);
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let stats = Arc::new(CameraStats::default());
-    hub.connect_as(&settings.conversation, Arc::new(DeviceSink(sig_tx.clone())))
-        .map_err(|e| MediaError::Pipeline(e.to_string()))?;
-    let me = settings.conversation.clone();
-    hub.handle(
-        &me,
-        Incoming::Create {
-            conversation: me.clone(),
-            kind: ConversationKind::Broadcast,
-        },
-    );
-    hub.with_core(|c| c.set_viewer_limit(&me, Some(settings.max_viewers)));
-
     let mut camera = Camera {
-        hub,
-        settings,
-        sig_tx,
-        events: ev_tx,
-        fanout: None,
-        peers: HashMap::new(),
-        invited: HashMap::new(),
+        hub: hub.clone(),
+        settings: settings.clone(),
+        sig_tx: sig_tx.clone(),
+        events: None,
         stats: stats.clone(),
-        mdns: None,
-        bus_errors: bus_tx,
+        active: None,
+        spare: None,
+        workers_made: 0,
+        respawn_delay: RESPAWN_DELAY,
+        respawn_at: None,
+        promoted_at: None,
+        invited: HashMap::new(),
         invites_made: 0,
-        trim_at: None,
     };
     let thread = std::thread::Builder::new()
         .name("camera".into())
@@ -212,143 +217,263 @@ pub fn start(hub: Arc<Hub>, settings: CameraSettings) -> Result<CameraHandle, Me
             {
                 Ok(rt) => rt,
                 Err(e) => {
-                    log::error!("camera runtime: {e}");
+                    let _ =
+                        ready_tx.send(Err(MediaError::Pipeline(format!("camera runtime: {e}"))));
                     return;
                 }
             };
-            rt.block_on(camera.run(sig_rx, ev_rx, stop_rx, bus_rx));
+            rt.block_on(async move {
+                let (ev_tx, mut ev_rx) = mpsc::channel(EVENT_QUEUE);
+                camera.events = Some(ev_tx);
+                match camera.first_worker(&mut ev_rx).await {
+                    Ok(chosen) => {
+                        let _ = ready_tx.send(Ok(chosen));
+                        camera.run(sig_rx, ev_rx, stop_rx).await;
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                    }
+                }
+            });
         })
         .map_err(|e| MediaError::Pipeline(format!("camera thread: {e}")))?;
-    Ok(CameraHandle {
+    let chosen = match ready_rx.recv() {
+        Ok(Ok(chosen)) => chosen,
+        Ok(Err(e)) => {
+            let _ = thread.join();
+            return Err(e);
+        }
+        Err(_) => {
+            let _ = thread.join();
+            return Err(MediaError::Pipeline("camera thread ended".into()));
+        }
+    };
+    let handle = CameraHandle {
         stats,
+        chosen,
         stop: Some(stop_tx),
         thread: Some(thread),
-        certificate,
-    })
+    };
+    hub.connect_as(&settings.conversation, Arc::new(DeviceSink(sig_tx)))
+        .map_err(|e| MediaError::Pipeline(e.to_string()))?;
+    open_broadcast(&hub, &settings);
+    Ok(handle)
 }
 
-/// The first DTLS certificate costs ~300 ms to generate; doing it now keeps it off the first
-/// viewer's join. GStreamer's DTLS agent keeps it for the life of the process.
-fn prepare_dtls_certificate() {
-    let t = Instant::now();
-    if let Ok(dec) = gst::ElementFactory::make("dtlsdec").build() {
-        let _ = dec.property::<Option<String>>("pem");
-        log::debug!("DTLS certificate ready in {:?}", t.elapsed());
-    }
-}
-
-struct PeerEntry {
-    peer: Peer,
-    created: Instant,
-    connected: bool,
-    /// Offerer: whether the offer has been asked for.
-    offered: bool,
-    /// Our offer or answer, applied but held back until the host candidates are gathered
-    /// (a few milliseconds), so that they travel in it.
-    unsent: Option<(gst_webrtc::WebRTCSDPType, String)>,
-    /// Local candidates gathered while the description is held back.
-    gathered: Vec<(u32, String)>,
-    /// Answerer: whether the remote offer has been applied.
-    offer_applied: bool,
+/// Creates the camera's standing broadcast with its viewer limit (its member is connected).
+fn open_broadcast(hub: &Hub, settings: &CameraSettings) {
+    let me = &settings.conversation;
+    hub.handle(
+        me,
+        Incoming::Create {
+            conversation: me.clone(),
+            kind: ConversationKind::Broadcast,
+        },
+    );
+    hub.with_core(|c| c.set_viewer_limit(me, Some(settings.max_viewers)));
 }
 
 struct Camera {
     hub: Arc<Hub>,
     settings: CameraSettings,
     sig_tx: mpsc::Sender<(String, Outgoing)>,
-    events: EventSender,
-    /// Built on the first viewer, dropped (capture stopped) after the last.
-    fanout: Option<Fanout>,
-    peers: HashMap<PeerKey, PeerEntry>,
+    /// Where workers report; set once the loop's runtime runs.
+    events: Option<mpsc::Sender<(u64, WorkerEvent)>>,
+    stats: Arc<CameraStats>,
+    /// The worker serving the current peers.
+    active: Option<Process>,
+    /// The worker ready for the next one.
+    spare: Option<Process>,
+    workers_made: u64,
+    respawn_delay: Duration,
+    /// When to try again to start a spare, after a failure.
+    respawn_at: Option<Instant>,
+    /// When the active worker got its first peer.
+    promoted_at: Option<Instant>,
     /// Members the device joined MESH conversations with: member id → conversation.
     invited: HashMap<String, String>,
-    stats: Arc<CameraStats>,
-    mdns: Option<mdns_sd::ServiceDaemon>,
-    /// Element paths of pipeline errors, from the bus.
-    bus_errors: mpsc::Sender<String>,
     /// Invites accepted so far (numbers the invited members' ids).
     invites_made: u64,
-    /// When to return the memory freed by stopping capture to the system.
-    trim_at: Option<Instant>,
 }
 
 impl Camera {
-    async fn run(
+    /// Starts the first worker and waits for it: what it chose, or why it could not start.
+    async fn first_worker(
         &mut self,
-        mut signals: mpsc::Receiver<(String, Outgoing)>,
-        mut events: mpsc::Receiver<(PeerKey, PeerEvent)>,
-        mut stop: oneshot::Receiver<()>,
-        mut bus_errors: mpsc::Receiver<String>,
-    ) {
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        events: &mut mpsc::Receiver<(u64, WorkerEvent)>,
+    ) -> Result<Option<Chosen>, MediaError> {
+        let worker = self
+            .spawn(self.settings.capture.clone(), true)
+            .map_err(|e| MediaError::Pipeline(format!("starting the media worker: {e}")))?;
+        let id = worker.id;
+        self.spare = Some(worker);
+        self.publish_workers();
+        let deadline = tokio::time::sleep(START_LIMIT);
+        tokio::pin!(deadline);
         loop {
             tokio::select! {
-                _ = &mut stop => break,
-                Some(path) = bus_errors.recv() => self.on_pipeline_error(&path),
-                Some((member, msg)) = signals.recv() => self.on_signal(&member, msg),
-                Some((key, ev)) = events.recv() => self.on_event(key, ev),
-                _ = tick.tick() => {
-                    self.expire_stalled();
-                    self.trim_if_due();
+                _ = &mut deadline => {
+                    return Err(MediaError::Pipeline(format!(
+                        "the media worker did not start within {START_LIMIT:?}"
+                    )));
+                }
+                Some((from, ev)) = events.recv() => match ev {
+                    _ if from != id => {}
+                    WorkerEvent::Message(FromWorker::Ready { launch, chosen }) => {
+                        // Later workers run what this one chose, without probing again.
+                        self.settings.capture = Capture::Launch(launch);
+                        return Ok(chosen);
+                    }
+                    WorkerEvent::Message(FromWorker::Failed { selecting: true, error }) => {
+                        return Err(MediaError::Select(error));
+                    }
+                    WorkerEvent::Message(FromWorker::Warm) => {
+                if let Some(w) = self.spare.as_mut().filter(|w| w.id == id) {
+                    w.warm = true;
+                    self.retire_if_idle();
+                }
+            }
+            WorkerEvent::Message(FromWorker::Failed { error, .. }) => {
+                        return Err(MediaError::Pipeline(error));
+                    }
+                    WorkerEvent::Message(_) => {}
+                    WorkerEvent::Gone => {
+                        let status = match self.spare.take() {
+                            Some(w) => w.reap().await,
+                            None => "gone".into(),
+                        };
+                        return Err(MediaError::Pipeline(format!(
+                            "the media worker exited before it was ready ({status})"
+                        )));
+                    }
                 }
             }
         }
-        for key in self.peers.keys().cloned().collect::<Vec<_>>() {
-            self.remove_peer(&key);
+    }
+
+    fn spawn(&mut self, capture: Capture, validate: bool) -> std::io::Result<Process> {
+        self.workers_made += 1;
+        let settings = WorkerSettings {
+            conversation: self.settings.conversation.clone(),
+            capture,
+            validate,
+            ice: self.settings.ice.clone(),
+            negotiation_timeout: self.settings.negotiation_timeout,
+            log_level: self.settings.log_level.clone(),
+        };
+        let events = self
+            .events
+            .clone()
+            .ok_or_else(|| std::io::Error::other("camera loop not running"))?;
+        let worker = Process::spawn(self.workers_made, &self.settings.program, settings, events)?;
+        log::debug!(
+            "media worker {} started (pid {:?})",
+            worker.id,
+            worker.pid()
+        );
+        Ok(worker)
+    }
+
+    fn publish_workers(&self) {
+        let pid = |w: &Option<Process>| w.as_ref().and_then(Process::pid).unwrap_or(0);
+        self.stats
+            .active_worker
+            .store(pid(&self.active), Ordering::Relaxed);
+        self.stats
+            .spare_worker
+            .store(pid(&self.spare), Ordering::Relaxed);
+    }
+
+    /// Starts a spare unless there is one, a failure asked to wait, or the active worker
+    /// began serving less than [`SPARE_AFTER`] ago.
+    fn ensure_spare(&mut self) {
+        let now = Instant::now();
+        if self.spare.is_some()
+            || self.respawn_at.is_some_and(|t| now < t)
+            || self.promoted_at.is_some_and(|t| now < t + SPARE_AFTER)
+        {
+            return;
+        }
+        self.respawn_at = None;
+        match self.spawn(self.settings.capture.clone(), false) {
+            Ok(w) => self.spare = Some(w),
+            Err(e) => {
+                log::error!("cannot start a media worker: {e}");
+                self.worker_failed();
+            }
+        }
+    }
+
+    /// Backs off before the next spare.
+    fn worker_failed(&mut self) {
+        self.respawn_at = Some(Instant::now() + self.respawn_delay);
+        self.respawn_delay = (self.respawn_delay * 2).min(MAX_RESPAWN_DELAY);
+    }
+
+    async fn run(
+        &mut self,
+        mut signals: mpsc::Receiver<(String, Outgoing)>,
+        mut events: mpsc::Receiver<(u64, WorkerEvent)>,
+        mut stop: oneshot::Receiver<()>,
+    ) {
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        loop {
+            tokio::select! {
+                _ = &mut stop => break,
+                Some((member, msg)) = signals.recv() => self.on_signal(&member, msg),
+                Some((id, ev)) = events.recv() => self.on_worker(id, ev).await,
+                _ = tick.tick() => self.ensure_spare(),
+            }
+            self.publish_workers();
         }
         for member in self.invited.keys().cloned().collect::<Vec<_>>() {
             self.hub.disconnect(&member);
         }
         // The broadcaster leaving tells every viewer `left` and `end`.
         self.hub.disconnect(&self.settings.conversation);
-        self.fanout = None;
+        let workers = [self.active.take(), self.spare.take()];
+        futures_util::future::join_all(workers.into_iter().flatten().map(Process::stop)).await;
     }
 
-    fn on_signal(&mut self, me: &str, msg: Outgoing) {
+    fn on_signal(&mut self, member: &str, msg: Outgoing) {
         match msg {
-            Outgoing::OfferRequest { from } => {
-                if let Err(e) = self.new_offerer(me, &from) {
-                    log::warn!(peer = from.as_str(); "cannot serve viewer: {e}");
-                }
-            }
-            Outgoing::Finalize { from, sdp } => {
-                let key = (me.to_owned(), from);
-                if let Some(entry) = self.peers.get(&key) {
-                    log::debug!(peer = key.1.as_str(); "answer after {:?}", entry.created.elapsed());
-                    if let Err(e) = entry.peer.set_remote_answer(&sdp) {
-                        log::warn!(peer = key.1.as_str(); "{e}");
-                        self.remove_peer(&key);
-                    }
-                }
-            }
-            Outgoing::AnswerRequest { from, sdp } => {
-                if let Err(e) = self.new_answerer(me, &from, &sdp) {
-                    log::warn!(peer = from.as_str(); "cannot answer: {e}");
-                    self.remove_peer(&(me.to_owned(), from));
-                }
-            }
-            Outgoing::Candidate { from, candidate } => {
-                self.on_remote_candidate((me.to_owned(), from), &candidate)
-            }
-            Outgoing::Left { from } => {
-                self.remove_peer(&(me.to_owned(), from));
-                self.leave_if_alone(me);
-            }
-            Outgoing::End { .. } => self.leave_if_alone(me),
-            Outgoing::Invite { from, conversation } => self.accept_invite(&from, conversation),
-            Outgoing::Error { code, message } => {
-                log::warn!(member = me; "signaling error {code}: {message}");
-                if self.invited.contains_key(me) && self.peers.keys().all(|k| k.0 != me) {
-                    // The join failed (e.g. the room is gone): drop that member.
-                    self.invited.remove(me);
-                    self.hub.disconnect(me);
-                }
+            Outgoing::Invite { from, conversation } => {
+                return self.accept_invite(&from, conversation)
             }
             Outgoing::Created { .. }
             | Outgoing::Joined { .. }
             | Outgoing::NewJoined { .. }
             | Outgoing::Text { .. }
-            | Outgoing::Ping => {}
+            | Outgoing::Ping => return,
+            Outgoing::OfferRequest { .. } | Outgoing::AnswerRequest { .. } => {
+                if self.active.is_none() {
+                    self.promoted_at = None;
+                    self.ensure_spare();
+                    self.active = self.spare.take();
+                    self.promoted_at = Some(Instant::now());
+                }
+            }
+            Outgoing::Finalize { .. }
+            | Outgoing::Candidate { .. }
+            | Outgoing::Left { .. }
+            | Outgoing::End { .. }
+            | Outgoing::Error { .. } => {}
+        }
+        match self.active.as_mut() {
+            Some(worker) => worker.signal(member, msg),
+            None => match msg {
+                // No worker, so no peer: nothing keeps an invited member in its room.
+                Outgoing::Left { .. } | Outgoing::End { .. } | Outgoing::Error { .. } => {
+                    if let Outgoing::Error { code, message } = &msg {
+                        log::warn!(member = member; "signaling error {code}: {message}");
+                    }
+                    self.release(member)
+                }
+                Outgoing::OfferRequest { from } | Outgoing::AnswerRequest { from, .. } => {
+                    log::warn!(peer = from.as_str(); "no media worker; cannot serve this peer")
+                }
+                _ => {}
+            },
         }
     }
 
@@ -371,367 +496,111 @@ impl Camera {
         self.hub.handle(&member, Incoming::Join { conversation });
     }
 
-    /// An invited member whose every peer has gone leaves the room.
-    fn leave_if_alone(&mut self, me: &str) {
-        if self.invited.contains_key(me) && self.peers.keys().all(|k| k.0 != me) {
-            self.invited.remove(me);
-            self.hub.disconnect(me);
+    /// A member the device was invited as, with no peer left, leaves its room.
+    fn release(&mut self, member: &str) {
+        if self.invited.remove(member).is_some() {
+            self.hub.disconnect(member);
         }
     }
 
-    fn fanout(&mut self) -> Result<&mut Fanout, MediaError> {
-        if self.fanout.is_none() {
-            let f = Fanout::new(&self.settings.launch)?;
-            watch_bus(f.pipeline(), self.stats.clone(), self.bus_errors.clone());
-            self.fanout = Some(f);
-        }
-        // Just set above when missing.
-        Ok(self.fanout.as_mut().expect("fanout"))
-    }
-
-    fn new_offerer(&mut self, me: &str, viewer: &str) -> Result<(), MediaError> {
-        let key = (me.to_owned(), viewer.to_owned());
-        self.remove_peer(&key);
-        let peer = Peer::new(
-            key.clone(),
-            Role::Offerer,
-            &self.settings.ice,
-            self.events.clone(),
-        )?;
-        let fanout = self.fanout()?;
-        fanout.add(peer.bin())?;
-        let mut entry = PeerEntry {
-            peer,
-            created: Instant::now(),
-            connected: false,
-            offered: false,
-            unsent: None,
-            gathered: Vec::new(),
-            offer_applied: false,
-        };
-        match fanout.link(entry.peer.bin()) {
-            Ok(pad) => entry.peer.tee_pad = Some(pad),
-            Err(e) => {
-                fanout.remove(entry.peer.bin(), None);
-                return Err(e);
-            }
-        }
-        // A running stream's caps are known now: offer without waiting for the next frame
-        // to reach the new branch. Otherwise the branch's first caps bring the offer.
-        if let Some(caps) = fanout.current_caps().and_then(|c| offer_caps(&c)) {
-            entry.peer.create_offer(&caps, &self.events);
-            entry.offered = true;
-        }
-        self.peers.insert(key, entry);
-        self.update_counts();
-        Ok(())
-    }
-
-    fn new_answerer(&mut self, me: &str, offerer: &str, sdp: &str) -> Result<(), MediaError> {
-        let key = (me.to_owned(), offerer.to_owned());
-        self.remove_peer(&key);
-        let mut peer = Peer::new(
-            key.clone(),
-            Role::Answerer,
-            &self.settings.ice,
-            self.events.clone(),
-        )?;
-        peer.prepare_answer(sdp)?;
-        let fanout = self.fanout()?;
-        fanout.add(peer.bin())?;
-        match fanout.link(peer.bin()) {
-            Ok(pad) => peer.tee_pad = Some(pad),
-            Err(e) => {
-                fanout.remove(peer.bin(), None);
-                return Err(e);
-            }
-        }
-        self.peers.insert(
-            key,
-            PeerEntry {
-                peer,
-                created: Instant::now(),
-                connected: false,
-                offered: false,
-                unsent: None,
-                gathered: Vec::new(),
-                offer_applied: false,
-            },
-        );
-        self.update_counts();
-        Ok(())
-    }
-
-    fn on_event(&mut self, key: PeerKey, ev: PeerEvent) {
-        let Some(entry) = self.peers.get_mut(&key) else {
-            return;
-        };
-        log::debug!(peer = key.1.as_str(); "{} after {:?}", event_name(&ev), entry.created.elapsed());
+    async fn on_worker(&mut self, id: u64, ev: WorkerEvent) {
+        let active = self.active.as_ref().is_some_and(|w| w.id == id);
         match ev {
-            PeerEvent::CapsReady(caps) => match entry.peer.role() {
-                Role::Offerer if entry.offered => {}
-                Role::Offerer => {
-                    entry.peer.create_offer(&caps, &self.events);
-                    entry.offered = true;
-                }
-                Role::Answerer => entry.peer.apply_offer(&caps, &self.events),
-            },
-            PeerEvent::RemoteOfferSet => {
-                entry.offer_applied = true;
-                entry.peer.decline_other_media();
-                entry.peer.create_answer(&self.events);
+            WorkerEvent::Message(FromWorker::Send { member, msg }) if active => {
+                self.hub.handle(&member, msg)
             }
-            PeerEvent::LocalDescription(desc) => {
-                let sdp = match desc.sdp().as_text() {
-                    Ok(t) => t,
-                    Err(e) => {
-                        log::warn!(peer = key.1.as_str(); "SDP: {e}");
-                        return;
-                    }
-                };
-                // Applying it starts gathering; the description goes out when that is done
-                // (host candidates take a few milliseconds) or after GATHER_WAIT at most.
-                entry.unsent = Some((desc.type_(), sdp));
-                entry.peer.set_local(&desc);
-                let (tx, key) = (self.events.clone(), key.clone());
-                tokio::spawn(async move {
-                    tokio::time::sleep(GATHER_WAIT).await;
-                    let _ = tx.send((key, PeerEvent::GatheringWaitOver)).await;
-                });
+            WorkerEvent::Message(FromWorker::Release { member }) if active => self.release(&member),
+            WorkerEvent::Message(FromWorker::Stats { stats, handled }) if active => {
+                self.on_stats(&stats, handled)
             }
-            PeerEvent::GatheringComplete | PeerEvent::GatheringWaitOver => {
-                let Some((kind, sdp)) = entry.unsent.take() else {
-                    return;
-                };
-                let sdp = ice::with_candidates(&sdp, &std::mem::take(&mut entry.gathered));
-                let to = key.1.clone();
-                let msg = match kind {
-                    gst_webrtc::WebRTCSDPType::Offer => Incoming::OfferResponse { to, sdp },
-                    _ => Incoming::AnswerResponse { to, sdp },
-                };
-                self.hub.handle(&key.0, msg);
-            }
-            PeerEvent::LocalCandidate { mline, candidate } => {
-                if entry.unsent.is_some() {
-                    entry.gathered.push((mline, candidate));
-                    return;
-                }
-                self.hub.handle(
-                    &key.0,
-                    Incoming::Candidate {
-                        to: key.1.clone(),
-                        candidate: ice::to_json(mline, &candidate),
-                    },
-                );
-            }
-            PeerEvent::State(state) => {
-                use gst_webrtc::WebRTCPeerConnectionState as S;
-                log::debug!(peer = key.1.as_str(); "connection {state:?}");
-                match state {
-                    S::Connected => {
-                        entry.connected = true;
-                        // The keyframe sent on attach went out before DTLS was up; and the
-                        // peer's RTP session, made during negotiation, has no latency yet.
-                        if let Some(f) = &self.fanout {
-                            f.force_keyframe();
-                            let _ = f.pipeline().recalculate_latency();
-                        }
-                        log::info!(peer = key.1.as_str(); "viewer connected");
-                        self.update_counts();
-                    }
-                    S::Failed | S::Closed => {
-                        log::info!(peer = key.1.as_str(); "connection {state:?}; releasing");
-                        self.remove_peer(&key);
-                    }
-                    _ => {}
+            WorkerEvent::Message(FromWorker::Warm) => {
+                if let Some(w) = self.spare.as_mut().filter(|w| w.id == id) {
+                    w.warm = true;
+                    self.retire_if_idle();
                 }
             }
-            PeerEvent::Failed(why) => {
-                log::warn!(peer = key.1.as_str(); "negotiation failed: {why}");
-                self.remove_peer(&key);
+            WorkerEvent::Message(FromWorker::Failed { error, .. }) => {
+                log::error!("media worker {id} could not start: {error}");
             }
+            WorkerEvent::Message(_) => {}
+            WorkerEvent::Gone => self.on_gone(id).await,
         }
     }
 
-    fn on_remote_candidate(&mut self, key: PeerKey, json: &str) {
-        let Some(entry) = self.peers.get(&key) else {
+    fn on_stats(&mut self, stats: &CameraSnapshot, handled: u64) {
+        let Some(worker) = self.active.as_mut() else {
             return;
         };
-        match ice::from_json(json) {
-            Ok(Remote::Add { mline, candidate }) => entry.peer.add_candidate(mline, &candidate),
-            Ok(Remote::Mdns {
-                mline,
-                candidate,
-                host,
-            }) => self.resolve_later(key, mline, candidate, host),
-            Ok(Remote::Skip) => {}
-            Err(e) => log::info!(peer = key.1.as_str(); "{e}"),
+        let new_frames = stats.frames.saturating_sub(worker.frames);
+        worker.frames = stats.frames;
+        worker.idle = stats.peers == 0 && !stats.capturing && handled == worker.sent;
+        self.stats.frames.fetch_add(new_frames, Ordering::Relaxed);
+        self.stats.set(stats);
+        self.retire_if_idle();
+    }
+
+    /// Lets an active worker with no peer (and nothing on its way to it) exit, taking
+    /// whatever its sessions loaded and allocated with it, once a warm spare can take over.
+    fn retire_if_idle(&mut self) {
+        let ready = self.spare.as_ref().is_some_and(|w| w.warm);
+        if !ready || !self.active.as_ref().is_some_and(|w| w.idle) {
+            return;
+        }
+        if let Some(worker) = self.active.take() {
+            self.promoted_at = None;
+            log::debug!("media worker {} idle; retiring it", worker.id);
+            if worker.started.elapsed() >= HEALTHY_LIFE {
+                self.respawn_delay = RESPAWN_DELAY;
+            }
+            tokio::spawn(worker.stop());
         }
     }
 
-    /// Resolves a `.local` candidate off the loop, then adds it if the peer still exists.
-    fn resolve_later(&mut self, key: PeerKey, mline: u32, candidate: String, host: String) {
-        if self.mdns.is_none() {
-            match mdns_sd::ServiceDaemon::new() {
-                Ok(d) => self.mdns = Some(d),
-                Err(e) => {
-                    log::warn!("mDNS unavailable, dropping {host}: {e}");
-                    return;
-                }
+    async fn on_gone(&mut self, id: u64) {
+        if self.spare.as_ref().is_some_and(|w| w.id == id) {
+            if let Some(w) = self.spare.take() {
+                let status = w.reap().await;
+                log::error!("spare media worker {id} ended ({status})");
             }
+            self.worker_failed();
+            return;
         }
-        let Some(daemon) = self.mdns.clone() else {
+        let Some(worker) = self.active.take_if(|w| w.id == id) else {
             return;
         };
-        let tx = self.sig_tx.clone();
-        std::thread::spawn(move || {
-            match ice::resolve_mdns(&daemon, &host, Duration::from_secs(3)) {
-                Some(ip) => {
-                    let candidate = ice::with_address(&candidate, ip);
-                    // Re-enter the loop as if the peer had sent the resolved candidate.
-                    let _ = tx.try_send((
-                        key.0,
-                        Outgoing::Candidate {
-                            from: key.1,
-                            candidate: ice::to_json(mline, &candidate),
-                        },
-                    ));
-                }
-                None => log::info!("could not resolve {host}; candidate dropped"),
-            }
+        self.promoted_at = None;
+        let young = worker.started.elapsed() < HEALTHY_LIFE;
+        let status = worker.reap().await;
+        log::error!(
+            "media worker {id} ended unexpectedly ({status}); ending the broadcast so viewers \
+             rejoin"
+        );
+        self.stats.set(&CameraSnapshot {
+            peers: 0,
+            branches: 0,
+            connected: 0,
+            frames: 0,
+            capturing: false,
         });
-    }
-
-    fn remove_peer(&mut self, key: &PeerKey) {
-        let Some(entry) = self.peers.remove(key) else {
-            return;
-        };
-        if let Some(fanout) = self.fanout.as_mut() {
-            fanout.remove(entry.peer.bin(), entry.peer.tee_pad.as_ref());
-            if fanout.branches() == 0 {
-                // Nobody watches: stop the camera and the encoder.
-                self.fanout = None;
-                self.trim_at = Some(Instant::now() + TRIM_DELAY);
-            }
+        for member in self.invited.keys().cloned().collect::<Vec<_>>() {
+            self.release(&member);
         }
-        self.update_counts();
-    }
-
-    /// Hands the heap freed by the stopped capture back to the system once GStreamer's
-    /// threads have let go of it. glibc keeps freed memory in its per-thread arenas, so
-    /// without this the device stays 30-70 MB above idle after the last viewer leaves.
-    fn trim_if_due(&mut self) {
-        if self.fanout.is_some() || self.trim_at.is_none_or(|t| Instant::now() < t) {
-            return;
-        }
-        self.trim_at = None;
-        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        // Viewers get `left` and `end` (the page rejoins); the broadcast opens again at once.
+        let me = &self.settings.conversation;
+        self.hub.disconnect(me);
+        if let Err(e) = self
+            .hub
+            .connect_as(me, Arc::new(DeviceSink(self.sig_tx.clone())))
         {
-            let t = Instant::now();
-            // SAFETY: malloc_trim only walks the allocator's own free lists.
-            unsafe { libc::malloc_trim(0) };
-            log::debug!("heap trimmed in {:?}", t.elapsed());
+            log::error!("cannot reopen the camera's conversation: {e}");
+        } else {
+            open_broadcast(&self.hub, &self.settings);
         }
-    }
-
-    /// A failure inside one peer's branch costs only that peer; a failure of the capture or
-    /// encoder ends every peer (their viewers see the connection drop and can rejoin) and
-    /// capture restarts with the next viewer.
-    fn on_pipeline_error(&mut self, path: &str) {
-        let in_peer = self
-            .peers
-            .keys()
-            .find(|k| path.contains(&format!("/peer-{}", k.1)))
-            .cloned();
-        match in_peer {
-            Some(key) => self.remove_peer(&key),
-            None if self.fanout.is_some() => {
-                log::error!("capture failed; closing every peer");
-                for key in self.peers.keys().cloned().collect::<Vec<_>>() {
-                    self.remove_peer(&key);
-                }
-                self.fanout = None;
-                self.update_counts();
-            }
-            None => {}
+        if young {
+            self.worker_failed();
+        } else {
+            self.respawn_delay = RESPAWN_DELAY;
         }
+        self.ensure_spare();
     }
-
-    fn expire_stalled(&mut self) {
-        let timeout = self.settings.negotiation_timeout;
-        let stale: Vec<PeerKey> = self
-            .peers
-            .iter()
-            .filter(|(_, e)| !e.connected && e.created.elapsed() > timeout)
-            .map(|(k, _)| k.clone())
-            .collect();
-        for key in stale {
-            log::info!(peer = key.1.as_str(); "negotiation abandoned; releasing");
-            self.remove_peer(&key);
-        }
-    }
-
-    fn update_counts(&self) {
-        let s = &self.stats;
-        s.peers.store(self.peers.len(), Ordering::Relaxed);
-        s.branches.store(
-            self.fanout.as_ref().map_or(0, |f| f.branches()),
-            Ordering::Relaxed,
-        );
-        s.connected.store(
-            self.peers.values().filter(|e| e.connected).count(),
-            Ordering::Relaxed,
-        );
-        s.capturing
-            .store(usize::from(self.fanout.is_some()), Ordering::Relaxed);
-    }
-}
-
-fn event_name(ev: &PeerEvent) -> &'static str {
-    match ev {
-        PeerEvent::CapsReady(_) => "caps ready",
-        PeerEvent::RemoteOfferSet => "remote offer applied",
-        PeerEvent::LocalDescription(_) => "local description",
-        PeerEvent::LocalCandidate { .. } => "local candidate",
-        PeerEvent::State(_) => "state change",
-        PeerEvent::GatheringComplete => "gathering complete",
-        PeerEvent::GatheringWaitOver => "gathering wait over",
-        PeerEvent::Failed(_) => "failure",
-    }
-}
-
-/// Counts encoded frames (for health checks) and forwards pipeline errors to the camera loop
-/// as the name of the element that failed.
-fn watch_bus(pipeline: &gst::Pipeline, stats: Arc<CameraStats>, errors: mpsc::Sender<String>) {
-    if let Some(tee) = pipeline.by_name("fanout") {
-        if let Some(pad) = tee.static_pad("sink") {
-            let counter = stats.clone();
-            pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
-                counter.frames.fetch_add(1, Ordering::Relaxed);
-                gst::PadProbeReturn::Ok
-            });
-        }
-    }
-    let Some(bus) = pipeline.bus() else { return };
-    bus.set_sync_handler(move |_, msg| {
-        match msg.view() {
-            gst::MessageView::Error(e) => {
-                let path = e
-                    .src()
-                    .map(|s| s.path_string().to_string())
-                    .unwrap_or_default();
-                log::error!(
-                    "pipeline error from {path}: {} ({})",
-                    e.error(),
-                    e.debug().unwrap_or_default()
-                );
-                let _ = errors.try_send(path);
-            }
-            gst::MessageView::Warning(w) => {
-                log::warn!("capture pipeline warning: {}", w.error())
-            }
-            _ => {}
-        }
-        gst::BusSyncReply::Drop
-    });
 }

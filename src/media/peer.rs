@@ -59,7 +59,7 @@ pub enum Role {
 }
 
 /// ICE settings for every peer.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct IceSettings {
     /// Host candidates only on these addresses (empty: every interface).
     pub addresses: Vec<IpAddr>,

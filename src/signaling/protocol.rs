@@ -97,7 +97,7 @@ impl ConversationKind {
 }
 
 /// The error codes of PROTOCOL.md.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum ErrorCode {
     MemberNotFound,
     InvalidRecipient,
@@ -164,8 +164,9 @@ impl ProtocolError {
     }
 }
 
-/// A message from a member to the server, parsed and checked for shape.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A message from a member to the server, parsed and checked for shape. (The serde form is
+/// the device's internal one, between its processes; the wire form is [`Envelope`].)
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Incoming {
     /// Create a conversation (empty id: the server picks one).
     Create {
@@ -309,8 +310,9 @@ impl Incoming {
     }
 }
 
-/// A message from the server to a member.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A message from the server to a member. (The serde form is the device's internal one,
+/// between its processes; the wire form is [`Outgoing::to_envelope`].)
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Outgoing {
     /// The sender's conversation was created.
     Created {

@@ -1,0 +1,204 @@
+//! What the device and its media worker say to each other: one JSON object per line over the
+//! Unix socket that is the worker's stdin.
+//!
+//! ```text
+//! device                                   media worker (`peercam media-worker`)
+//!   Start ───────────────────────────────▶   init GStreamer, choose or check the pipeline
+//!         ◀─────────────────────────────── Ready | Failed, then Warm
+//!   Signal (a message to a device member) ▶   peers, capture, encoder
+//!         ◀─────────────────────────────── Send (a message from a device member),
+//!                                          Release (a member has no peer left), Stats
+//!   Stop ────────────────────────────────▶   closes every peer and exits
+//! ```
+//!
+//! Both ends are this program, built together: the format is internal and unversioned.
+
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use super::camera::CameraSnapshot;
+use super::peer::IceSettings;
+use crate::config::CameraConfig;
+use crate::signaling::{Incoming, Outgoing};
+
+/// Longest line either side accepts, bytes: an SDP with candidates is a few KiB.
+pub const MAX_LINE: usize = 256 * 1024;
+
+/// What the worker captures.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Capture {
+    /// Choose source and encoder for this configuration (probing the machine).
+    Select(CameraConfig),
+    /// Run this gst-launch description (a previous worker's choice, or a test's).
+    Launch(String),
+}
+
+/// Everything a worker needs, sent first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkerSettings {
+    /// The camera's member id and standing conversation (names peers in logs).
+    pub conversation: String,
+    /// The capture to run.
+    pub capture: Capture,
+    /// Build the capture once before answering `Ready`, so that a broken description is a
+    /// start-up error rather than a failure at the first viewer.
+    pub validate: bool,
+    /// ICE addresses and STUN.
+    pub ice: IceSettings,
+    /// A peer that has not connected within this time is released.
+    pub negotiation_timeout: Duration,
+    /// Log filter (RUST_LOG syntax; RUST_LOG itself still wins).
+    pub log_level: String,
+}
+
+/// What the chosen capture is, for the device's log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Chosen {
+    /// The source description's name.
+    pub source: String,
+    /// The encoder description's name.
+    pub encoder: String,
+    /// One line on what was chosen and why.
+    pub summary: String,
+}
+
+/// Device → worker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ToWorker {
+    /// The first message.
+    Start(Box<WorkerSettings>),
+    /// A message the hub sent to one of the device's members.
+    Signal {
+        /// The device member it is for (`camera`, or `camera-N` in a MESH room).
+        member: String,
+        /// The message.
+        msg: Outgoing,
+    },
+    /// Close every peer and exit.
+    Stop,
+}
+
+/// Worker → device.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum FromWorker {
+    /// Started: the description it runs, and what was chosen when it chose.
+    Ready {
+        /// gst-launch description of capture + encode.
+        launch: String,
+        /// Set when the worker chose source and encoder.
+        chosen: Option<Chosen>,
+    },
+    /// Its DTLS certificate is made: a viewer it serves waits for nothing.
+    Warm,
+    /// Could not start; the worker exits.
+    Failed {
+        /// Whether choosing the pipeline failed (else building or initialising it).
+        selecting: bool,
+        /// What went wrong, for the user.
+        error: String,
+    },
+    /// A message from one of the device's members to the hub.
+    Send {
+        /// The device member sending it.
+        member: String,
+        /// The message.
+        msg: Incoming,
+    },
+    /// `member` has no peer left after leaving or being refused: a member the device was
+    /// invited as may now leave its room.
+    Release {
+        /// The device member.
+        member: String,
+    },
+    /// Counts, after every change and once a second.
+    Stats {
+        /// The worker's counts.
+        stats: CameraSnapshot,
+        /// `Signal` messages handled so far: the device knows the counts are current when
+        /// this equals the number it sent.
+        handled: u64,
+    },
+}
+
+/// One message as a line.
+pub fn encode<T: Serialize>(msg: &T) -> String {
+    // Plain data (strings, numbers, enums) always serialises.
+    let mut line = serde_json::to_string(msg).unwrap_or_default();
+    line.push('\n');
+    line
+}
+
+/// One line as a message.
+pub fn decode<T: DeserializeOwned>(line: &str) -> Result<T, serde_json::Error> {
+    serde_json::from_str(line.trim_end())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::signaling::ConversationKind;
+
+    #[test]
+    fn messages_survive_a_line() {
+        let to = [
+            ToWorker::Start(Box::new(WorkerSettings {
+                conversation: "camera".into(),
+                capture: Capture::Launch("videotestsrc ! x264enc".into()),
+                validate: true,
+                ice: IceSettings {
+                    addresses: vec!["127.0.0.1".parse().unwrap()],
+                    stun: None,
+                },
+                negotiation_timeout: Duration::from_secs(20),
+                log_level: "info".into(),
+            })),
+            ToWorker::Signal {
+                member: "camera".into(),
+                msg: Outgoing::AnswerRequest {
+                    from: "a\nb".into(),
+                    sdp: "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\n".into(),
+                },
+            },
+            ToWorker::Stop,
+        ];
+        for msg in to {
+            let line = encode(&msg);
+            assert_eq!(line.matches('\n').count(), 1, "{line}");
+            assert_eq!(decode::<ToWorker>(&line).unwrap(), msg);
+        }
+        let from = [
+            FromWorker::Send {
+                member: "camera-1".into(),
+                msg: Incoming::Create {
+                    conversation: "x".into(),
+                    kind: ConversationKind::Mesh,
+                },
+            },
+            FromWorker::Failed {
+                selecting: true,
+                error: "no encoder".into(),
+            },
+            FromWorker::Stats {
+                stats: CameraSnapshot {
+                    peers: 2,
+                    branches: 2,
+                    connected: 1,
+                    frames: 90,
+                    capturing: true,
+                },
+                handled: 7,
+            },
+        ];
+        for msg in from {
+            assert_eq!(decode::<FromWorker>(&encode(&msg)).unwrap(), msg);
+        }
+    }
+
+    #[test]
+    fn a_bad_line_is_an_error() {
+        assert!(decode::<FromWorker>("{\"Release\":{}}").is_err());
+        assert!(decode::<FromWorker>("not json").is_err());
+    }
+}
