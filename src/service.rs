@@ -155,6 +155,7 @@ impl Device {
             signaling: self.signaling.clone(),
             info: self.info.clone(),
             camera: self.camera.as_ref().map(|c| c.stats().clone()),
+            primer: self.camera.as_ref().map(|c| c.primer()),
         });
         net::serve(
             Listener::new(listener),

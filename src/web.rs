@@ -39,6 +39,18 @@ pub struct AppState {
     pub info: Arc<DeviceInfo>,
     /// The camera peer's counts, when it runs.
     pub camera: Option<Arc<crate::media::camera::CameraStats>>,
+    /// Tells the camera someone is opening the page (see [`CameraHandle::primer`]).
+    ///
+    /// [`CameraHandle::primer`]: crate::media::camera::CameraHandle::primer
+    pub primer: Option<Arc<tokio::sync::Notify>>,
+}
+
+impl AppState {
+    fn prime(&self) {
+        if let Some(p) = &self.primer {
+            p.notify_one();
+        }
+    }
 }
 
 /// The router for the whole HTTP port.
@@ -56,6 +68,8 @@ pub fn router(state: AppState) -> Router {
 }
 
 async fn index(State(state): State<AppState>) -> Html<String> {
+    // A viewer is likely to join within ~100 ms.
+    state.prime();
     Html(fill(
         include_str!("../web/index.html"),
         &[
@@ -139,6 +153,16 @@ struct Stats {
     #[serde(flatten)]
     hub: HubStats,
     camera: Option<crate::media::camera::CameraSnapshot>,
+    /// Process ids of the media workers.
+    workers: Option<Workers>,
+}
+
+#[derive(Serialize)]
+struct Workers {
+    /// The worker serving the current peers.
+    active: Option<u32>,
+    /// The worker waiting for the next session.
+    spare: Option<u32>,
 }
 
 async fn stats(State(state): State<AppState>) -> Json<Stats> {
@@ -146,6 +170,10 @@ async fn stats(State(state): State<AppState>) -> Json<Stats> {
         connections: state.signaling.connections(),
         hub: state.signaling.hub().stats(),
         camera: state.camera.as_ref().map(|c| c.snapshot()),
+        workers: state.camera.as_ref().map(|c| {
+            let (active, spare) = c.worker_pids();
+            Workers { active, spare }
+        }),
     })
 }
 
@@ -165,6 +193,7 @@ async fn signaling(
                 .into_response()
         }
     };
+    state.prime();
     let text = |name| headers.get(name).and_then(|v| v.to_str().ok());
     state
         .signaling

@@ -295,6 +295,7 @@ async fn a_silent_client_is_let_go_after_the_handshake_timeout() {
         signaling: device.signaling.clone(),
         info: device.info.clone(),
         camera: None,
+        primer: None,
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

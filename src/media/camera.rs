@@ -9,7 +9,10 @@
 //! ```
 //!
 //! - A spare worker waits, initialised, so a viewer's offer never waits for GStreamer to start
-//!   or for a DTLS certificate to be generated.
+//!   or for a DTLS certificate to be generated. When someone opens the page (or a signaling
+//!   WebSocket), the spare is primed: it loads what a session needs and rehearses an offer,
+//!   in the ~100 ms before the page joins. A primed spare nobody used is replaced after a
+//!   minute.
 //! - The first offer or answer request makes the spare the active worker; a new spare starts
 //!   a few seconds later. Once the active worker has no peer left (and has handled everything
 //!   sent to it) and the new spare is warm, the active worker exits: whatever a viewing
@@ -118,6 +121,7 @@ impl CameraStats {
 /// The running camera; stops (the broadcast ends, peers close) when dropped or stopped.
 pub struct CameraHandle {
     stats: Arc<CameraStats>,
+    primer: Arc<tokio::sync::Notify>,
     chosen: Option<Chosen>,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -127,6 +131,11 @@ impl CameraHandle {
     /// Live counts.
     pub fn stats(&self) -> &Arc<CameraStats> {
         &self.stats
+    }
+
+    /// Poked when someone opens the page: the spare loads what a session needs.
+    pub fn primer(&self) -> Arc<tokio::sync::Notify> {
+        self.primer.clone()
     }
 
     /// What the first worker chose, when it was asked to choose.
@@ -186,6 +195,10 @@ const HEALTHY_LIFE: Duration = Duration::from_secs(10);
 /// next session after this one ends.
 const SPARE_AFTER: Duration = Duration::from_secs(3);
 
+/// A spare primed for a visitor who has not joined within this time is replaced by a fresh
+/// one, giving back what priming loaded.
+const PRIME_LIFE: Duration = Duration::from_secs(60);
+
 /// Starts the camera: a first worker (which chooses or checks the capture), then the
 /// camera's member and its standing broadcast. Blocks until the worker is ready.
 pub fn start(hub: Arc<Hub>, settings: CameraSettings) -> Result<CameraHandle, MediaError> {
@@ -193,6 +206,8 @@ pub fn start(hub: Arc<Hub>, settings: CameraSettings) -> Result<CameraHandle, Me
     let (stop_tx, stop_rx) = oneshot::channel();
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let stats = Arc::new(CameraStats::default());
+    let primer = Arc::new(tokio::sync::Notify::new());
+    let primed = primer.clone();
     let mut camera = Camera {
         hub: hub.clone(),
         settings: settings.clone(),
@@ -228,7 +243,7 @@ pub fn start(hub: Arc<Hub>, settings: CameraSettings) -> Result<CameraHandle, Me
                 match camera.first_worker(&mut ev_rx).await {
                     Ok(chosen) => {
                         let _ = ready_tx.send(Ok(chosen));
-                        camera.run(sig_rx, ev_rx, stop_rx).await;
+                        camera.run(sig_rx, ev_rx, stop_rx, primed).await;
                     }
                     Err(e) => {
                         let _ = ready_tx.send(Err(e));
@@ -250,6 +265,7 @@ pub fn start(hub: Arc<Hub>, settings: CameraSettings) -> Result<CameraHandle, Me
     };
     let handle = CameraHandle {
         stats,
+        primer,
         chosen,
         stop: Some(stop_tx),
         thread: Some(thread),
@@ -415,14 +431,19 @@ impl Camera {
         mut signals: mpsc::Receiver<(String, Outgoing)>,
         mut events: mpsc::Receiver<(u64, WorkerEvent)>,
         mut stop: oneshot::Receiver<()>,
+        primer: Arc<tokio::sync::Notify>,
     ) {
         let mut tick = tokio::time::interval(Duration::from_millis(250));
         loop {
             tokio::select! {
                 _ = &mut stop => break,
+                _ = primer.notified() => self.prime(),
                 Some((member, msg)) = signals.recv() => self.on_signal(&member, msg),
                 Some((id, ev)) = events.recv() => self.on_worker(id, ev).await,
-                _ = tick.tick() => self.ensure_spare(),
+                _ = tick.tick() => {
+                    self.replace_stale_spare();
+                    self.ensure_spare();
+                }
             }
             self.publish_workers();
         }
@@ -433,6 +454,35 @@ impl Camera {
         self.hub.disconnect(&self.settings.conversation);
         let workers = [self.active.take(), self.spare.take()];
         futures_util::future::join_all(workers.into_iter().flatten().map(Process::stop)).await;
+    }
+
+    /// Someone opens the page: unless a worker is already serving, the spare loads what a
+    /// session needs.
+    fn prime(&mut self) {
+        if self.active.is_some() {
+            return;
+        }
+        if let Some(spare) = self.spare.as_mut() {
+            spare.prime();
+        }
+    }
+
+    /// A spare primed long ago for a visitor who never joined serves as an idle active
+    /// worker until a fresh spare is warm, then exits like any idle worker.
+    fn replace_stale_spare(&mut self) {
+        let stale = self
+            .spare
+            .as_ref()
+            .and_then(|w| w.primed_at)
+            .is_some_and(|t| t.elapsed() >= PRIME_LIFE);
+        if self.active.is_none() && stale {
+            if let Some(mut worker) = self.spare.take() {
+                log::debug!("media worker {} primed but unused; replacing it", worker.id);
+                worker.idle = true;
+                self.active = Some(worker);
+                self.promoted_at = None;
+            }
+        }
     }
 
     fn on_signal(&mut self, member: &str, msg: Outgoing) {

@@ -339,6 +339,42 @@ impl Peer {
             .emit_by_name::<()>("create-offer", &[&None::<gst::Structure>, &promise]);
     }
 
+    /// Offerer: makes and applies an offer for a constrained-baseline stream, waiting for
+    /// each step, then closes. A worker does this once with a stand-in peer when a viewer is
+    /// about to arrive, so that the viewer's own offer does not pay for the process's first
+    /// one (creating and setting up the SDP, ICE, DTLS and RTP elements takes 20-60 ms once).
+    pub fn rehearse_offer(&self) -> Result<(), MediaError> {
+        let fail = |what: &str| MediaError::Pipeline(format!("rehearsing an offer: {what}"));
+        self.bin
+            .set_state(gst::State::Ready)
+            .map_err(|_| fail("webrtcbin did not start"))?;
+        let mut caps = rtp_caps(OFFER_PT);
+        if let Some(s) = caps.make_mut().structure_mut(0) {
+            s.set("packetization-mode", "1");
+            s.set("profile-level-id", "42c01f");
+        }
+        if let Some(t) = self
+            .webrtc
+            .emit_by_name::<Option<gst_webrtc::WebRTCRTPTransceiver>>("get-transceiver", &[&0i32])
+        {
+            t.set_property("codec-preferences", &caps);
+        }
+        let promise = gst::Promise::new();
+        self.webrtc
+            .emit_by_name::<()>("create-offer", &[&None::<gst::Structure>, &promise]);
+        promise.wait();
+        let offer = promise
+            .get_reply()
+            .and_then(|r| r.get::<gst_webrtc::WebRTCSessionDescription>("offer").ok())
+            .ok_or_else(|| fail("no offer"))?;
+        let applied = gst::Promise::new();
+        self.webrtc
+            .emit_by_name::<()>("set-local-description", &[&offer, &applied]);
+        applied.wait();
+        let _ = self.bin.set_state(gst::State::Null);
+        Ok(())
+    }
+
     /// Answerer, step 1: reads the offer's H.264 entry and links a sending transceiver for
     /// it. The offer is applied later ([`Peer::apply_offer`]), once our stream's caps have
     /// settled: webrtcbin 1.22 pairs an offer's m-line with an existing transceiver of the

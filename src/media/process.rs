@@ -47,6 +47,8 @@ pub struct Process {
     pub warm: bool,
     /// Its last counts showed no peer and every message handled.
     pub idle: bool,
+    /// When it was asked to prime.
+    pub primed_at: Option<Instant>,
 }
 
 impl Process {
@@ -110,6 +112,7 @@ impl Process {
             frames: 0,
             warm: false,
             idle: false,
+            primed_at: None,
         })
     }
 
@@ -127,6 +130,14 @@ impl Process {
         };
         if self.tx.try_send(msg).is_err() {
             log::warn!("media worker {} is not reading; message dropped", self.id);
+        }
+    }
+
+    /// Asks it (once) to load what a session needs.
+    pub fn prime(&mut self) {
+        if self.primed_at.is_none() {
+            self.primed_at = Some(Instant::now());
+            let _ = self.tx.try_send(ToWorker::Prime);
         }
     }
 

@@ -76,6 +76,9 @@ pub enum ToWorker {
         /// The message.
         msg: Outgoing,
     },
+    /// Someone is opening the page: load what a session needs now (plugins, element
+    /// classes), so that the join finds them ready.
+    Prime,
     /// Close every peer and exit.
     Stop,
 }

@@ -110,7 +110,8 @@ async fn serve(socket: std::os::unix::net::UnixStream) -> anyhow::Result<()> {
     };
     // Made now, while the device has nobody to serve yet: it takes ~100-300 ms (longer on a
     // Pi), and GStreamer's DTLS agent keeps it for the life of the process.
-    prepare_dtls_certificate();
+    // Off the loop's thread, so that `Ready` is written at once.
+    let _ = tokio::task::spawn_blocking(prepare_dtls_certificate).await;
     let _ = out_tx.try_send(FromWorker::Warm);
 
     let (ev_tx, ev_rx) = mpsc::channel(EVENT_QUEUE);
@@ -258,6 +259,7 @@ impl Worker {
                                 self.handled += 1;
                                 self.report();
                             }
+                            Ok(ToWorker::Prime) => self.prime(),
                             Ok(ToWorker::Stop) => break,
                             Ok(ToWorker::Start(_)) => log::warn!("worker already started"),
                             Err(e) => log::warn!("bad message from the device: {e}"),
@@ -282,6 +284,25 @@ impl Worker {
             self.remove_peer(&key);
         }
         self.fanout = None;
+    }
+
+    /// Builds, and throws away, what a viewer's session builds: the capture pipeline (not
+    /// started, so no camera is opened) and a peer that makes and applies an offer. Loading
+    /// the plugins and libraries, and the first offer's one-time set-up, are most of what a
+    /// worker's first session costs beyond a later one's.
+    fn prime(&mut self) {
+        if self.fanout.is_some() || !self.peers.is_empty() {
+            return;
+        }
+        let t = Instant::now();
+        let key = (self.settings.conversation.clone(), "prime".to_owned());
+        let built = Fanout::new(&self.launch).and_then(|_capture| {
+            Peer::new(key, Role::Offerer, &self.settings.ice, self.events.clone())?.rehearse_offer()
+        });
+        match built {
+            Ok(()) => log::debug!("primed in {:?}", t.elapsed()),
+            Err(e) => log::debug!("priming failed: {e}"),
+        }
     }
 
     fn send(&self, member: &str, msg: Incoming) {

@@ -5,8 +5,11 @@
 //
 // For each join a fresh browser context opens the device's page; the page records when it
 // sent `join` and when the first video frame was presented (requestVideoFrameCallback), both
-// in milliseconds since navigation start. Two series of JOINS joins each:
-//   cold: nobody else watching, so capture and encoder start with the viewer;
+// in milliseconds since navigation start. Three series of JOINS joins each:
+//   fresh: the device has been idle long enough for the previous session's media worker to
+//          exit, so a new worker (GStreamer ready, nothing of a session loaded yet) serves it;
+//   cold: nobody else watching, so capture and encoder start with the viewer, on the worker
+//         that served the previous viewer moments ago;
 //   warm: another viewer keeps the capture running.
 // Prints median / p90 / min / max of join → first frame and page load → first frame.
 
@@ -90,6 +93,22 @@ test('join → first frame in Chromium', { timeout: 600000 }, async (t) => {
   // One join first so Chromium's own first-use costs (codec start-up) are not counted.
   await oneJoin(t, browser, peercam, 0);
 
+  const fresh = [];
+  for (let i = 1; i <= JOINS; i++) {
+    const before = (await peercam.api('/api/stats')).workers.active;
+    await waitFor(
+      "the last session's worker to exit",
+      () => peercam.api('/api/stats'),
+      (s) => s.camera.peers === 0 && s.workers.active == null && s.workers.spare != null,
+      { timeout: 20000, interval: 100 },
+    );
+    await sleep(300);
+    const row = await oneJoin(t, browser, peercam, 200 + i);
+    const served = (await peercam.api('/api/stats')).workers;
+    if (before != null && served.active === before) throw new Error('join served by the retired worker');
+    fresh.push(row);
+  }
+
   const cold = [];
   for (let i = 1; i <= JOINS; i++) {
     await waitFor('capture to stop', () => cameraStats(peercam), (s) => s.peers === 0 && !s.capturing);
@@ -105,6 +124,7 @@ test('join → first frame in Chromium', { timeout: 600000 }, async (t) => {
     warm.push(await oneJoin(t, browser, peercam, 100 + i));
   }
   console.log('');
+  report('fresh (a new media worker serves the join)', fresh);
   report('cold (capture starts with the viewer)', cold);
   report('warm (capture already running)', warm);
 });
