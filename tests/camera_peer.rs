@@ -378,3 +378,25 @@ async fn a_crashed_media_worker_costs_viewers_a_rejoin_not_the_device() {
     let s = camera_stats(&running.device);
     assert_eq!((s.peers, s.connected), (1, 1), "{s:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn viewers_coming_one_after_another_are_all_served_while_workers_change() {
+    // Each viewer arrives just after the previous one left, over several seconds: across
+    // the moment the next spare is ready and the idle worker is let go.
+    let running = start_device(4).await;
+    let started = Instant::now();
+    let mut served = Vec::new();
+    while started.elapsed() < Duration::from_secs(6) {
+        let mut v = Session::join(running.addr, "camera").await;
+        let got = v.play(5, LIMIT).await;
+        assert!(
+            got >= 5,
+            "viewer {} got no video; signals {:?}",
+            served.len(),
+            v.signals()
+        );
+        served.push(worker_pids(&running.device).0);
+        v.leave().await;
+    }
+    assert!(served.len() >= 4, "only {} viewers in 6 s", served.len());
+}

@@ -583,7 +583,8 @@ impl Camera {
         };
         let new_frames = stats.frames.saturating_sub(worker.frames);
         worker.frames = stats.frames;
-        worker.idle = stats.peers == 0 && !stats.capturing && handled == worker.sent;
+        worker.idle = stats.peers == 0 && !stats.capturing;
+        worker.handled = handled;
         self.stats.frames.fetch_add(new_frames, Ordering::Relaxed);
         self.stats.set(stats);
         self.retire_if_idle();
@@ -593,7 +594,9 @@ impl Camera {
     /// whatever its sessions loaded and allocated with it, once a warm spare can take over.
     fn retire_if_idle(&mut self) {
         let ready = self.spare.as_ref().is_some_and(|w| w.warm);
-        if !ready || !self.active.as_ref().is_some_and(|w| w.idle) {
+        // `is_idle` also checks that nothing was sent since its last counts: a viewer may
+        // have just been handed to it.
+        if !ready || !self.active.as_ref().is_some_and(Process::is_idle) {
             return;
         }
         if let Some(worker) = self.active.take() {

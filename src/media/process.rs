@@ -45,8 +45,10 @@ pub struct Process {
     pub frames: u64,
     /// It has said `Warm`.
     pub warm: bool,
-    /// Its last counts showed no peer and every message handled.
+    /// Its last counts showed no peer and no capture.
     pub idle: bool,
+    /// `Signal` messages it had handled at its last counts.
+    pub handled: u64,
     /// When it was asked to prime.
     pub primed_at: Option<Instant>,
 }
@@ -112,6 +114,7 @@ impl Process {
             frames: 0,
             warm: false,
             idle: false,
+            handled: 0,
             primed_at: None,
         })
     }
@@ -131,6 +134,11 @@ impl Process {
         if self.tx.try_send(msg).is_err() {
             log::warn!("media worker {} is not reading; message dropped", self.id);
         }
+    }
+
+    /// Nothing to serve: no peer, no capture, and every message sent to it handled.
+    pub fn is_idle(&self) -> bool {
+        self.idle && self.handled == self.sent
     }
 
     /// Asks it (once) to load what a session needs.
