@@ -25,7 +25,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -33,6 +33,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::peer::IceSettings;
 use super::process::{Process, WorkerEvent};
+pub use super::stats::{CameraSnapshot, CameraStats};
 use super::wire::{Capture, Chosen, FromWorker, WorkerSettings};
 use super::MediaError;
 use crate::signaling::hub::{MemberSink, Overflow};
@@ -55,67 +56,6 @@ pub struct CameraSettings {
     pub log_level: String,
     /// The program run as `PROGRAM media-worker`: this executable.
     pub program: PathBuf,
-}
-
-/// Live counts, shared with the HTTP stats and the watchdog.
-#[derive(Debug, Default)]
-pub struct CameraStats {
-    /// Peers (webrtcbins) alive.
-    pub peers: AtomicUsize,
-    /// Branches attached to the shared encoder.
-    pub branches: AtomicUsize,
-    /// Peers whose connection is up.
-    pub connected: AtomicUsize,
-    /// Encoded frames produced since start.
-    pub frames: AtomicU64,
-    /// Whether capture is running.
-    pub capturing: AtomicUsize,
-    /// Process ids of the active and the spare media worker (0: none).
-    active_worker: AtomicU32,
-    spare_worker: AtomicU32,
-}
-
-/// A snapshot of [`CameraStats`] for JSON.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct CameraSnapshot {
-    /// Peers alive.
-    pub peers: usize,
-    /// Branches attached.
-    pub branches: usize,
-    /// Peers connected.
-    pub connected: usize,
-    /// Encoded frames since start.
-    pub frames: u64,
-    /// Capture running.
-    pub capturing: bool,
-}
-
-impl CameraStats {
-    /// Current values.
-    pub fn snapshot(&self) -> CameraSnapshot {
-        CameraSnapshot {
-            peers: self.peers.load(Ordering::Relaxed),
-            branches: self.branches.load(Ordering::Relaxed),
-            connected: self.connected.load(Ordering::Relaxed),
-            frames: self.frames.load(Ordering::Relaxed),
-            capturing: self.capturing.load(Ordering::Relaxed) != 0,
-        }
-    }
-
-    /// Process ids of the media workers: the one serving peers, and the spare.
-    pub fn worker_pids(&self) -> (Option<u32>, Option<u32>) {
-        let pid = |a: &AtomicU32| Some(a.load(Ordering::Relaxed)).filter(|&p| p != 0);
-        (pid(&self.active_worker), pid(&self.spare_worker))
-    }
-
-    /// Takes a worker's counts (frames excepted: the device's count spans workers).
-    fn set(&self, s: &CameraSnapshot) {
-        self.peers.store(s.peers, Ordering::Relaxed);
-        self.branches.store(s.branches, Ordering::Relaxed);
-        self.connected.store(s.connected, Ordering::Relaxed);
-        self.capturing
-            .store(usize::from(s.capturing), Ordering::Relaxed);
-    }
 }
 
 /// The running camera; stops (the broadcast ends, peers close) when dropped or stopped.

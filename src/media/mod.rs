@@ -12,6 +12,7 @@ pub mod pipeline;
 pub mod probe;
 pub mod process;
 pub mod select;
+pub mod stats;
 pub mod wire;
 pub mod worker;
 
