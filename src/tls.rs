@@ -306,23 +306,17 @@ fn read_stored(cert: &Path, key: &Path) -> Stored {
         }
     };
     let origin = Origin::Stored(cert.parent().unwrap_or(Path::new("/")).to_owned());
-    let chain = match parse_chain(&cert_pem) {
-        Ok(chain) => chain,
-        Err(problem) => {
-            return Stored::Broken {
-                path: cert.to_owned(),
-                problem,
-            }
-        }
+    let broken = |path: &Path| {
+        let path = path.to_owned();
+        move |problem| Stored::Broken { path, problem }
     };
-    let private = match parse_key(&key_pem) {
+    let chain = match parse_chain(&cert_pem).map_err(broken(cert)) {
+        Ok(chain) => chain,
+        Err(stored) => return stored,
+    };
+    let private = match parse_key(&key_pem).map_err(broken(key)) {
         Ok(k) => k,
-        Err(problem) => {
-            return Stored::Broken {
-                path: key.to_owned(),
-                problem,
-            }
-        }
+        Err(stored) => return stored,
     };
     match build(chain, private, origin) {
         Ok(identity) => Stored::Usable(identity),

@@ -36,7 +36,7 @@ use super::process::{Process, WorkerEvent};
 pub use super::stats::{CameraSnapshot, CameraStats};
 use super::wire::{Capture, Chosen, FromWorker, WorkerSettings};
 use super::MediaError;
-use crate::signaling::hub::{MemberSink, Overflow};
+use crate::signaling::hub::{IdTaken, MemberSink, Overflow};
 use crate::signaling::{ConversationKind, Hub, Incoming, Outgoing};
 
 /// What the camera needs to know.
@@ -476,14 +476,19 @@ impl Camera {
         let member = loop {
             self.invites_made += 1;
             let id = format!("{}-{}", self.settings.conversation, self.invites_made);
-            let sink = Arc::new(DeviceSink(self.sig_tx.clone()));
-            if self.hub.connect_as(&id, sink).is_ok() {
+            if self.connect(&id).is_ok() {
                 break id;
             }
         };
         log::info!(member = member.as_str(); "invited by {from} into {conversation:?}");
         self.invited.insert(member.clone(), conversation.clone());
         self.hub.handle(&member, Incoming::Join { conversation });
+    }
+
+    /// Connects one of the device's members, its messages coming to this loop.
+    fn connect(&self, id: &str) -> Result<(), IdTaken> {
+        self.hub
+            .connect_as(id, Arc::new(DeviceSink(self.sig_tx.clone())))
     }
 
     /// A member the device was invited as, with no peer left, leaves its room.
@@ -581,10 +586,7 @@ impl Camera {
         // Viewers get `left` and `end` (the page rejoins); the broadcast opens again at once.
         let me = &self.settings.conversation;
         self.hub.disconnect(me);
-        if let Err(e) = self
-            .hub
-            .connect_as(me, Arc::new(DeviceSink(self.sig_tx.clone())))
-        {
+        if let Err(e) = self.connect(me) {
             log::error!("cannot reopen the camera's conversation: {e}");
         } else {
             open_broadcast(&self.hub, &self.settings);

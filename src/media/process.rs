@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::UnixStream;
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
@@ -73,19 +73,9 @@ impl Process {
             .env_remove("WATCHDOG_PID")
             .kill_on_drop(true)
             .spawn()?;
-        let (read, mut write) = UnixStream::from_std(ours)?.into_split();
-        let (tx, mut rx) = mpsc::channel(QUEUE);
-        tokio::spawn(async move {
-            while let Some(msg) = rx.recv().await {
-                if write
-                    .write_all(wire::encode(&msg).as_bytes())
-                    .await
-                    .is_err()
-                {
-                    return;
-                }
-            }
-        });
+        let (read, write) = UnixStream::from_std(ours)?.into_split();
+        let (tx, rx) = mpsc::channel(QUEUE);
+        tokio::spawn(wire::write_lines(write, rx));
         tokio::spawn(async move {
             let mut lines = BufReader::new(read).lines();
             while let Ok(Some(line)) = lines.next_line().await {

@@ -115,7 +115,7 @@ pub enum FromWorker {
         /// The device member.
         member: String,
     },
-    /// Counts, after every change and once a second.
+    /// Counts, whenever they or the number of messages handled changed.
     Stats {
         /// The worker's counts.
         stats: CameraSnapshot,
@@ -131,6 +131,19 @@ pub fn encode<T: Serialize>(msg: &T) -> String {
     let mut line = serde_json::to_string(msg).unwrap_or_default();
     line.push('\n');
     line
+}
+
+/// Writes each message from `rx` as a line, until `rx` closes or the socket breaks.
+pub async fn write_lines<T: Serialize>(
+    mut write: impl tokio::io::AsyncWrite + Unpin,
+    mut rx: tokio::sync::mpsc::Receiver<T>,
+) {
+    use tokio::io::AsyncWriteExt;
+    while let Some(msg) = rx.recv().await {
+        if write.write_all(encode(&msg).as_bytes()).await.is_err() {
+            return;
+        }
+    }
 }
 
 /// One line as a message.

@@ -21,8 +21,7 @@ use anyhow::{bail, Context};
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_webrtc as gst_webrtc;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::unix::OwnedWriteHalf;
+use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::UnixStream;
 use tokio::sync::mpsc;
 
@@ -47,8 +46,8 @@ const SEND_QUEUE: usize = 4096;
 /// the viewer up, and its candidates trickle after the description.
 const GATHER_WAIT: Duration = Duration::from_millis(100);
 
-/// How often abandoned negotiations are looked for and, while capturing, the frame count is
-/// reported.
+/// How often abandoned negotiations are looked for (and so, while capturing, how often the
+/// frame count is reported).
 const TICK: Duration = Duration::from_millis(250);
 
 /// Runs the worker on stdin until the device says stop or goes away. The exit status tells
@@ -82,7 +81,7 @@ async fn serve(socket: std::os::unix::net::UnixStream) -> anyhow::Result<()> {
     let (read, write) = UnixStream::from_std(socket)?.into_split();
     let mut lines = BufReader::new(read).lines();
     let (out_tx, out_rx) = mpsc::channel(SEND_QUEUE);
-    let writer = tokio::spawn(write_lines(write, out_rx));
+    let writer = tokio::spawn(wire::write_lines(write, out_rx));
 
     let first = lines
         .next_line()
@@ -129,23 +128,12 @@ async fn serve(socket: std::os::unix::net::UnixStream) -> anyhow::Result<()> {
         mdns: None,
         bus_errors: bus_tx,
         handled: 0,
+        reported: None,
     };
     worker.run(lines, sig_rx, ev_rx, bus_rx).await;
     drop(worker);
     let _ = writer.await;
     Ok(())
-}
-
-async fn write_lines(mut write: OwnedWriteHalf, mut rx: mpsc::Receiver<FromWorker>) {
-    while let Some(msg) = rx.recv().await {
-        if write
-            .write_all(wire::encode(&msg).as_bytes())
-            .await
-            .is_err()
-        {
-            return;
-        }
-    }
 }
 
 /// Initialises GStreamer and settles the capture: `Err((selecting, message))`.
@@ -236,6 +224,8 @@ struct Worker {
     bus_errors: mpsc::Sender<String>,
     /// `Signal` messages handled.
     handled: u64,
+    /// What was last reported to the device.
+    reported: Option<(super::stats::CameraSnapshot, u64)>,
 }
 
 type Lines = tokio::io::Lines<BufReader<tokio::net::unix::OwnedReadHalf>>;
@@ -257,7 +247,6 @@ impl Worker {
                             Ok(ToWorker::Signal { member, msg }) => {
                                 self.on_signal(&member, msg);
                                 self.handled += 1;
-                                self.report();
                             }
                             Ok(ToWorker::Prime) => self.prime(),
                             Ok(ToWorker::Stop) => break,
@@ -272,13 +261,9 @@ impl Worker {
                 Some(path) = bus_errors.recv() => self.on_pipeline_error(&path),
                 Some((member, msg)) = resolved.recv() => self.on_signal(&member, msg),
                 Some((key, ev)) = events.recv() => self.on_event(key, ev),
-                _ = tick.tick() => {
-                    self.expire_stalled();
-                    if self.fanout.is_some() {
-                        self.report();
-                    }
-                }
+                _ = tick.tick() => self.expire_stalled(),
             }
+            self.report();
         }
         for key in self.peers.keys().cloned().collect::<Vec<_>>() {
             self.remove_peer(&key);
@@ -315,12 +300,18 @@ impl Worker {
         }
     }
 
-    /// Sends the counts: after every message, so the device knows when its last message was
-    /// handled, and on every tick while capturing, for the frame count.
-    fn report(&self) {
+    /// Sends the counts when they or the number of messages handled changed since the last
+    /// report: after each message and event, and (for the frame count) each tick while
+    /// capturing. The device knows the counts are current when `handled` equals what it sent.
+    fn report(&mut self) {
+        let now = (self.stats.snapshot(), self.handled);
+        if self.reported == Some(now) {
+            return;
+        }
+        self.reported = Some(now);
         let _ = self.out.try_send(FromWorker::Stats {
-            stats: self.stats.snapshot(),
-            handled: self.handled,
+            stats: now.0,
+            handled: now.1,
         });
     }
 
@@ -645,7 +636,6 @@ impl Worker {
         );
         s.capturing
             .store(usize::from(self.fanout.is_some()), Ordering::Relaxed);
-        self.report();
     }
 }
 
