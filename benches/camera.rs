@@ -16,8 +16,8 @@
 //! ```
 //!
 //! The device is a separate process so that its CPU time and RSS are its own. Its figures are
-//! for its process tree: the serving process and its media worker processes (`peercam
-//! media-worker`, which come and go with the viewers), as alive at each reading. CPU is the
+//! for its process tree: the serving process and its media worker processes (`peercam-media
+//! worker`, which come and go with the viewers), as alive at each reading. CPU is the
 //! tree's, with the ticks of workers that exited and were reaped during a window kept (in the
 //! serving process's cutime/cstime). RSS is summed over the tree, so library pages shared by
 //! the processes count once per process and the sum is conservative; PSS (each shared page

@@ -12,9 +12,10 @@
 #      in this root and not on the host.
 #   4. cargo build --release --target <triple> inside that root (chroot), with the host's
 #      Rust toolchain bind-mounted read-only and the source tree read-only
-#   5. the binary's ELF header and the newest glibc symbol version it needs (must be <= 2.36,
-#      the glibc of Raspberry Pi OS bookworm)
-#   6. `peercam --version` and `peercam check --source test` under qemu-user-static in the root
+#   5. each program's ELF header and the newest glibc symbol version it needs (must be
+#      <= 2.36, the glibc of Raspberry Pi OS bookworm)
+#   6. `peercam --version` and the check (`peercam config --json --source test |
+#      peercam-media check`, what `peercam check` runs) under qemu-user-static in the root
 #
 # Everything cached lives outside the clone, so repeated runs only rebuild what changed:
 #   PEERCAM_CROSS_CACHE   base directory        (default /var/cache/peercam-build; not
@@ -79,6 +80,7 @@ cross_select() {
   case "$ROOT/" in "$SRC"/*) die "the root must be outside the source tree ($ROOT)" ;; esac
   case "$TARGET_DIR/" in "$SRC"/*) die "the target dir must be outside the source tree" ;; esac
   BIN=$TARGET_DIR/$TRIPLE/release/peercam
+  MEDIA_BIN=$TARGET_DIR/$TRIPLE/release/peercam-media
   # What the root holds: host build tools, the cross compiler, the target's GStreamer -dev
   # packages (to build) and runtime plugins (to run the result), and dpkg-dev for
   # dpkg-shlibdeps when scripts/deb-check.sh packages the binary.
@@ -255,22 +257,28 @@ cross_root() {
 
 cross_build() {
   step "cargo build --release --target $TRIPLE (inside the root)"
-  in_root sh -c "cd /src && nice -n 10 cargo build --release --locked --target $TRIPLE --bin peercam"
+  in_root sh -c "cd /src && nice -n 10 cargo build --release --locked --target $TRIPLE --bin peercam --bin peercam-media"
   [ -x "$BIN" ] || die "no binary at $BIN"
-  ls -l "$BIN"
+  [ -x "$MEDIA_BIN" ] || die "no binary at $MEDIA_BIN"
+  ls -l "$BIN" "$MEDIA_BIN"
   done_step
 }
 
 cross_inspect() {
-  step "binary"
-  file "$BIN"
-  local glibc
-  glibc=$(readelf --version-info --wide "$BIN" | grep -o 'GLIBC_[0-9.]*' | sort -Vu | tail -n1)
-  echo "needs at most $glibc; needed libraries:"
-  readelf --dynamic "$BIN" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/  \1/p'
-  local v=${glibc#GLIBC_}
-  [ "$(printf '%s\n2.36\n' "$v" | sort -V | tail -n1)" = 2.36 ] ||
-    die "$BIN needs $glibc, newer than bookworm's glibc 2.36"
+  step "binaries"
+  local bin glibc v
+  for bin in "$BIN" "$MEDIA_BIN"; do
+    file "$bin"
+    glibc=$(readelf --version-info --wide "$bin" | grep -o 'GLIBC_[0-9.]*' | sort -Vu | tail -n1)
+    echo "needs at most $glibc; needed libraries:"
+    readelf --dynamic "$bin" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/  \1/p'
+    v=${glibc#GLIBC_}
+    [ "$(printf '%s\n2.36\n' "$v" | sort -V | tail -n1)" = 2.36 ] ||
+      die "$bin needs $glibc, newer than bookworm's glibc 2.36"
+  done
+  # GStreamer belongs to the media program; the serving program must not map it.
+  ! readelf --dynamic "$BIN" | grep -q 'NEEDED.*libgst' ||
+    die "$BIN links GStreamer; only peercam-media should"
   done_step
 }
 
@@ -291,16 +299,21 @@ cross_run() {
   step "peercam --version under $QEMU"
   run_target "$bin" --version
   done_step
-  step "peercam check --source test under $QEMU"
-  # The first run in a fresh root spends a few seconds building GStreamer's plugin registry
-  # under emulation; it is kept in the root's /root/.cache for later runs.
-  local out IN_ROOT_ENV=(PEERCAM_PIPELINES=/src/pipelines)
-  out=$(run_target "$bin" check --source test 2>&1) ||
+  step "the check under $QEMU: peercam config --json --source test | peercam-media check"
+  # This is what `peercam check` runs; the two halves are run one by one because qemu-user
+  # cannot follow peercam's exec of a foreign program without a binfmt handler. The first run
+  # in a fresh root spends a few seconds building GStreamer's plugin registry under
+  # emulation; it is kept in the root's /root/.cache for later runs.
+  local config out IN_ROOT_ENV=(PEERCAM_PIPELINES=/src/pipelines)
+  config=$(run_target "$bin" config --json --source test) ||
+    die "peercam config --json failed under qemu"
+  out=$(printf '%s\n' "$config" | run_target "${bin%/*}/peercam-media" check 2>&1) ||
     {
       printf '%s\n' "$out"
-      die "peercam check failed under qemu"
+      die "peercam-media check failed under qemu"
     }
   printf '%s\n' "$out"
+  grep -q '^would use:' <<<"$out" || die "the check printed no choice"
   done_step
 }
 

@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod discovery;
+pub mod install;
 pub mod logging;
 pub mod media;
 pub mod memory;

@@ -45,9 +45,6 @@ enum Command {
     /// Print the configuration in effect (the file with the flags applied), or with
     /// `--default` a commented default file to start /etc/peercam/peercam.toml from.
     Config(ConfigArgs),
-    /// The camera's media process, run by `serve` with a socket as stdin.
-    #[command(hide = true)]
-    MediaWorker,
 }
 
 /// Where the settings come from and the flags that override the file.
@@ -115,6 +112,10 @@ struct ConfigArgs {
     /// flags.
     #[arg(long)]
     default: bool,
+    /// Print the configuration in effect as one line of JSON, for scripts (it is what
+    /// `peercam check` hands to the media program).
+    #[arg(long, conflicts_with = "default")]
+    json: bool,
     #[command(flatten)]
     settings: Settings,
 }
@@ -173,15 +174,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Serve(settings)) => settings,
         Some(Command::Check(settings)) => {
             let config = settings.resolve()?;
-            peercam::logging::init(&config.log.level);
-            print!("{}", peercam::media::check::report(&config));
-            return Ok(());
+            return check(&config);
         }
         Some(Command::Discover(args)) => return discover(&args),
-        Some(Command::MediaWorker) => return peercam::media::worker::main(),
         Some(Command::Config(args)) => {
             if args.default {
                 print!("{}", Config::default_file());
+            } else if args.json {
+                println!("{}", serde_json::to_string(&args.settings.resolve()?)?);
             } else {
                 print!("{}", args.settings.resolve()?.to_commented_toml());
             }
@@ -196,6 +196,28 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     // said goodbye to everyone it had to.
     runtime.shutdown_timeout(Duration::from_millis(100));
     Ok(result?)
+}
+
+/// `check` runs in the media program, where GStreamer is: `peercam config --json |
+/// peercam-media check`.
+fn check(config: &Config) -> anyhow::Result<()> {
+    use std::io::Write;
+    let program = peercam::install::this_media_program()?;
+    let mut child = std::process::Command::new(&program)
+        .arg("check")
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .with_context(|| format!("running {}", program.display()))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(serde_json::to_string(config)?.as_bytes())
+            .with_context(|| format!("writing to {}", program.display()))?;
+    }
+    let status = child.wait()?;
+    if !status.success() {
+        anyhow::bail!("{} check: {status}", program.display());
+    }
+    Ok(())
 }
 
 fn discover(args: &DiscoverArgs) -> anyhow::Result<()> {

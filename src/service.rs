@@ -30,7 +30,7 @@ use tokio::time::{timeout, timeout_at, Instant};
 use crate::config::Config;
 use crate::discovery::{Advertisement, Advertiser};
 use crate::media::camera::{self, CameraHandle, CameraSettings, CameraStats};
-use crate::media::peer::IceSettings;
+use crate::media::ice::IceSettings;
 use crate::media::wire::Capture;
 use crate::media::MediaError;
 use crate::net::{self, Listener};
@@ -107,8 +107,8 @@ impl Device {
         });
     }
 
-    /// Starts the camera peer: its media workers run `program media-worker` (this
-    /// executable) with `capture` (a description ending in H.264, or the configuration's
+    /// Starts the camera peer: its media workers run `program worker` (the media program,
+    /// `peercam-media`) with `capture` (a description ending in H.264, or the configuration's
     /// choice). Blocks until the first worker is ready: choosing may probe the encoders.
     pub fn start_camera(
         &mut self,
@@ -381,9 +381,10 @@ fn build_device(config: &Config, tls: Option<&Identity>) -> Result<Device, Servi
         device.enable_tls(identity);
     }
     if config.camera.enabled {
-        let program = std::env::current_exe().map_err(|e| {
+        let program = crate::install::this_media_program().map_err(|e| {
             ServiceError::Camera(MediaError::Pipeline(format!(
-                "finding this program to run its media worker: {e}"
+                "finding the media program ({}): {e}",
+                crate::install::MEDIA_PROGRAM
             )))
         })?;
         device.start_camera(config, Capture::Select(config.camera.clone()), &program)?;

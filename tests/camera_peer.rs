@@ -6,7 +6,7 @@
 //!   viewer: webrtcbin ! rtph264depay ! decodebin ! videoconvert ! appsink
 //! ```
 //!
-//! The device runs in the test process; its media workers are the built `peercam` binary.
+//! The device runs in the test process; its media workers are the built `peercam-media` program.
 
 #[path = "support/gst_viewer.rs"]
 mod gst_viewer;
@@ -51,7 +51,7 @@ async fn start_device(max_viewers: usize) -> Running {
         .start_camera(
             &config,
             Capture::Launch(test_launch()),
-            Path::new(env!("CARGO_BIN_EXE_peercam")),
+            Path::new(env!("CARGO_BIN_EXE_peercam-media")),
         )
         .expect("camera starts");
     let device = Arc::new(device);

@@ -142,6 +142,15 @@ fn flags_override_the_file() {
     assert!(!flagged.tls.enabled);
     // Untouched by any flag: the file's value.
     assert_eq!(flagged.camera.fps, 12);
+
+    // The same configuration as JSON, as `peercam check` hands it to the media program.
+    let out = peercam(&["config", "--config", file_arg, "--source", "test", "--json"]);
+    assert!(out.status.success(), "{out:?}");
+    let json: Config = serde_json::from_slice(&out.stdout).expect("JSON config");
+    assert_eq!(json.camera.source, "test");
+    assert_eq!(json.camera.fps, 12);
+    assert_eq!(json.server.name, "from file");
+    assert!(!peercam(&["config", "--default", "--json"]).status.success());
     let _ = std::fs::remove_dir_all(&dir);
 }
 

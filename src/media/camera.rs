@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::peer::IceSettings;
+use super::ice::IceSettings;
 use super::process::{Process, WorkerEvent};
 pub use super::stats::{CameraSnapshot, CameraStats};
 use super::wire::{Capture, Chosen, FromWorker, WorkerSettings};
@@ -54,7 +54,7 @@ pub struct CameraSettings {
     pub negotiation_timeout: Duration,
     /// The workers' log filter (RUST_LOG syntax).
     pub log_level: String,
-    /// The program run as `PROGRAM media-worker`: this executable.
+    /// The media program (`peercam-media`), run as `PROGRAM worker`.
     pub program: PathBuf,
 }
 

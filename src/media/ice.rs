@@ -10,6 +10,15 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+/// ICE settings for every peer.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IceSettings {
+    /// Host candidates only on these addresses (empty: every interface).
+    pub addresses: Vec<IpAddr>,
+    /// `stun://host:port`, if any.
+    pub stun: Option<String>,
+}
+
 /// The JSON of an `RTCIceCandidate` as browsers send it (`JSON.stringify(candidate)`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

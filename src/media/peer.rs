@@ -9,8 +9,6 @@
 //! forward [`PeerEvent`]s to the owner (camera.rs), which does every state change. The owner
 //! calls [`Peer::close`] (and the branch is detached) when the peer leaves.
 
-use std::net::IpAddr;
-
 use gstreamer as gst;
 use gstreamer::glib;
 use gstreamer::prelude::*;
@@ -18,6 +16,7 @@ use gstreamer_sdp as gst_sdp;
 use gstreamer_webrtc as gst_webrtc;
 use tokio::sync::mpsc;
 
+use super::ice::IceSettings;
 use super::MediaError;
 
 /// Identifies a peer: (the device's member that talks to it, the remote member).
@@ -56,15 +55,6 @@ pub enum Role {
     Offerer,
     /// The device answers a remote offer.
     Answerer,
-}
-
-/// ICE settings for every peer.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct IceSettings {
-    /// Host candidates only on these addresses (empty: every interface).
-    pub addresses: Vec<IpAddr>,
-    /// `stun://host:port`, if any.
-    pub stun: Option<String>,
 }
 
 /// The default RTP payload type when the device offers.

@@ -217,7 +217,7 @@ pub enum DirOrigin {
     Config,
     /// The `PEERCAM_PIPELINES` environment variable.
     Env,
-    /// `../share/peercam/pipelines` relative to the executable's directory.
+    /// `PREFIX/share/peercam/pipelines` for the executable's installation prefix.
     NextToExecutable,
     /// `/usr/share/peercam/pipelines`.
     System,
@@ -247,7 +247,8 @@ pub struct PipelinesDir {
 }
 
 /// Finds the pipelines directory: `configured` (the config's `camera.pipelines_dir`), else
-/// `$PEERCAM_PIPELINES`, else `<exe dir>/../share/peercam/pipelines`, else
+/// `$PEERCAM_PIPELINES`, else `PREFIX/share/peercam/pipelines` (the executable's prefix, see
+/// [`crate::install::prefix`]), else
 /// `/usr/share/peercam/pipelines`, else the source tree's `pipelines/`. The first two are
 /// taken even when missing, so the error names what was asked for; the others only when
 /// they exist. The executable-relative directory comes before the system one so that a
@@ -276,8 +277,7 @@ fn resolve_dir(
     }
     let beside = exe
         .as_deref()
-        .and_then(Path::parent)
-        .and_then(Path::parent)
+        .and_then(crate::install::prefix)
         .map(|prefix| prefix.join("share/peercam/pipelines"));
     if let Some(path) = beside.filter(|p| is_dir(p)) {
         return found(path, DirOrigin::NextToExecutable);
@@ -715,6 +715,9 @@ package = "gstreamer1.0-plugins-bad"
         );
         let r = resolve_dir(None, Some("/env".into()), exe.clone(), all);
         assert_eq!((r.path, r.origin), (PathBuf::from("/env"), DirOrigin::Env));
+        let media = Some(PathBuf::from("/opt/peercam/libexec/peercam/peercam-media"));
+        let r = resolve_dir(None, None, media, all);
+        assert_eq!(r.path, beside);
         let r = resolve_dir(None, Some("".into()), exe.clone(), all);
         assert_eq!(
             (r.path, r.origin),

@@ -1,4 +1,4 @@
-//! One media worker process as the device sees it: spawned as `PROGRAM media-worker` with one
+//! One media worker process as the device sees it: spawned as `peercam-media worker` with one
 //! end of a Unix socket pair as its stdin, a task writing the device's messages to it and a
 //! task reading its messages into the camera loop (tagged with the worker's number).
 
@@ -64,7 +64,7 @@ impl Process {
         let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
         ours.set_nonblocking(true)?;
         let child = Command::new(program)
-            .arg("media-worker")
+            .arg("worker")
             .stdin(Stdio::from(OwnedFd::from(theirs)))
             .stdout(Stdio::null())
             // systemd's notifications and watchdog are the serving process's business.

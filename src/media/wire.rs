@@ -2,7 +2,7 @@
 //! Unix socket that is the worker's stdin.
 //!
 //! ```text
-//! device                                   media worker (`peercam media-worker`)
+//! device                                   media worker (`peercam-media worker`)
 //!   Start ───────────────────────────────▶   init GStreamer, choose or check the pipeline
 //!         ◀─────────────────────────────── Ready | Failed, then Warm
 //!   Signal (a message to a device member) ▶   peers, capture, encoder
@@ -19,7 +19,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::camera::CameraSnapshot;
-use super::peer::IceSettings;
+use super::ice::IceSettings;
 use crate::config::CameraConfig;
 use crate::signaling::{Incoming, Outgoing};
 

@@ -1,4 +1,4 @@
-//! The media worker (`peercam media-worker`): the process that holds the camera's peers, the
+//! The media worker (`peercam-media worker`): the process that holds the camera's peers, the
 //! shared capture and the encoder, run by the device (camera.rs) with a Unix socket as its
 //! stdin (messages in wire.rs).
 //!
