@@ -60,6 +60,7 @@ pub fn init(configured: &str) -> Destination {
     builder
         .filter_level(LevelFilter::Info)
         .parse_filters(&spec)
+        .format_timestamp_millis()
         .target(env_logger::Target::Stderr);
     let _ = builder.try_init();
     Destination::Stderr

@@ -129,6 +129,7 @@ async fn serve(socket: std::os::unix::net::UnixStream) -> anyhow::Result<()> {
         bus_errors: bus_tx,
         handled: 0,
         reported: None,
+        primed: false,
     };
     worker.run(lines, sig_rx, ev_rx, bus_rx).await;
     drop(worker);
@@ -226,6 +227,8 @@ struct Worker {
     handled: u64,
     /// What was last reported to the device.
     reported: Option<(super::stats::CameraSnapshot, u64)>,
+    /// Priming has been started (it is done once per worker).
+    primed: bool,
 }
 
 type Lines = tokio::io::Lines<BufReader<tokio::net::unix::OwnedReadHalf>>;
@@ -275,18 +278,34 @@ impl Worker {
     /// started, so no camera is opened) and a peer that makes and applies an offer. Loading
     /// the plugins and libraries, and the first offer's one-time set-up, are most of what a
     /// worker's first session costs beyond a later one's.
+    ///
+    /// It runs on a thread of its own, so that a viewer whose offer request arrives meanwhile
+    /// (the page loads while this runs, and the machine is busiest then) is served at once
+    /// instead of after it: the viewer's session builds the same things, and whatever the
+    /// rehearsal has loaded by then is loaded for it too.
     fn prime(&mut self) {
-        if self.fanout.is_some() || !self.peers.is_empty() {
+        if self.primed || self.fanout.is_some() || !self.peers.is_empty() {
             return;
         }
-        let t = Instant::now();
+        self.primed = true;
+        let launch = self.launch.clone();
+        let ice = self.settings.ice.clone();
+        let events = self.events.clone();
         let key = (self.settings.conversation.clone(), "prime".to_owned());
-        let built = Fanout::new(&self.launch).and_then(|_capture| {
-            Peer::new(key, Role::Offerer, &self.settings.ice, self.events.clone())?.rehearse_offer()
-        });
-        match built {
-            Ok(()) => log::debug!("primed in {:?}", t.elapsed()),
-            Err(e) => log::debug!("priming failed: {e}"),
+        let spawned = std::thread::Builder::new()
+            .name("prime".into())
+            .spawn(move || {
+                let t = Instant::now();
+                let built = Fanout::new(&launch).and_then(|_capture| {
+                    Peer::new(key, Role::Offerer, &ice, events)?.rehearse_offer()
+                });
+                match built {
+                    Ok(()) => log::debug!("primed in {:?}", t.elapsed()),
+                    Err(e) => log::debug!("priming failed: {e}"),
+                }
+            });
+        if let Err(e) = spawned {
+            log::debug!("priming not started: {e}");
         }
     }
 
