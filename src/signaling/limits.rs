@@ -1,5 +1,6 @@
-//! Pure admission and flow checks for the transport: the WebSocket Origin rule and a token
-//! bucket rate limiter. Time is an argument, so both are tested without sleeping.
+//! Pure admission and flow checks for the transport: the WebSocket Origin rule, a token
+//! bucket rate limiter and the liveness rule for silent peers. Time is an argument, so all
+//! are tested without sleeping.
 
 use std::time::{Duration, Instant};
 
@@ -94,6 +95,66 @@ impl RateLimiter {
     }
 }
 
+/// What a connection does on a ping tick.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tick {
+    /// The peer was probed and stayed silent past the idle timeout: take it for dead.
+    Dead,
+    /// Send the nextRTC `ping`; with `probe`, a WebSocket Ping too.
+    Ping {
+        /// Also send a WebSocket Ping, which a live client answers by itself.
+        probe: bool,
+    },
+}
+
+/// A peer's silence, checked on each ping tick. A peer is taken for dead only after it was
+/// probed with a WebSocket Ping and stayed silent past the idle timeout: a tick that comes
+/// late (a busy machine) must not drop a quiet, live peer that was never asked.
+#[derive(Debug, Clone)]
+pub struct Liveness {
+    last_heard: Instant,
+    probed: bool,
+    keepalive_after: Duration,
+    ping_interval: Duration,
+    idle_timeout: Duration,
+}
+
+impl Liveness {
+    /// A peer just heard from, with the server's keep-alive settings.
+    pub fn new(
+        now: Instant,
+        keepalive_after: Duration,
+        ping_interval: Duration,
+        idle_timeout: Duration,
+    ) -> Self {
+        Liveness {
+            last_heard: now,
+            probed: false,
+            keepalive_after,
+            ping_interval,
+            idle_timeout,
+        }
+    }
+
+    /// Any frame from the peer, a Pong included.
+    pub fn heard(&mut self, now: Instant) {
+        self.last_heard = now;
+        self.probed = false;
+    }
+
+    /// The tick's action. Probes once the silence reaches `keepalive_after`, or earlier when
+    /// the next tick could otherwise find the peer past the idle timeout unasked.
+    pub fn tick(&mut self, now: Instant) -> Tick {
+        let idle = now.saturating_duration_since(self.last_heard);
+        if self.probed && idle >= self.idle_timeout {
+            return Tick::Dead;
+        }
+        let probe = idle >= self.keepalive_after || idle + self.ping_interval >= self.idle_timeout;
+        self.probed |= probe;
+        Tick::Ping { probe }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,5 +231,49 @@ mod tests {
         assert_eq!(r.check(t0, 2), Verdict::Refuse { first: true });
         assert_eq!(r.check(t0, 2), Verdict::Refuse { first: false });
         assert_eq!(r.check(t0, 2), Verdict::Disconnect);
+    }
+
+    fn liveness(now: Instant, idle_secs: u64) -> Liveness {
+        let s = Duration::from_secs;
+        Liveness::new(now, s(9).min(s(idle_secs) / 3), s(3), s(idle_secs))
+    }
+
+    #[test]
+    fn a_silent_peer_is_dead_only_after_a_probe() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let mut l = liveness(t0, 24);
+        assert_eq!(l.tick(at(1_000)), Tick::Ping { probe: false });
+        assert_eq!(l.tick(at(4_000)), Tick::Ping { probe: false });
+        assert_eq!(l.tick(at(10_000)), Tick::Ping { probe: true });
+        assert_eq!(l.tick(at(22_000)), Tick::Ping { probe: true });
+        assert_eq!(l.tick(at(25_000)), Tick::Dead);
+    }
+
+    #[test]
+    fn an_answering_peer_stays() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let mut l = liveness(t0, 4);
+        for tick in 0..20u64 {
+            let now = at(1_000 + tick * 3_000);
+            assert_ne!(l.tick(now), Tick::Dead, "tick {tick}");
+            // Its Pong comes back a little later.
+            l.heard(now + Duration::from_millis(50));
+        }
+    }
+
+    #[test]
+    fn a_late_tick_does_not_drop_a_peer_never_probed() {
+        // Idle timeout 4 s, ticks every 3 s: heard 10 ms after connecting, the first tick
+        // (1 s) finds 990 ms of silence, too little to probe. The next tick is due at 4 s,
+        // when 3.99 s would still be fine, but it comes 50 ms late.
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let mut l = liveness(at(10), 4);
+        assert_eq!(l.tick(at(1_000)), Tick::Ping { probe: false });
+        assert_eq!(l.tick(at(4_050)), Tick::Ping { probe: true });
+        // Probed and still silent at the next tick: dead.
+        assert_eq!(l.tick(at(7_050)), Tick::Dead);
     }
 }

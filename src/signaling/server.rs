@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use tokio::time::{timeout, Instant};
 
 use super::hub::{Hub, MemberSink, Overflow};
-use super::limits::{origin_allowed, RateLimiter, Verdict};
+use super::limits::{origin_allowed, Liveness, RateLimiter, Tick, Verdict};
 use super::protocol::{ErrorCode, Incoming, Outgoing};
 
 /// Transport limits. Defaults suit a Raspberry Pi serving a household.
@@ -210,7 +210,12 @@ impl Connection<'_> {
         let mut ping =
             tokio::time::interval_at(Instant::now() + limits.first_ping, limits.ping_interval);
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut last_seen = Instant::now();
+        let mut liveness = Liveness::new(
+            std::time::Instant::now(),
+            limits.keepalive_after,
+            limits.ping_interval,
+            limits.idle_timeout,
+        );
         let mut limiter = RateLimiter::new(
             limits.rate_per_sec,
             limits.rate_burst,
@@ -234,26 +239,20 @@ impl Connection<'_> {
                         Some(Err(e)) => return self.read_error(e).await,
                         Some(Ok(m)) => m,
                     };
-                    last_seen = Instant::now();
+                    liveness.heard(std::time::Instant::now());
                     if let Err(r) = self.on_frame(msg, &mut limiter).await {
                         return r;
                     }
                 }
                 _ = ping.tick() => {
-                    let idle = last_seen.elapsed();
-                    if idle >= limits.idle_timeout {
+                    let Tick::Ping { probe } = liveness.tick(std::time::Instant::now()) else {
                         return "peer silent; taken for dead";
-                    }
+                    };
                     let text = Outgoing::Ping.to_json(self.id);
                     if let Err(r) = self.write(Message::Text(text.into())).await {
                         return r;
                     }
-                    // Also probe when the next tick could find the peer dead: with a short
-                    // idle timeout `keepalive_after` may not be reached before then, and a
-                    // quiet but live peer would be dropped without ever being asked.
-                    if idle >= limits.keepalive_after
-                        || idle + limits.ping_interval >= limits.idle_timeout
-                    {
+                    if probe {
                         if let Err(r) = self.write(Message::Ping(Default::default())).await {
                             return r;
                         }
