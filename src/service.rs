@@ -128,6 +128,7 @@ impl Device {
             negotiation_timeout: Duration::from_secs(c.negotiation_timeout_secs),
             log_level: config.log.level.clone(),
             program: program.to_owned(),
+            stream_profile: None,
         };
         let camera = camera::start(self.hub.clone(), settings)?;
         if let Some(chosen) = camera.chosen() {

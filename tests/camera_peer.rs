@@ -19,7 +19,8 @@ use std::time::{Duration, Instant};
 use futures_util::{SinkExt, StreamExt};
 use gst_viewer::{envelope, Session};
 use peercam::config::Config;
-use peercam::media::camera::CameraSnapshot;
+use peercam::media::camera::{self, CameraSettings, CameraSnapshot};
+use peercam::media::ice::IceSettings;
 use peercam::media::wire::Capture;
 use peercam::service::Device;
 use tokio_tungstenite::tungstenite::Message;
@@ -54,6 +55,33 @@ async fn start_device(max_viewers: usize) -> Running {
             Path::new(env!("CARGO_BIN_EXE_peercam-media")),
         )
         .expect("camera starts");
+    serve(device).await
+}
+
+/// A device whose camera believes, before any stream ran, that the stream has
+/// `stream_profile`.
+async fn start_device_knowing(stream_profile: &str) -> Running {
+    let _ = env_logger::builder().is_test(true).try_init();
+    let config = Config::default();
+    let mut device = Device::new(&config);
+    let settings = CameraSettings {
+        conversation: "camera".into(),
+        max_viewers: 4,
+        capture: Capture::Launch(test_launch()),
+        ice: IceSettings {
+            addresses: vec!["127.0.0.1".parse().unwrap()],
+            stun: None,
+        },
+        negotiation_timeout: Duration::from_secs(20),
+        log_level: "info".into(),
+        program: env!("CARGO_BIN_EXE_peercam-media").into(),
+        stream_profile: Some(stream_profile.into()),
+    };
+    device.camera = Some(camera::start(device.hub.clone(), settings).expect("camera starts"));
+    serve(device).await
+}
+
+async fn serve(device: Device) -> Running {
     let device = Arc::new(device);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -399,4 +427,67 @@ async fn viewers_coming_one_after_another_are_all_served_while_workers_change() 
         v.leave().await;
     }
     assert!(served.len() >= 4, "only {} viewers in 6 s", served.len());
+}
+
+/// The `profile-level-id` an offer states for H.264.
+fn stated_profile(offer: &str) -> Option<String> {
+    offer
+        .split(['\r', '\n', ';', ' '])
+        .find_map(|p| p.strip_prefix("profile-level-id="))
+        .map(str::to_owned)
+}
+
+fn offer_of(session: &Session) -> String {
+    session
+        .received
+        .iter()
+        .find(|v| v["signal"] == "answerRequest")
+        .and_then(|v| v["content"].as_str())
+        .expect("an offer")
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offers_state_the_streams_profile_as_last_seen_without_waiting_for_the_capture() {
+    // A profile the test stream (constrained baseline) does not have: an offer stating it
+    // can only have been made before the stream's own caps were known.
+    let running = start_device_knowing("640028").await;
+    let first = worker_pids(&running.device).1;
+
+    let mut a = Session::join(running.addr, "camera").await;
+    assert!(a.play(30, LIMIT).await >= 30, "{:?}", a.signals());
+    let a_offer = offer_of(&a);
+    assert_eq!(stated_profile(&a_offer).as_deref(), Some("640028"));
+    // A stated profile the stream turns out not to have costs nothing: the viewer decodes
+    // the real one, and the capture runs on.
+    assert_eq!(*a.viewer.size.lock().unwrap(), Some((WIDTH, HEIGHT)));
+    assert!(camera_stats(&running.device).capturing);
+
+    // The viewer leaves; its worker exits, and a fresh one serves the next viewer with the
+    // profile the last stream had.
+    let (_, spare) = wait_for_workers(&running.device, "the next spare", |(_, s)| {
+        s.is_some() && s != first
+    })
+    .await;
+    a.leave().await;
+    wait_for_workers(&running.device, "the worker retired", |(active, s)| {
+        active.is_none() && s == spare
+    })
+    .await;
+    let mut b = Session::join(running.addr, "camera").await;
+    assert!(b.play(30, LIMIT).await >= 30, "{:?}", b.signals());
+    assert_eq!(
+        worker_pids(&running.device).0,
+        spare,
+        "a fresh worker serves"
+    );
+    let offer = offer_of(&b);
+    let seen = stated_profile(&offer).expect("a profile");
+    assert!(
+        seen.starts_with("42"),
+        "constrained baseline, not {seen}: {offer}"
+    );
+    // An offer made from the stream's own caps carries its parameter sets; this one was made
+    // before they reached the viewer's branch.
+    assert!(!offer.contains("sprop-parameter-sets"), "{offer}");
 }

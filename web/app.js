@@ -169,6 +169,7 @@ import * as fullscreen from '/fullscreen.js';
     // After the send, so the join is not held back; the offer cannot be read before this
     // returns.
     prepareConnection();
+    mark('prepared');
   }
 
   function scheduleRejoin() {

@@ -17,6 +17,10 @@
 //!   a few seconds later. Once the active worker has no peer left (and has handled everything
 //!   sent to it) and the new spare is warm, the active worker exits: whatever a viewing
 //!   session loaded or allocated leaves with it. Until then it serves whoever comes next.
+//! - An offer needs the stream's H.264 profile, which the encoder states only with its first
+//!   frame, tens of milliseconds after the capture starts. Workers report the profile they
+//!   saw; each new worker is told the last one, and offers at once with it while the capture
+//!   starts (worker.rs).
 //! - A worker that dies ends the broadcast (viewers get `end`, and the page rejoins) and
 //!   the rooms the device was invited into; signaling carries on, and a new worker starts,
 //!   sooner for a first failure than for repeated ones.
@@ -56,6 +60,9 @@ pub struct CameraSettings {
     pub log_level: String,
     /// The media program (`peercam-media`), run as `PROGRAM worker`.
     pub program: PathBuf,
+    /// The stream's H.264 `profile-level-id`, if known before any stream ran; else the first
+    /// stream tells.
+    pub stream_profile: Option<String>,
 }
 
 /// The running camera; stops (the broadcast ends, peers close) when dropped or stopped.
@@ -162,6 +169,7 @@ pub fn start(hub: Arc<Hub>, settings: CameraSettings) -> Result<CameraHandle, Me
         promoted_at: None,
         invited: HashMap::new(),
         invites_made: 0,
+        stream_profile: settings.stream_profile.clone(),
     };
     let thread = std::thread::Builder::new()
         .name("camera".into())
@@ -250,6 +258,8 @@ struct Camera {
     invited: HashMap<String, String>,
     /// Invites accepted so far (numbers the invited members' ids).
     invites_made: u64,
+    /// The stream's H.264 profile as a worker last reported it, handed to each new worker.
+    stream_profile: Option<String>,
 }
 
 impl Camera {
@@ -316,6 +326,7 @@ impl Camera {
             ice: self.settings.ice.clone(),
             negotiation_timeout: self.settings.negotiation_timeout,
             log_level: self.settings.log_level.clone(),
+            stream_profile: self.stream_profile.clone(),
         };
         let events = self
             .events
@@ -507,6 +518,9 @@ impl Camera {
             WorkerEvent::Message(FromWorker::Release { member }) if active => self.release(&member),
             WorkerEvent::Message(FromWorker::Stats { stats, handled }) if active => {
                 self.on_stats(&stats, handled)
+            }
+            WorkerEvent::Message(FromWorker::Stream { profile_level_id }) if active => {
+                self.stream_profile = Some(profile_level_id);
             }
             WorkerEvent::Message(FromWorker::Warm) => {
                 if let Some(w) = self.spare.as_mut().filter(|w| w.id == id) {

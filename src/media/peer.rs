@@ -131,9 +131,33 @@ pub fn offer_caps(h264: &gst::CapsRef) -> Option<gst::Caps> {
     let mut caps = rtp_caps(OFFER_PT);
     if let Some(s) = caps.make_mut().structure_mut(0) {
         s.set("packetization-mode", "1");
+        s.set("level-asymmetry-allowed", "1");
         s.set("profile-level-id", pli);
     }
     Some(caps)
+}
+
+/// The caps for an offer made before the stream's own have reached the branch: H.264 in
+/// packetization mode 1, any profile. webrtcbin then accepts whichever profile the encoder
+/// produces (caps naming one would refuse any other and stop the capture), and the offer's
+/// text states the profile the stream had before ([`state_profile`]).
+pub fn early_offer_caps() -> gst::Caps {
+    let mut caps = rtp_caps(OFFER_PT);
+    if let Some(s) = caps.make_mut().structure_mut(0) {
+        s.set("packetization-mode", "1");
+        s.set("level-asymmetry-allowed", "1");
+    }
+    caps
+}
+
+/// An offer's text stating `profile-level-id` for our H.264 payload.
+pub fn state_profile(sdp: &str, profile_level_id: &str) -> String {
+    relabel_h264(sdp, OFFER_PT, profile_level_id)
+}
+
+/// The `profile-level-id` of RTP or offer caps, if they have one.
+pub fn profile_of(caps: &gst::CapsRef) -> Option<String> {
+    caps.structure(0)?.get::<String>("profile-level-id").ok()
 }
 
 /// `profile-level-id` (RFC 6184) from an avcC record (ISO/IEC 14496-15: version 1, then the
@@ -487,7 +511,8 @@ impl Peer {
     }
 }
 
-/// Replaces `profile-level-id` in the `a=fmtp:<pt>` line of an SDP.
+/// Sets `profile-level-id` in the `a=fmtp:<pt>` line of an SDP, replacing the one there or
+/// adding it.
 fn relabel_h264(sdp: &str, pt: u32, label: &str) -> String {
     let prefix = format!("a=fmtp:{pt} ");
     sdp.split_inclusive('\n')
@@ -496,15 +521,21 @@ fn relabel_h264(sdp: &str, pt: u32, label: &str) -> String {
                 return line.to_owned();
             }
             let (body, end) = line.split_at(line.trim_end_matches(['\r', '\n']).len());
-            let params: Vec<String> = body[prefix.len()..]
+            let mut found = false;
+            let mut params: Vec<String> = body[prefix.len()..]
                 .split(';')
+                .filter(|p| !p.trim().is_empty())
                 .map(|p| match p.trim().split_once('=') {
                     Some((k, _)) if k.eq_ignore_ascii_case("profile-level-id") => {
+                        found = true;
                         format!("profile-level-id={label}")
                     }
                     _ => p.trim().to_owned(),
                 })
                 .collect();
+            if !found {
+                params.push(format!("profile-level-id={label}"));
+            }
             format!("{prefix}{}{end}", params.join(";"))
         })
         .collect()
@@ -621,6 +652,20 @@ mod tests {
         assert_eq!(s.get::<&str>("profile-level-id").unwrap(), "42c01f");
         assert_eq!(s.get::<&str>("packetization-mode").unwrap(), "1");
         assert_eq!(s.get::<i32>("payload").unwrap(), OFFER_PT as i32);
+    }
+
+    #[test]
+    fn a_stated_profile_is_added_when_the_offer_has_none() {
+        let sdp = "m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=rtpmap:96 H264/90000\r\n\
+                   a=fmtp:96 packetization-mode=1;level-asymmetry-allowed=1\r\n";
+        assert_eq!(
+            state_profile(sdp, "42c01f"),
+            "m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=rtpmap:96 H264/90000\r\n\
+             a=fmtp:96 packetization-mode=1;level-asymmetry-allowed=1;profile-level-id=42c01f\r\n"
+        );
+        // Stated once, however often applied.
+        let twice = state_profile(&state_profile(sdp, "42c01f"), "42c01f");
+        assert_eq!(twice.matches("profile-level-id").count(), 1);
     }
 
     #[test]

@@ -51,6 +51,10 @@ pub struct WorkerSettings {
     pub negotiation_timeout: Duration,
     /// Log filter (RUST_LOG syntax; RUST_LOG itself still wins).
     pub log_level: String,
+    /// The H.264 `profile-level-id` an earlier worker's stream had, if any: an offer made
+    /// before this worker's own stream has started states it.
+    #[serde(default)]
+    pub stream_profile: Option<String>,
 }
 
 /// What the chosen capture is, for the device's log.
@@ -115,6 +119,11 @@ pub enum FromWorker {
         /// The device member.
         member: String,
     },
+    /// The stream's H.264 `profile-level-id`, when first seen or changed.
+    Stream {
+        /// As in the SDP (`42c01f`).
+        profile_level_id: String,
+    },
     /// Counts, whenever they or the number of messages handled changed.
     Stats {
         /// The worker's counts.
@@ -169,6 +178,7 @@ mod tests {
                 },
                 negotiation_timeout: Duration::from_secs(20),
                 log_level: "info".into(),
+                stream_profile: Some("42c01f".into()),
             })),
             ToWorker::Signal {
                 member: "camera".into(),
@@ -191,6 +201,9 @@ mod tests {
                     conversation: "x".into(),
                     kind: ConversationKind::Mesh,
                 },
+            },
+            FromWorker::Stream {
+                profile_level_id: "42c01f".into(),
             },
             FromWorker::Failed {
                 selecting: true,

@@ -9,6 +9,13 @@
 //! - a crash in a plugin or a camera driver ends this process, not signaling: the device
 //!   ends the broadcast (viewers rejoin) and carries on with a fresh worker.
 //!
+//! An offer states the stream's H.264 profile. With the capture running it is read from the
+//! encoder's caps. With the capture stopped, the offer is made at once, stating the profile
+//! the stream had last (this worker's, or one before it, as the device tells); webrtcbin is
+//! then left to accept whatever profile the encoder produces, so that a stated profile the
+//! stream no longer has costs a log line, not the capture. Only a worker that never saw the
+//! stream, with none to tell it, waits for the first frame's caps.
+//!
 //! The loop is single-threaded; GStreamer callbacks only post events to it.
 
 use std::collections::HashMap;
@@ -28,7 +35,10 @@ use tokio::sync::mpsc;
 use super::camera::CameraStats;
 use super::fanout::Fanout;
 use super::ice::{self, Remote};
-use super::peer::{offer_caps, EventSender, Peer, PeerEvent, PeerKey, Role};
+use super::peer::{
+    early_offer_caps, offer_caps, profile_of, state_profile, EventSender, Peer, PeerEvent, PeerKey,
+    Role,
+};
 use super::wire::{self, Capture, Chosen, FromWorker, ToWorker, WorkerSettings};
 use super::MediaError;
 use crate::signaling::{Incoming, Outgoing};
@@ -116,6 +126,7 @@ async fn serve(socket: std::os::unix::net::UnixStream) -> anyhow::Result<()> {
     let (ev_tx, ev_rx) = mpsc::channel(EVENT_QUEUE);
     let (bus_tx, bus_rx) = mpsc::channel(64);
     let (sig_tx, sig_rx) = mpsc::channel(EVENT_QUEUE);
+    let stream_profile = settings.stream_profile.clone();
     let mut worker = Worker {
         settings,
         launch,
@@ -130,6 +141,7 @@ async fn serve(socket: std::os::unix::net::UnixStream) -> anyhow::Result<()> {
         handled: 0,
         reported: None,
         primed: false,
+        stream_profile,
     };
     worker.run(lines, sig_rx, ev_rx, bus_rx).await;
     drop(worker);
@@ -188,6 +200,9 @@ struct PeerEntry {
     connected: bool,
     /// Offerer: whether the offer has been asked for.
     offered: bool,
+    /// Offerer: the `profile-level-id` the offer states, when it was made before the
+    /// stream's caps reached the branch.
+    stated_profile: Option<String>,
     /// Our offer or answer, applied but held back until the host candidates are gathered
     /// (a few milliseconds), so that they travel in it.
     unsent: Option<(gst_webrtc::WebRTCSDPType, String)>,
@@ -202,6 +217,7 @@ impl PeerEntry {
             created: Instant::now(),
             connected: false,
             offered: false,
+            stated_profile: None,
             unsent: None,
             gathered: Vec::new(),
         }
@@ -229,6 +245,9 @@ struct Worker {
     reported: Option<(super::stats::CameraSnapshot, u64)>,
     /// Priming has been started (it is done once per worker).
     primed: bool,
+    /// The stream's H.264 `profile-level-id`, once seen: a later offer states it at once
+    /// instead of waiting for the capture to start.
+    stream_profile: Option<String>,
 }
 
 type Lines = tokio::io::Lines<BufReader<tokio::net::unix::OwnedReadHalf>>;
@@ -306,6 +325,18 @@ impl Worker {
             });
         if let Err(e) = spawned {
             log::debug!("priming not started: {e}");
+        }
+    }
+
+    /// Remembers the stream's H.264 profile and tells the device, which hands it to later
+    /// workers: their first offer then states it at once.
+    fn learn_profile(&mut self, profile: Option<String>) {
+        let Some(profile) = profile else { return };
+        if self.stream_profile.as_ref() != Some(&profile) {
+            self.stream_profile = Some(profile.clone());
+            let _ = self.out.try_send(FromWorker::Stream {
+                profile_level_id: profile,
+            });
         }
     }
 
@@ -422,6 +453,10 @@ impl Worker {
         if let Some(caps) = fanout.current_caps().and_then(|c| offer_caps(&c)) {
             entry.peer.create_offer(&caps, &self.events);
             entry.offered = true;
+        } else if let Some(profile) = &self.stream_profile {
+            entry.peer.create_offer(&early_offer_caps(), &self.events);
+            entry.offered = true;
+            entry.stated_profile = Some(profile.clone());
         }
         self.peers.insert(key, entry);
         self.update_counts();
@@ -458,14 +493,24 @@ impl Worker {
         };
         log::debug!(peer = key.1.as_str(); "{} after {:?}", event_name(&ev), entry.created.elapsed());
         match ev {
-            PeerEvent::CapsReady(caps) => match entry.peer.role() {
-                Role::Offerer if entry.offered => {}
-                Role::Offerer => {
-                    entry.peer.create_offer(&caps, &self.events);
-                    entry.offered = true;
+            PeerEvent::CapsReady(caps) => {
+                let seen = profile_of(&caps);
+                if let Some(stated) = &entry.stated_profile {
+                    if seen.as_ref().is_some_and(|p| p != stated) {
+                        log::info!(peer = key.1.as_str();
+                            "the stream's profile-level-id is {seen:?}; the offer stated {stated}");
+                    }
                 }
-                Role::Answerer => entry.peer.apply_offer(&caps, &self.events),
-            },
+                match entry.peer.role() {
+                    Role::Offerer if entry.offered => {}
+                    Role::Offerer => {
+                        entry.peer.create_offer(&caps, &self.events);
+                        entry.offered = true;
+                    }
+                    Role::Answerer => entry.peer.apply_offer(&caps, &self.events),
+                }
+                self.learn_profile(seen);
+            }
             PeerEvent::RemoteOfferSet => {
                 entry.peer.decline_other_media();
                 entry.peer.create_answer(&self.events);
@@ -477,6 +522,12 @@ impl Worker {
                         log::warn!(peer = key.1.as_str(); "SDP: {e}");
                         return;
                     }
+                };
+                let sdp = match &entry.stated_profile {
+                    Some(p) if desc.type_() == gst_webrtc::WebRTCSDPType::Offer => {
+                        state_profile(&sdp, p)
+                    }
+                    _ => sdp.to_string(),
                 };
                 // Applying it starts gathering; the description goes out when that is done
                 // (host candidates take a few milliseconds) or after GATHER_WAIT at most.

@@ -70,7 +70,7 @@ function report(name, runs) {
   console.log(`  join → first frame:      ${fmt(join)}  [target ≤ ${TARGET_JOIN}: ${verdict(join.median, TARGET_JOIN)}]`);
   console.log(`  page load → first frame: ${fmt(load)}  [target ≤ ${TARGET_LOAD}: ${verdict(load.median, TARGET_LOAD)}]`);
   // Where the time goes: the median of each step, from the join.
-  const names = ['offer', 'pc', 'remote', 'answer', 'ice', 'connected', 'track', 'decoded'];
+  const names = ['prepared', 'offer', 'pc', 'remote', 'answer', 'ice', 'connected', 'track', 'decoded'];
   const parts = names
     .map((n) => [n, runs.map((r) => r.steps[n]).filter((v) => v != null)])
     .filter(([, v]) => v.length)
