@@ -293,13 +293,7 @@ impl Camera {
                     WorkerEvent::Message(FromWorker::Failed { selecting: true, error }) => {
                         return Err(MediaError::Select(error));
                     }
-                    WorkerEvent::Message(FromWorker::Warm) => {
-                if let Some(w) = self.spare.as_mut().filter(|w| w.id == id) {
-                    w.warm = true;
-                    self.retire_if_idle();
-                }
-            }
-            WorkerEvent::Message(FromWorker::Failed { error, .. }) => {
+                    WorkerEvent::Message(FromWorker::Failed { error, .. }) => {
                         return Err(MediaError::Pipeline(error));
                     }
                     WorkerEvent::Message(_) => {}
