@@ -84,19 +84,18 @@ pub enum DiscoveryError {
     Invalid(String),
     /// The mDNS daemon could not be started (no thread, no socket).
     #[error("starting the mDNS daemon: {0}")]
-    Daemon(#[source] mdns_sd::Error),
+    Daemon(mdns_sd::Error),
     /// The daemon refused a registration.
-    #[error("registering {service}: {source}")]
+    #[error("registering {service}: {error}")]
     Register {
         /// The service type that was refused.
         service: &'static str,
         /// What mdns-sd said.
-        #[source]
-        source: mdns_sd::Error,
+        error: mdns_sd::Error,
     },
     /// The daemon refused to browse.
     #[error("browsing {SERVICE_TYPE}: {0}")]
-    Browse(#[source] mdns_sd::Error),
+    Browse(mdns_sd::Error),
 }
 
 /// What the device advertises.
@@ -203,7 +202,7 @@ fn service_infos(ad: &Advertisement) -> Result<Vec<ServiceInfo>, DiscoveryError>
         .map(|service| {
             let info =
                 ServiceInfo::new(service, &name, &host, &ad.addresses[..], ad.port, &txt[..])
-                    .map_err(|source| DiscoveryError::Register { service, source })?;
+                    .map_err(|error| DiscoveryError::Register { service, error })?;
             Ok(if ad.addresses.is_empty() {
                 info.enable_addr_auto()
             } else {
@@ -254,7 +253,7 @@ impl Advertiser {
         for (info, service) in infos.iter().zip([SERVICE_TYPE, HTTP_SERVICE_TYPE]) {
             daemon
                 .register(info.clone())
-                .map_err(|source| DiscoveryError::Register { service, source })?;
+                .map_err(|error| DiscoveryError::Register { service, error })?;
         }
         let stop = advertiser.stop.clone();
         let watcher = std::thread::Builder::new()

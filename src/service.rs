@@ -211,12 +211,12 @@ impl Device {
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
     /// The HTTP port could not be bound.
-    #[error("binding {addr}: {source}")]
+    #[error("binding {addr}: {error}")]
     Bind {
         /// `server.listen`.
         addr: SocketAddr,
         /// Why.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The TLS certificate or key cannot be used.
     #[error("TLS: {0}")]
@@ -226,13 +226,21 @@ pub enum ServiceError {
     Signals(std::io::Error),
     /// The camera did not start.
     #[error("starting the camera: {0}")]
-    Camera(#[from] MediaError),
+    Camera(MediaError),
     /// A start-up task died.
     #[error("start-up: {0}")]
     Task(String),
     /// Serving failed.
     #[error("serving: {0}")]
     Serve(std::io::Error),
+}
+
+// Each message carries its cause's text, so none is chained as a `source` as well: a report
+// that prints the chain (`{:#}`) would say it twice.
+impl From<MediaError> for ServiceError {
+    fn from(e: MediaError) -> ServiceError {
+        ServiceError::Camera(e)
+    }
 }
 
 /// Runs the appliance until SIGTERM or SIGINT: see the module comment for the order of
@@ -247,13 +255,13 @@ pub async fn run(config: Config) -> Result<(), ServiceError> {
 
     let listener = TcpListener::bind(config.server.listen)
         .await
-        .map_err(|source| ServiceError::Bind {
+        .map_err(|error| ServiceError::Bind {
             addr: config.server.listen,
-            source,
+            error,
         })?;
-    let local = listener.local_addr().map_err(|source| ServiceError::Bind {
+    let local = listener.local_addr().map_err(|error| ServiceError::Bind {
         addr: config.server.listen,
-        source,
+        error,
     })?;
 
     let tls = match tls_settings(&config) {

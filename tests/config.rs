@@ -67,6 +67,7 @@ fn a_missing_config_file_named_on_the_command_line_is_an_error() {
         assert!(!out.status.success(), "{command}: {out:?}");
         let err = text(&out.stderr);
         assert!(err.contains(missing), "{command}: {err}");
+        assert_eq!(err.matches("No such file").count(), 1, "{command}: {err}");
     }
 }
 

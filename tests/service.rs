@@ -731,3 +731,37 @@ fn the_unit_file_is_a_hardened_notify_service() {
         .unwrap_or_else(|| panic!("no overall exposure in:\n{report}"));
     assert!(exposure <= 2.0, "exposure {exposure}:\n{report}");
 }
+
+/// Runs `peercam serve` expecting it to refuse to start; returns its stderr.
+fn refused(args: &[&str]) -> String {
+    let dir = scratch("refused");
+    let out = Command::new(BIN)
+        .arg("serve")
+        .args(["--no-discovery", "--no-tls"])
+        .args(args)
+        .env("STATE_DIRECTORY", dir.join("state"))
+        .env_remove("RUST_LOG")
+        .env_remove("NOTIFY_SOCKET")
+        .output()
+        .expect("run peercam");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(!out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn a_refused_start_says_why_once() {
+    let taken = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    let addr = taken.local_addr().unwrap().to_string();
+    let err = refused(&["--no-camera", "--listen", &addr]);
+    assert!(err.contains(&format!("binding {addr}")), "{err}");
+    assert_eq!(err.matches("in use").count(), 1, "{err}");
+
+    let err = refused(&["--source", "nosuch", "--listen", "127.0.0.1:0"]);
+    assert!(err.contains("starting the camera"), "{err}");
+    assert_eq!(
+        err.matches("no source named \"nosuch\"").count(),
+        1,
+        "{err}"
+    );
+}
