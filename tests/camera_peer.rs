@@ -491,3 +491,45 @@ async fn offers_state_the_streams_profile_as_last_seen_without_waiting_for_the_c
     // before they reached the viewer's branch.
     assert!(!offer.contains("sprop-parameter-sets"), "{offer}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewer_who_comes_while_no_worker_can_start_is_served_by_the_next() {
+    let running = start_device(4).await;
+    let spare = worker_pids(&running.device).1.expect("a spare");
+    // The spare dies: the next one starts only after a back-off.
+    unsafe { libc::kill(spare as i32, libc::SIGKILL) };
+    wait_for_workers(&running.device, "the spare gone", |(a, s)| {
+        a.is_none() && s.is_none()
+    })
+    .await;
+    let mut a = Session::join(running.addr, "camera").await;
+    assert!(a.play(15, LIMIT).await >= 15, "{:?}", a.signals());
+    let (active, _) = worker_pids(&running.device);
+    assert!(active.is_some_and(|p| p != spare), "{active:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewer_who_leaves_before_a_worker_can_start_leaves_nothing_waiting() {
+    let running = start_device(4).await;
+    let spare = worker_pids(&running.device).1.expect("a spare");
+    unsafe { libc::kill(spare as i32, libc::SIGKILL) };
+    wait_for_workers(&running.device, "the spare gone", |(a, s)| {
+        a.is_none() && s.is_none()
+    })
+    .await;
+    let mut a = Session::join(running.addr, "camera").await;
+    a.pump(Duration::from_millis(100), |s| {
+        s.signals().contains(&"joined")
+    })
+    .await;
+    a.leave().await;
+    wait_for_workers(&running.device, "the next spare", |(_, s)| s.is_some()).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(
+        worker_pids(&running.device).0,
+        None,
+        "a worker serves nobody"
+    );
+    let s = camera_stats(&running.device);
+    assert_eq!((s.peers, s.branches), (0, 0), "{s:?}");
+}

@@ -23,11 +23,12 @@
 //!   starts (worker.rs).
 //! - A worker that dies ends the broadcast (viewers get `end`, and the page rejoins) and
 //!   the rooms the device was invited into; signaling carries on, and a new worker starts,
-//!   sooner for a first failure than for repeated ones.
+//!   sooner for a first failure than for repeated ones. Peers that come meanwhile wait for
+//!   it (unless they leave first) instead of getting no offer at all.
 //!
 //! The loop runs on its own thread with a single-threaded runtime.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -145,6 +146,8 @@ const SPARE_AFTER: Duration = Duration::from_secs(3);
 /// A spare primed for a visitor who has not joined within this time is replaced by a fresh
 /// one, giving back what priming loaded.
 const PRIME_LIFE: Duration = Duration::from_secs(60);
+/// Most messages held for peers while no worker can start; the oldest go first beyond it.
+const MAX_WAITING: usize = 1024;
 
 /// Starts the camera: a first worker (which chooses or checks the capture), then the
 /// camera's member and its standing broadcast. Blocks until the worker is ready.
@@ -170,6 +173,7 @@ pub fn start(hub: Arc<Hub>, settings: CameraSettings) -> Result<CameraHandle, Me
         invited: HashMap::new(),
         invites_made: 0,
         stream_profile: settings.stream_profile.clone(),
+        waiting: VecDeque::new(),
     };
     let thread = std::thread::Builder::new()
         .name("camera".into())
@@ -260,6 +264,9 @@ struct Camera {
     invites_made: u64,
     /// The stream's H.264 profile as a worker last reported it, handed to each new worker.
     stream_profile: Option<String>,
+    /// Messages for peers that came while no worker could be started (backing off after
+    /// failures), oldest first: the next worker serves them.
+    waiting: VecDeque<(String, Outgoing)>,
 }
 
 impl Camera {
@@ -388,6 +395,7 @@ impl Camera {
                 _ = tick.tick() => {
                     self.replace_stale_spare();
                     self.ensure_spare();
+                    self.serve_waiting();
                 }
             }
             self.publish_workers();
@@ -445,7 +453,7 @@ impl Camera {
                     self.promoted_at = None;
                     self.ensure_spare();
                     self.active = self.spare.take();
-                    self.promoted_at = Some(Instant::now());
+                    self.promoted_at = self.active.as_ref().map(|_| Instant::now());
                 }
             }
             Outgoing::Finalize { .. }
@@ -456,19 +464,63 @@ impl Camera {
         }
         match self.active.as_mut() {
             Some(worker) => worker.signal(member, msg),
-            None => match msg {
-                // No worker, so no peer: nothing keeps an invited member in its room.
-                Outgoing::Left { .. } | Outgoing::End { .. } | Outgoing::Error { .. } => {
-                    if let Outgoing::Error { code, message } = &msg {
-                        log::warn!(member = member; "signaling error {code}: {message}");
-                    }
-                    self.release(member)
+            None => self.without_worker(member, msg),
+        }
+    }
+
+    /// A message for a peer while no worker runs (one failed, and the next waits out its
+    /// back-off): requests and what follows them wait for the next worker.
+    fn without_worker(&mut self, member: &str, msg: Outgoing) {
+        let waits_for = |waiting: &VecDeque<(String, Outgoing)>, peer: &str| {
+            waiting
+                .iter()
+                .any(|(m, w)| m == member && peer_of(w) == Some(peer))
+        };
+        match &msg {
+            Outgoing::OfferRequest { from } | Outgoing::AnswerRequest { from, .. } => {
+                log::warn!(peer = from.as_str(); "no media worker yet; this peer waits for the next");
+            }
+            Outgoing::Finalize { from, .. } | Outgoing::Candidate { from, .. }
+                if waits_for(&self.waiting, from) => {}
+            Outgoing::Left { from } => {
+                // Gone before it was served.
+                self.waiting
+                    .retain(|(m, w)| m != member || peer_of(w) != Some(from.as_str()));
+                if !self.waiting.iter().any(|(m, _)| m == member) {
+                    // No worker, so no peer: nothing keeps an invited member in its room.
+                    self.release(member);
                 }
-                Outgoing::OfferRequest { from } | Outgoing::AnswerRequest { from, .. } => {
-                    log::warn!(peer = from.as_str(); "no media worker; cannot serve this peer")
+                return;
+            }
+            Outgoing::End { .. } | Outgoing::Error { .. } => {
+                if let Outgoing::Error { code, message } = &msg {
+                    log::warn!(member = member; "signaling error {code}: {message}");
                 }
-                _ => {}
-            },
+                self.waiting.retain(|(m, _)| m != member);
+                self.release(member);
+                return;
+            }
+            _ => return,
+        }
+        if self.waiting.len() >= MAX_WAITING {
+            self.waiting.pop_front();
+            log::warn!("too many messages waiting for a media worker; the oldest dropped");
+        }
+        self.waiting.push_back((member.to_owned(), msg));
+    }
+
+    /// Hands what waited to a worker, once there is one.
+    fn serve_waiting(&mut self) {
+        if self.waiting.is_empty() || self.active.is_some() || self.spare.is_none() {
+            return;
+        }
+        self.active = self.spare.take();
+        self.promoted_at = Some(Instant::now());
+        if let Some(worker) = self.active.as_mut() {
+            log::info!("media worker {} serves the peers that waited", worker.id);
+            for (member, msg) in self.waiting.drain(..) {
+                worker.signal(&member, msg);
+            }
         }
     }
 
@@ -605,5 +657,17 @@ impl Camera {
             self.respawn_delay = RESPAWN_DELAY;
         }
         self.ensure_spare();
+    }
+}
+
+/// The peer a message to a device member is about.
+fn peer_of(msg: &Outgoing) -> Option<&str> {
+    match msg {
+        Outgoing::OfferRequest { from }
+        | Outgoing::AnswerRequest { from, .. }
+        | Outgoing::Finalize { from, .. }
+        | Outgoing::Candidate { from, .. }
+        | Outgoing::Left { from } => Some(from),
+        _ => None,
     }
 }
