@@ -492,16 +492,22 @@ async fn offers_state_the_streams_profile_as_last_seen_without_waiting_for_the_c
     assert!(!offer.contains("sprop-parameter-sets"), "{offer}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_viewer_who_comes_while_no_worker_can_start_is_served_by_the_next() {
-    let running = start_device(4).await;
-    let spare = worker_pids(&running.device).1.expect("a spare");
-    // The spare dies: the next one starts only after a back-off.
+/// Kills the idle device's spare worker: the next one starts only after a back-off, and
+/// until then no worker can serve anyone. Returns the killed worker's pid.
+async fn kill_the_spare(device: &Device) -> u32 {
+    let spare = worker_pids(device).1.expect("a spare");
     unsafe { libc::kill(spare as i32, libc::SIGKILL) };
-    wait_for_workers(&running.device, "the spare gone", |(a, s)| {
+    wait_for_workers(device, "the spare gone", |(a, s)| {
         a.is_none() && s.is_none()
     })
     .await;
+    spare
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewer_who_comes_while_no_worker_can_start_is_served_by_the_next() {
+    let running = start_device(4).await;
+    let spare = kill_the_spare(&running.device).await;
     let mut a = Session::join(running.addr, "camera").await;
     assert!(a.play(15, LIMIT).await >= 15, "{:?}", a.signals());
     let (active, _) = worker_pids(&running.device);
@@ -511,12 +517,7 @@ async fn a_viewer_who_comes_while_no_worker_can_start_is_served_by_the_next() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_viewer_who_leaves_before_a_worker_can_start_leaves_nothing_waiting() {
     let running = start_device(4).await;
-    let spare = worker_pids(&running.device).1.expect("a spare");
-    unsafe { libc::kill(spare as i32, libc::SIGKILL) };
-    wait_for_workers(&running.device, "the spare gone", |(a, s)| {
-        a.is_none() && s.is_none()
-    })
-    .await;
+    kill_the_spare(&running.device).await;
     let mut a = Session::join(running.addr, "camera").await;
     a.pump(Duration::from_millis(100), |s| {
         s.signals().contains(&"joined")
