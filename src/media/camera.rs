@@ -61,8 +61,8 @@ pub struct CameraSettings {
     pub log_level: String,
     /// The media program (`peercam-media`), run as `PROGRAM worker`.
     pub program: PathBuf,
-    /// The stream's H.264 `profile-level-id`, if known before any stream ran; else the first
-    /// stream tells.
+    /// The stream's H.264 `profile-level-id`, if known before any stream ran; after that,
+    /// as the active worker last reported it.
     pub stream_profile: Option<String>,
 }
 
@@ -172,7 +172,6 @@ pub fn start(hub: Arc<Hub>, settings: CameraSettings) -> Result<CameraHandle, Me
         promoted_at: None,
         invited: HashMap::new(),
         invites_made: 0,
-        stream_profile: settings.stream_profile.clone(),
         waiting: VecDeque::new(),
     };
     let thread = std::thread::Builder::new()
@@ -262,8 +261,6 @@ struct Camera {
     invited: HashMap<String, String>,
     /// Invites accepted so far (numbers the invited members' ids).
     invites_made: u64,
-    /// The stream's H.264 profile as a worker last reported it, handed to each new worker.
-    stream_profile: Option<String>,
     /// Messages for peers that came while no worker could be started (backing off after
     /// failures), oldest first: the next worker serves them.
     waiting: VecDeque<(String, Outgoing)>,
@@ -327,7 +324,7 @@ impl Camera {
             ice: self.settings.ice.clone(),
             negotiation_timeout: self.settings.negotiation_timeout,
             log_level: self.settings.log_level.clone(),
-            stream_profile: self.stream_profile.clone(),
+            stream_profile: self.settings.stream_profile.clone(),
         };
         let events = self
             .events
@@ -452,8 +449,7 @@ impl Camera {
                 if self.active.is_none() {
                     self.promoted_at = None;
                     self.ensure_spare();
-                    self.active = self.spare.take();
-                    self.promoted_at = self.active.as_ref().map(|_| Instant::now());
+                    self.promote_spare();
                 }
             }
             Outgoing::Finalize { .. }
@@ -471,21 +467,15 @@ impl Camera {
     /// A message for a peer while no worker runs (one failed, and the next waits out its
     /// back-off): requests and what follows them wait for the next worker.
     fn without_worker(&mut self, member: &str, msg: Outgoing) {
-        let waits_for = |waiting: &VecDeque<(String, Outgoing)>, peer: &str| {
-            waiting
-                .iter()
-                .any(|(m, w)| m == member && peer_of(w) == Some(peer))
-        };
         match &msg {
             Outgoing::OfferRequest { from } | Outgoing::AnswerRequest { from, .. } => {
                 log::warn!(peer = from.as_str(); "no media worker yet; this peer waits for the next");
             }
             Outgoing::Finalize { from, .. } | Outgoing::Candidate { from, .. }
-                if waits_for(&self.waiting, from) => {}
+                if self.waiting.iter().any(|w| is_about(w, member, from)) => {}
             Outgoing::Left { from } => {
                 // Gone before it was served.
-                self.waiting
-                    .retain(|(m, w)| m != member || peer_of(w) != Some(from.as_str()));
+                self.waiting.retain(|w| !is_about(w, member, from));
                 if !self.waiting.iter().any(|(m, _)| m == member) {
                     // No worker, so no peer: nothing keeps an invited member in its room.
                     self.release(member);
@@ -509,13 +499,18 @@ impl Camera {
         self.waiting.push_back((member.to_owned(), msg));
     }
 
+    /// The spare, if there is one, becomes the active worker.
+    fn promote_spare(&mut self) {
+        self.active = self.spare.take();
+        self.promoted_at = self.active.as_ref().map(|_| Instant::now());
+    }
+
     /// Hands what waited to a worker, once there is one.
     fn serve_waiting(&mut self) {
-        if self.waiting.is_empty() || self.active.is_some() || self.spare.is_none() {
+        if self.waiting.is_empty() || self.active.is_some() {
             return;
         }
-        self.active = self.spare.take();
-        self.promoted_at = Some(Instant::now());
+        self.promote_spare();
         if let Some(worker) = self.active.as_mut() {
             log::info!("media worker {} serves the peers that waited", worker.id);
             for (member, msg) in self.waiting.drain(..) {
@@ -566,7 +561,8 @@ impl Camera {
                 self.on_stats(&stats, handled)
             }
             WorkerEvent::Message(FromWorker::Stream { profile_level_id }) if active => {
-                self.stream_profile = Some(profile_level_id);
+                // Handed to each new worker from now on.
+                self.settings.stream_profile = Some(profile_level_id);
             }
             WorkerEvent::Message(FromWorker::Warm) => {
                 if let Some(w) = self.spare.as_mut().filter(|w| w.id == id) {
@@ -658,6 +654,11 @@ impl Camera {
         }
         self.ensure_spare();
     }
+}
+
+/// Whether a waiting message is for device member `member` about peer `peer`.
+fn is_about((m, msg): &(String, Outgoing), member: &str, peer: &str) -> bool {
+    m == member && peer_of(msg) == Some(peer)
 }
 
 /// The peer a message to a device member is about.

@@ -128,10 +128,8 @@ pub fn offer_caps(h264: &gst::CapsRef) -> Option<gst::Caps> {
     let data = s.get::<gst::Buffer>("codec_data").ok()?;
     let map = data.map_readable().ok()?;
     let pli = profile_level_id(&map)?;
-    let mut caps = rtp_caps(OFFER_PT);
+    let mut caps = early_offer_caps();
     if let Some(s) = caps.make_mut().structure_mut(0) {
-        s.set("packetization-mode", "1");
-        s.set("level-asymmetry-allowed", "1");
         s.set("profile-level-id", pli);
     }
     Some(caps)
@@ -362,11 +360,7 @@ impl Peer {
         self.bin
             .set_state(gst::State::Ready)
             .map_err(|_| fail("webrtcbin did not start"))?;
-        let mut caps = rtp_caps(OFFER_PT);
-        if let Some(s) = caps.make_mut().structure_mut(0) {
-            s.set("packetization-mode", "1");
-            s.set("profile-level-id", "42c01f");
-        }
+        let caps = early_offer_caps();
         if let Some(t) = self
             .webrtc
             .emit_by_name::<Option<gst_webrtc::WebRTCRTPTransceiver>>("get-transceiver", &[&0i32])

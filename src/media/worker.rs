@@ -126,7 +126,6 @@ async fn serve(socket: std::os::unix::net::UnixStream) -> anyhow::Result<()> {
     let (ev_tx, ev_rx) = mpsc::channel(EVENT_QUEUE);
     let (bus_tx, bus_rx) = mpsc::channel(64);
     let (sig_tx, sig_rx) = mpsc::channel(EVENT_QUEUE);
-    let stream_profile = settings.stream_profile.clone();
     let mut worker = Worker {
         settings,
         launch,
@@ -141,7 +140,6 @@ async fn serve(socket: std::os::unix::net::UnixStream) -> anyhow::Result<()> {
         handled: 0,
         reported: None,
         primed: false,
-        stream_profile,
     };
     worker.run(lines, sig_rx, ev_rx, bus_rx).await;
     drop(worker);
@@ -245,9 +243,6 @@ struct Worker {
     reported: Option<(super::stats::CameraSnapshot, u64)>,
     /// Priming has been started (it is done once per worker).
     primed: bool,
-    /// The stream's H.264 `profile-level-id`, once seen: a later offer states it at once
-    /// instead of waiting for the capture to start.
-    stream_profile: Option<String>,
 }
 
 type Lines = tokio::io::Lines<BufReader<tokio::net::unix::OwnedReadHalf>>;
@@ -332,8 +327,9 @@ impl Worker {
     /// workers: their first offer then states it at once.
     fn learn_profile(&mut self, profile: Option<String>) {
         let Some(profile) = profile else { return };
-        if self.stream_profile.as_ref() != Some(&profile) {
-            self.stream_profile = Some(profile.clone());
+        let known = &mut self.settings.stream_profile;
+        if known.as_ref() != Some(&profile) {
+            *known = Some(profile.clone());
             let _ = self.out.try_send(FromWorker::Stream {
                 profile_level_id: profile,
             });
@@ -453,7 +449,7 @@ impl Worker {
         if let Some(caps) = fanout.current_caps().and_then(|c| offer_caps(&c)) {
             entry.peer.create_offer(&caps, &self.events);
             entry.offered = true;
-        } else if let Some(profile) = &self.stream_profile {
+        } else if let Some(profile) = &self.settings.stream_profile {
             entry.peer.create_offer(&early_offer_caps(), &self.events);
             entry.offered = true;
             entry.stated_profile = Some(profile.clone());
@@ -527,7 +523,7 @@ impl Worker {
                     Some(p) if desc.type_() == gst_webrtc::WebRTCSDPType::Offer => {
                         state_profile(&sdp, p)
                     }
-                    _ => sdp.to_string(),
+                    _ => sdp,
                 };
                 // Applying it starts gathering; the description goes out when that is done
                 // (host candidates take a few milliseconds) or after GATHER_WAIT at most.
