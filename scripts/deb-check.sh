@@ -88,7 +88,7 @@ build_amd64() {
   [ -x "$SRC/scripts/setup.sh" ] && "$SRC/scripts/setup.sh" >/dev/null
   local out=${CARGO_TARGET_DIR:-$SRC/target}/debian
   rm -f "$out"/peercam_*_amd64.deb
-  (cd "$SRC" && nice -n 10 cargo deb --locked --output "$out/")
+  (cd "$SRC" && nice -n 10 cargo deb -p peercam --locked --output "$out/")
   DEB=$(ls "$out"/peercam_*_amd64.deb)
   done_step
 }
@@ -101,7 +101,7 @@ build_cross() {
   cross_inspect
   step "cargo deb --target $TRIPLE --no-build (inside the root)"
   rm -f "$TARGET_DIR"/debian/peercam_*_"$DEB_ARCH".deb
-  in_root sh -c "cd /src && cargo-deb --target $TRIPLE --no-build --output /target/debian/"
+  in_root sh -c "cd /src && cargo-deb -p peercam --target $TRIPLE --no-build --output /target/debian/"
   DEB=$(ls "$TARGET_DIR"/debian/peercam_*_"$DEB_ARCH".deb)
   done_step
 }

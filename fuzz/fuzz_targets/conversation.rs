@@ -20,8 +20,8 @@ use std::collections::BTreeMap;
 
 use arbitrary::{Arbitrary, Unstructured};
 use libfuzzer_sys::fuzz_target;
-use peercam::signaling::conversation::{Delivery, PairState, Settings, Signaling};
-use peercam::signaling::protocol::{ConversationKind, Incoming, Outgoing};
+use peercam_signaling::conversation::{Delivery, PairState, Settings, Signaling};
+use peercam_signaling::protocol::{ConversationKind, Incoming, Outgoing};
 
 /// Ids the server could hand out; `camera` doubles as the device when one is configured.
 /// Three browsers and the camera are enough for every shape of conversation, and few ids

@@ -10,7 +10,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use peercam::signaling::protocol::{Envelope, ErrorCode, Incoming};
+use peercam_signaling::protocol::{Envelope, ErrorCode, Incoming};
 
 /// The envelope a client would send for `msg`. Written independently of the parser so the
 /// round trip checks the parser against the protocol, not against itself.

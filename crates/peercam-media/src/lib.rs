@@ -1,0 +1,39 @@
+//! peercam-media, the media program: GStreamer lives here and nowhere else. The device
+//! (`peercam serve`) runs it as its media worker (capture, one shared encode, one webrtcbin per
+//! remote peer) over a socket speaking `peercam-wire`'s protocol, and `peercam check` runs it
+//! to report what the machine can capture and encode.
+//!
+//! - Choosing the capture: [`pipeline`] (the descriptions in `pipelines/`), [`launch`] (turning
+//!   them into a gst-launch line), [`probe`] (cameras and encoders present), [`select`]
+//!   (the choice), [`check`] (the report).
+//! - Serving peers: [`worker`] (the process and its loop), [`fanout`] (capture, encode and the
+//!   tee), [`peer`] (one webrtcbin branch), [`ice`] (remote candidates).
+
+pub mod check;
+pub mod fanout;
+pub mod ice;
+pub mod launch;
+pub mod peer;
+pub mod pipeline;
+pub mod probe;
+pub mod select;
+pub mod worker;
+
+pub use peercam_wire::{config, install, logging};
+
+/// Media failures the service reports.
+#[derive(Debug, thiserror::Error)]
+pub enum MediaError {
+    /// A GStreamer element is not installed.
+    #[error("GStreamer element {0:?} is missing (install gstreamer1.0-plugins-bad / -good / gstreamer1.0-nice)")]
+    MissingElement(String),
+    /// No capture pipeline fits the configuration and the machine.
+    #[error("choosing the camera pipeline: {0}")]
+    Select(String),
+    /// A pipeline could not be built or changed state.
+    #[error("pipeline: {0}")]
+    Pipeline(String),
+    /// A remote description could not be used.
+    #[error("SDP: {0}")]
+    BadSdp(String),
+}

@@ -1,0 +1,676 @@
+//! One remote peer of the device: a branch of the shared encoded stream ending in its own
+//! `webrtcbin`.
+//!
+//! ```text
+//!   tee ! queue leaky ! rtph264pay ! capsfilter(application/x-rtp) ! webrtcbin
+//! ```
+//!
+//! GStreamer calls back on its own threads; the handlers here hold only weak references and
+//! forward [`PeerEvent`]s to the owner (camera.rs), which does every state change. The owner
+//! calls [`Peer::close`] (and the branch is detached) when the peer leaves.
+
+use gstreamer as gst;
+use gstreamer::glib;
+use gstreamer::prelude::*;
+use gstreamer_sdp as gst_sdp;
+use gstreamer_webrtc as gst_webrtc;
+use tokio::sync::mpsc;
+
+use super::MediaError;
+use peercam_wire::IceSettings;
+
+/// Identifies a peer: (the device's member that talks to it, the remote member).
+pub type PeerKey = (String, String);
+
+/// What a peer reports to its owner.
+#[derive(Debug)]
+pub enum PeerEvent {
+    /// H.264 caps with `profile-level-id` reached webrtcbin: an offer or answer made now
+    /// carries the right `a=fmtp` line.
+    CapsReady(gst::Caps),
+    /// The remote offer was applied (answerer role).
+    RemoteOfferSet,
+    /// Our offer or answer is ready to send.
+    LocalDescription(gst_webrtc::WebRTCSessionDescription),
+    /// A local ICE candidate to send.
+    LocalCandidate { mline: u32, candidate: String },
+    /// The peer connection changed state.
+    State(gst_webrtc::WebRTCPeerConnectionState),
+    /// Every local candidate has been reported.
+    GatheringComplete,
+    /// The longest wait for candidates before sending the description anyway has passed.
+    GatheringWaitOver,
+    /// Negotiation failed.
+    Failed(String),
+}
+
+/// Where peer events go; bounded, and events that do not fit are dropped with a log line
+/// (a GStreamer thread must never block on the owner).
+pub type EventSender = mpsc::Sender<(PeerKey, PeerEvent)>;
+
+/// Whether the device offers (broadcast viewer) or answers (mesh invite).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The device makes the offer.
+    Offerer,
+    /// The device answers a remote offer.
+    Answerer,
+}
+
+/// The default RTP payload type when the device offers.
+const OFFER_PT: u32 = 96;
+
+/// A webrtcbin branch.
+pub struct Peer {
+    key: PeerKey,
+    role: Role,
+    bin: gst::Bin,
+    webrtc: gst::Element,
+    pay: gst::Element,
+    capsfilter: gst::Element,
+    /// The tee pad feeding this branch, once attached.
+    pub tee_pad: Option<gst::Pad>,
+    /// Answerer: the offer's video m-line.
+    offered_mline: Option<u32>,
+    /// Answerer: the offer's text and H.264 payload type, until our caps have settled.
+    pending_offer: Option<(String, u32)>,
+}
+
+fn make(factory: &str) -> Result<gst::Element, MediaError> {
+    gst::ElementFactory::make(factory)
+        .build()
+        .map_err(|_| MediaError::MissingElement(factory.to_owned()))
+}
+
+/// Pacing of ICE connectivity checks (libnice's Ta), milliseconds.
+///
+/// webrtcbin's libnice agent uses regular nomination, so as the controlling side the device
+/// spends three check intervals before ICE is connected and DTLS may start: the triggered check
+/// answering the browser's, the wait for the stopping criterion, and the check that nominates.
+/// libnice's default of 20 ms made that ~60 ms of every join. A camera has a handful of
+/// candidates per viewer, so 2 ms pacing, only while a viewer connects, adds no meaningful
+/// load.
+const ICE_PACING_MS: u32 = 2;
+
+/// Tunes the libnice agent webrtcbin made for this peer.
+///
+/// UPnP: libnice, as webrtcbin creates it, asks the LAN's router (UPnP IGD) to forward a port
+/// to every peer and waits for its answer before gathering ends. A LAN camera wants neither
+/// its viewers' ports opened to the internet nor a UPnP client per viewer.
+fn tune_ice_agent(ice_agent: &glib::Object) {
+    if ice_agent.find_property("agent").is_none() {
+        return;
+    }
+    let nice = ice_agent.property::<glib::Object>("agent");
+    if nice.find_property("upnp").is_some() {
+        nice.set_property("upnp", false);
+    }
+    if nice.find_property("stun-pacing-timer").is_some() {
+        nice.set_property("stun-pacing-timer", ICE_PACING_MS);
+    }
+}
+
+fn rtp_caps(pt: u32) -> gst::Caps {
+    gst::Caps::builder("application/x-rtp")
+        .field("media", "video")
+        .field("encoding-name", "H264")
+        .field("payload", pt as i32)
+        .field("clock-rate", 90000i32)
+        .build()
+}
+
+/// The RTP caps an offer needs for a stream with these H.264 caps (as the encoder produced
+/// them, with `codec_data`): what the branch's payloader will report once a frame reaches it.
+/// A viewer joining a running stream so gets its offer at once instead of after the next
+/// frame. `None` before the encoder has written its parameter sets.
+pub fn offer_caps(h264: &gst::CapsRef) -> Option<gst::Caps> {
+    let s = h264.structure(0)?;
+    let data = s.get::<gst::Buffer>("codec_data").ok()?;
+    let map = data.map_readable().ok()?;
+    let pli = profile_level_id(&map)?;
+    let mut caps = early_offer_caps();
+    if let Some(s) = caps.make_mut().structure_mut(0) {
+        s.set("profile-level-id", pli);
+    }
+    Some(caps)
+}
+
+/// The caps for an offer made before the stream's own have reached the branch: H.264 in
+/// packetization mode 1, any profile. webrtcbin then accepts whichever profile the encoder
+/// produces (caps naming one would refuse any other and stop the capture), and the offer's
+/// text states the profile the stream had before ([`state_profile`]).
+pub fn early_offer_caps() -> gst::Caps {
+    let mut caps = rtp_caps(OFFER_PT);
+    if let Some(s) = caps.make_mut().structure_mut(0) {
+        s.set("packetization-mode", "1");
+        s.set("level-asymmetry-allowed", "1");
+    }
+    caps
+}
+
+/// An offer's text stating `profile-level-id` for our H.264 payload.
+pub fn state_profile(sdp: &str, profile_level_id: &str) -> String {
+    relabel_h264(sdp, OFFER_PT, profile_level_id)
+}
+
+/// The `profile-level-id` of RTP or offer caps, if they have one.
+pub fn profile_of(caps: &gst::CapsRef) -> Option<String> {
+    caps.structure(0)?.get::<String>("profile-level-id").ok()
+}
+
+/// `profile-level-id` (RFC 6184) from an avcC record (ISO/IEC 14496-15: version 1, then the
+/// SPS's profile, compatibility flags and level), as rtph264pay writes it from the SPS.
+fn profile_level_id(avcc: &[u8]) -> Option<String> {
+    match avcc {
+        [1, profile, compat, level, ..] => Some(format!("{profile:02x}{compat:02x}{level:02x}")),
+        _ => None,
+    }
+}
+
+fn send(tx: &EventSender, key: &PeerKey, ev: PeerEvent) {
+    if tx.try_send((key.clone(), ev)).is_err() {
+        log::warn!(peer = key.1.as_str(); "peer event dropped: owner busy or gone");
+    }
+}
+
+impl Peer {
+    /// Builds the branch (not yet attached to the tee).
+    pub fn new(
+        key: PeerKey,
+        role: Role,
+        ice: &IceSettings,
+        events: EventSender,
+    ) -> Result<Peer, MediaError> {
+        let bin = gst::Bin::with_name(&format!("peer-{}", key.1));
+        let queue = gst::ElementFactory::make("queue")
+            .property("max-size-buffers", 0u32)
+            .property("max-size-bytes", 0u32)
+            .property("max-size-time", 500_000_000u64)
+            .property_from_str("leaky", "downstream")
+            .build()
+            .map_err(|_| MediaError::MissingElement("queue".into()))?;
+        let pay = make("rtph264pay")?;
+        pay.set_property("config-interval", -1i32);
+        pay.set_property_from_str("aggregate-mode", "zero-latency");
+        pay.set_property("pt", OFFER_PT);
+        let capsfilter = make("capsfilter")?;
+        capsfilter.set_property("caps", rtp_caps(OFFER_PT));
+        let webrtc = make("webrtcbin")?;
+        webrtc.set_property_from_str("bundle-policy", "max-bundle");
+        if let Some(stun) = &ice.stun {
+            webrtc.set_property("stun-server", stun);
+        }
+        let agent = webrtc.property::<glib::Object>("ice-agent");
+        for addr in &ice.addresses {
+            agent.emit_by_name::<bool>("add-local-ip-address", &[&addr.to_string()]);
+        }
+        tune_ice_agent(&agent);
+        bin.add_many([&queue, &pay, &capsfilter, &webrtc])
+            .map_err(|e| MediaError::Pipeline(e.to_string()))?;
+        gst::Element::link_many([&queue, &pay, &capsfilter])
+            .map_err(|e| MediaError::Pipeline(e.to_string()))?;
+        let sink = queue
+            .static_pad("sink")
+            .ok_or_else(|| MediaError::Pipeline("queue has no sink pad".into()))?;
+        let ghost = gst::GhostPad::builder_with_target(&sink)
+            .map_err(|e| MediaError::Pipeline(e.to_string()))?
+            .name("sink")
+            .build();
+        bin.add_pad(&ghost)
+            .map_err(|e| MediaError::Pipeline(e.to_string()))?;
+
+        let peer = Peer {
+            key,
+            role,
+            bin,
+            webrtc,
+            pay,
+            capsfilter,
+            tee_pad: None,
+            offered_mline: None,
+            pending_offer: None,
+        };
+        peer.connect_signals(&events);
+        if role == Role::Offerer {
+            peer.link_webrtc_pad()?;
+        }
+        Ok(peer)
+    }
+
+    /// The branch bin, for the fan-out.
+    pub fn bin(&self) -> &gst::Bin {
+        &self.bin
+    }
+
+    /// The device's role with this peer.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    fn connect_signals(&self, events: &EventSender) {
+        let (tx, key) = (events.clone(), self.key.clone());
+        self.webrtc
+            .connect("on-ice-candidate", false, move |values| {
+                let mline = values.get(1).and_then(|v| v.get::<u32>().ok());
+                let candidate = values.get(2).and_then(|v| v.get::<String>().ok());
+                if let (Some(mline), Some(candidate)) = (mline, candidate) {
+                    send(&tx, &key, PeerEvent::LocalCandidate { mline, candidate });
+                }
+                None
+            });
+        let (tx, key) = (events.clone(), self.key.clone());
+        self.webrtc
+            .connect_notify(Some("connection-state"), move |webrtc, _| {
+                let state =
+                    webrtc.property::<gst_webrtc::WebRTCPeerConnectionState>("connection-state");
+                send(&tx, &key, PeerEvent::State(state));
+            });
+        let (tx, key) = (events.clone(), self.key.clone());
+        self.webrtc
+            .connect_notify(Some("ice-gathering-state"), move |webrtc, _| {
+                let state =
+                    webrtc.property::<gst_webrtc::WebRTCICEGatheringState>("ice-gathering-state");
+                if state == gst_webrtc::WebRTCICEGatheringState::Complete {
+                    send(&tx, &key, PeerEvent::GatheringComplete);
+                }
+            });
+        // Media the remote sends is not used: give any incoming stream a sink so it cannot
+        // stall the bin.
+        let bin = self.bin.downgrade();
+        self.webrtc.connect_pad_added(move |_, pad| {
+            if pad.direction() != gst::PadDirection::Src {
+                return;
+            }
+            let Some(bin) = bin.upgrade() else { return };
+            if let Ok(sink) = gst::ElementFactory::make("fakesink")
+                .property("async", false)
+                .property("sync", false)
+                .build()
+            {
+                let _ = bin.add(&sink);
+                let _ = sink.sync_state_with_parent();
+                if let Some(sp) = sink.static_pad("sink") {
+                    let _ = pad.link(&sp);
+                }
+            }
+        });
+        // The caps carrying profile-level-id are what make the offer's a=fmtp right.
+        let (tx, key) = (events.clone(), self.key.clone());
+        if let Some(src) = self.capsfilter.static_pad("src") {
+            src.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |_, info| {
+                let Some(gst::PadProbeData::Event(ev)) = &info.data else {
+                    return gst::PadProbeReturn::Ok;
+                };
+                let gst::EventView::Caps(c) = ev.view() else {
+                    return gst::PadProbeReturn::Ok;
+                };
+                let caps = c.caps_owned();
+                let ready = caps
+                    .structure(0)
+                    .is_some_and(|s| s.has_field("profile-level-id"));
+                if ready {
+                    send(&tx, &key, PeerEvent::CapsReady(caps));
+                    gst::PadProbeReturn::Remove
+                } else {
+                    gst::PadProbeReturn::Ok
+                }
+            });
+        }
+    }
+
+    fn link_webrtc_pad(&self) -> Result<gst::Pad, MediaError> {
+        let pad = self
+            .webrtc
+            .request_pad_simple("sink_%u")
+            .ok_or_else(|| MediaError::Pipeline("webrtcbin refused a sink pad".into()))?;
+        let src = self
+            .capsfilter
+            .static_pad("src")
+            .ok_or_else(|| MediaError::Pipeline("capsfilter has no src pad".into()))?;
+        src.link(&pad)
+            .map_err(|e| MediaError::Pipeline(format!("linking webrtcbin: {e:?}")))?;
+        if let Some(t) = pad.property::<Option<gst_webrtc::WebRTCRTPTransceiver>>("transceiver") {
+            t.set_direction(gst_webrtc::WebRTCRTPTransceiverDirection::Sendonly);
+        }
+        Ok(pad)
+    }
+
+    /// Offerer: makes the offer (call once caps are ready).
+    pub fn create_offer(&self, caps: &gst::Caps, events: &EventSender) {
+        if let Some(t) = self
+            .webrtc
+            .emit_by_name::<Option<gst_webrtc::WebRTCRTPTransceiver>>("get-transceiver", &[&0i32])
+        {
+            t.set_property("codec-preferences", caps);
+        }
+        let (tx, key) = (events.clone(), self.key.clone());
+        let promise = gst::Promise::with_change_func(move |reply| {
+            send(&tx, &key, description_from_reply(reply, "offer"));
+        });
+        self.webrtc
+            .emit_by_name::<()>("create-offer", &[&None::<gst::Structure>, &promise]);
+    }
+
+    /// Offerer: makes and applies an offer for a constrained-baseline stream, waiting for
+    /// each step, then closes. A worker does this once with a stand-in peer when a viewer is
+    /// about to arrive, so that the viewer's own offer does not pay for the process's first
+    /// one (creating and setting up the SDP, ICE, DTLS and RTP elements takes 20-60 ms once).
+    pub fn rehearse_offer(&self) -> Result<(), MediaError> {
+        let fail = |what: &str| MediaError::Pipeline(format!("rehearsing an offer: {what}"));
+        self.bin
+            .set_state(gst::State::Ready)
+            .map_err(|_| fail("webrtcbin did not start"))?;
+        let caps = early_offer_caps();
+        if let Some(t) = self
+            .webrtc
+            .emit_by_name::<Option<gst_webrtc::WebRTCRTPTransceiver>>("get-transceiver", &[&0i32])
+        {
+            t.set_property("codec-preferences", &caps);
+        }
+        let promise = gst::Promise::new();
+        self.webrtc
+            .emit_by_name::<()>("create-offer", &[&None::<gst::Structure>, &promise]);
+        promise.wait();
+        let offer = promise
+            .get_reply()
+            .and_then(|r| r.get::<gst_webrtc::WebRTCSessionDescription>("offer").ok())
+            .ok_or_else(|| fail("no offer"))?;
+        let applied = gst::Promise::new();
+        self.webrtc
+            .emit_by_name::<()>("set-local-description", &[&offer, &applied]);
+        applied.wait();
+        let _ = self.bin.set_state(gst::State::Null);
+        Ok(())
+    }
+
+    /// Answerer, step 1: reads the offer's H.264 entry and links a sending transceiver for
+    /// it. The offer is applied later ([`Peer::apply_offer`]), once our stream's caps have
+    /// settled: webrtcbin 1.22 pairs an offer's m-line with an existing transceiver of the
+    /// same kind, and after the offer is applied it would refuse our caps over a label
+    /// difference (encoders write constrained baseline as 42c0xx, browsers offer 42e0xx).
+    pub fn prepare_answer(&mut self, sdp: &str) -> Result<(), MediaError> {
+        let msg = gst_sdp::SDPMessage::parse_buffer(sdp.as_bytes())
+            .map_err(|_| MediaError::BadSdp("the offer is not valid SDP".into()))?;
+        let (mline, pt, caps) = h264_in_offer(&msg).ok_or_else(|| {
+            MediaError::BadSdp("the offer has no H.264 video the camera can send".into())
+        })?;
+        self.pay.set_property("pt", pt);
+        self.capsfilter.set_property("caps", rtp_caps(pt));
+        self.link_webrtc_pad()?;
+        log::debug!("answering with {caps:?}");
+        self.offered_mline = Some(mline);
+        self.pending_offer = Some((sdp.to_owned(), pt));
+        Ok(())
+    }
+
+    /// Answerer, step 2 (our caps have settled): applies the offer, its H.264 entry labelled
+    /// with our stream's `profile-level-id`; reports [`PeerEvent::RemoteOfferSet`].
+    ///
+    /// Encoders write constrained baseline as 42c0xx, browsers offer 42e0xx: the same profile
+    /// to a browser (WebRTC's profile parser maps both to constrained baseline), but webrtcbin
+    /// compares the strings and, once the offer is applied, refuses a stream labelled
+    /// otherwise. Relabelling the offer makes webrtcbin, our stream and the answer agree.
+    pub fn apply_offer(&mut self, ours: &gst::Caps, events: &EventSender) {
+        let Some((sdp, pt)) = self.pending_offer.take() else {
+            return;
+        };
+        let label = ours
+            .structure(0)
+            .and_then(|s| s.get::<String>("profile-level-id").ok());
+        let sdp = match label {
+            Some(label) => relabel_h264(&sdp, pt, &label),
+            None => sdp,
+        };
+        let Ok(msg) = gst_sdp::SDPMessage::parse_buffer(sdp.as_bytes()) else {
+            send(
+                events,
+                &self.key,
+                PeerEvent::Failed("the offer is not valid SDP".into()),
+            );
+            return;
+        };
+        let desc = gst_webrtc::WebRTCSessionDescription::new(gst_webrtc::WebRTCSDPType::Offer, msg);
+        let (tx, key) = (events.clone(), self.key.clone());
+        let promise = gst::Promise::with_change_func(move |reply| {
+            let ev = match reply {
+                Ok(Some(s)) if s.has_field("error") => PeerEvent::Failed(format!(
+                    "remote offer refused: {}",
+                    s.get::<glib::Error>("error")
+                        .map(|e| e.to_string())
+                        .unwrap_or_default()
+                )),
+                Ok(_) => PeerEvent::RemoteOfferSet,
+                Err(e) => PeerEvent::Failed(format!("remote offer: {e:?}")),
+            };
+            send(&tx, &key, ev);
+        });
+        self.webrtc
+            .emit_by_name::<()>("set-remote-description", &[&desc, &promise]);
+    }
+
+    /// Answerer, once the offer is applied: declines the offer's other m-lines (the device
+    /// sends video; it does not need the remote's media).
+    pub fn decline_other_media(&self) {
+        let Some(mline) = self.offered_mline else {
+            return;
+        };
+        // `get-transceivers` returns a GArray, which has no safe binding; walk by index over
+        // the transceivers webrtcbin made for the offer (one per m-line).
+        let count = sdp_media_count(&self.webrtc);
+        for i in 0..count as i32 {
+            let Some(t) = self
+                .webrtc
+                .emit_by_name::<Option<gst_webrtc::WebRTCRTPTransceiver>>("get-transceiver", &[&i])
+            else {
+                break;
+            };
+            if t.mlineindex() != mline && t.mlineindex() != u32::MAX {
+                t.set_direction(gst_webrtc::WebRTCRTPTransceiverDirection::Inactive);
+            }
+        }
+    }
+
+    /// Answerer: makes the answer (call once caps are ready and the offer is applied).
+    pub fn create_answer(&self, events: &EventSender) {
+        let (tx, key) = (events.clone(), self.key.clone());
+        let promise = gst::Promise::with_change_func(move |reply| {
+            send(&tx, &key, description_from_reply(reply, "answer"));
+        });
+        self.webrtc
+            .emit_by_name::<()>("create-answer", &[&None::<gst::Structure>, &promise]);
+    }
+
+    /// Applies our own offer or answer (after it was sent, so it reaches the remote before
+    /// any candidate does).
+    pub fn set_local(&self, desc: &gst_webrtc::WebRTCSessionDescription) {
+        self.webrtc
+            .emit_by_name::<()>("set-local-description", &[desc, &None::<gst::Promise>]);
+    }
+
+    /// Offerer: applies the remote answer.
+    pub fn set_remote_answer(&self, sdp: &str) -> Result<(), MediaError> {
+        let msg = gst_sdp::SDPMessage::parse_buffer(sdp.as_bytes())
+            .map_err(|_| MediaError::BadSdp("the answer is not valid SDP".into()))?;
+        let desc =
+            gst_webrtc::WebRTCSessionDescription::new(gst_webrtc::WebRTCSDPType::Answer, msg);
+        self.webrtc
+            .emit_by_name::<()>("set-remote-description", &[&desc, &None::<gst::Promise>]);
+        Ok(())
+    }
+
+    /// Adds a remote ICE candidate.
+    pub fn add_candidate(&self, mline: u32, candidate: &str) {
+        self.webrtc
+            .emit_by_name::<()>("add-ice-candidate", &[&mline, &candidate]);
+    }
+}
+
+/// Sets `profile-level-id` in the `a=fmtp:<pt>` line of an SDP, replacing the one there or
+/// adding it.
+fn relabel_h264(sdp: &str, pt: u32, label: &str) -> String {
+    let prefix = format!("a=fmtp:{pt} ");
+    sdp.split_inclusive('\n')
+        .map(|line| {
+            if !line.starts_with(&prefix) {
+                return line.to_owned();
+            }
+            let (body, end) = line.split_at(line.trim_end_matches(['\r', '\n']).len());
+            let mut found = false;
+            let mut params: Vec<String> = body[prefix.len()..]
+                .split(';')
+                .filter(|p| !p.trim().is_empty())
+                .map(|p| match p.trim().split_once('=') {
+                    Some((k, _)) if k.eq_ignore_ascii_case("profile-level-id") => {
+                        found = true;
+                        format!("profile-level-id={label}")
+                    }
+                    _ => p.trim().to_owned(),
+                })
+                .collect();
+            if !found {
+                params.push(format!("profile-level-id={label}"));
+            }
+            format!("{prefix}{}{end}", params.join(";"))
+        })
+        .collect()
+}
+
+/// The number of m-lines in the remote description.
+fn sdp_media_count(webrtc: &gst::Element) -> u32 {
+    webrtc
+        .property::<Option<gst_webrtc::WebRTCSessionDescription>>("remote-description")
+        .map_or(0, |d| d.sdp().medias_len())
+}
+
+/// Turns a create-offer/answer promise reply into an event.
+fn description_from_reply(
+    reply: Result<Option<&gst::StructureRef>, gst::PromiseError>,
+    field: &str,
+) -> PeerEvent {
+    match reply {
+        Ok(Some(s)) => match s.get::<gst_webrtc::WebRTCSessionDescription>(field) {
+            Ok(desc) => PeerEvent::LocalDescription(desc),
+            Err(_) => PeerEvent::Failed(match s.get::<glib::Error>("error") {
+                Ok(e) => format!("create-{field}: {e}"),
+                Err(_) => format!("create-{field} gave no {field}"),
+            }),
+        },
+        Ok(None) => PeerEvent::Failed(format!("create-{field} gave no reply")),
+        Err(e) => PeerEvent::Failed(format!("create-{field}: {e:?}")),
+    }
+}
+
+/// The offer's first video m-line with H.264 in packetization-mode 1 and a baseline-family
+/// profile: (m-line index, payload type, the offer's caps for it).
+fn h264_in_offer(msg: &gst_sdp::SDPMessageRef) -> Option<(u32, u32, gst::Caps)> {
+    for (i, media) in msg.medias().enumerate() {
+        if media.media() != Some("video") || media.port() == 0 {
+            continue;
+        }
+        let mut best: Option<(u32, gst::Caps, u8)> = None;
+        for fmt in media.formats() {
+            let Ok(pt) = fmt.parse::<i32>() else { continue };
+            let Some(caps) = media.caps_from_media(pt) else {
+                continue;
+            };
+            let Some(s) = caps.structure(0) else { continue };
+            let is_h264 = s
+                .get::<&str>("encoding-name")
+                .is_ok_and(|n| n.eq_ignore_ascii_case("H264"));
+            let mode1 = s.get::<&str>("packetization-mode").is_ok_and(|m| m == "1");
+            let profile = s.get::<&str>("profile-level-id").unwrap_or("");
+            if !is_h264 || !mode1 {
+                continue;
+            }
+            // Constrained baseline (42e0..) first, then baseline (4200..), then anything.
+            let rank = match profile.get(..4).map(str::to_ascii_lowercase).as_deref() {
+                Some("42e0") => 0,
+                Some("4200") => 1,
+                _ => 2,
+            };
+            if best.as_ref().is_none_or(|b| rank < b.2) {
+                let mut caps = caps.clone();
+                {
+                    let caps = caps.make_mut();
+                    if let Some(s) = caps.structure_mut(0) {
+                        s.set_name("application/x-rtp");
+                        s.set("payload", pt);
+                    }
+                }
+                best = Some((pt as u32, caps, rank));
+            }
+        }
+        if let Some((pt, caps, _)) = best {
+            return Some((i as u32, pt, caps));
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn profile_level_id_comes_from_the_avcc_header() {
+        assert_eq!(
+            profile_level_id(&[1, 0x42, 0xc0, 0x1f, 0xff, 0xe1]).as_deref(),
+            Some("42c01f")
+        );
+        assert_eq!(
+            profile_level_id(&[1, 0x64, 0x00, 0x28]).as_deref(),
+            Some("640028")
+        );
+        assert_eq!(profile_level_id(&[0, 0x42, 0xc0, 0x1f]), None);
+        assert_eq!(profile_level_id(&[1, 0x42]), None);
+        assert_eq!(profile_level_id(&[]), None);
+    }
+
+    #[test]
+    fn offer_caps_need_codec_data() {
+        gst::init().unwrap(); // tests only
+        let bare = gst::Caps::builder("video/x-h264")
+            .field("stream-format", "avc")
+            .build();
+        assert!(offer_caps(&bare).is_none());
+        let avc = gst::Caps::builder("video/x-h264")
+            .field("stream-format", "avc")
+            .field(
+                "codec_data",
+                gst::Buffer::from_slice([1u8, 0x42, 0xc0, 0x1f, 0xff, 0xe1, 0, 0]),
+            )
+            .build();
+        let caps = offer_caps(&avc).expect("caps");
+        let s = caps.structure(0).expect("structure");
+        assert_eq!(s.get::<&str>("encoding-name").unwrap(), "H264");
+        assert_eq!(s.get::<&str>("profile-level-id").unwrap(), "42c01f");
+        assert_eq!(s.get::<&str>("packetization-mode").unwrap(), "1");
+        assert_eq!(s.get::<i32>("payload").unwrap(), OFFER_PT as i32);
+    }
+
+    #[test]
+    fn a_stated_profile_is_added_when_the_offer_has_none() {
+        let sdp = "m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=rtpmap:96 H264/90000\r\n\
+                   a=fmtp:96 packetization-mode=1;level-asymmetry-allowed=1\r\n";
+        assert_eq!(
+            state_profile(sdp, "42c01f"),
+            "m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=rtpmap:96 H264/90000\r\n\
+             a=fmtp:96 packetization-mode=1;level-asymmetry-allowed=1;profile-level-id=42c01f\r\n"
+        );
+        // Stated once, however often applied.
+        let twice = state_profile(&state_profile(sdp, "42c01f"), "42c01f");
+        assert_eq!(twice.matches("profile-level-id").count(), 1);
+    }
+
+    #[test]
+    fn only_the_chosen_payload_is_relabelled() {
+        let sdp = "v=0\r\na=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f\r\n\
+                   a=fmtp:104 profile-level-id=42001f;packetization-mode=0\r\n";
+        let out = relabel_h264(sdp, 102, "42c01f");
+        assert_eq!(
+            out,
+            "v=0\r\na=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42c01f\r\n\
+             a=fmtp:104 profile-level-id=42001f;packetization-mode=0\r\n"
+        );
+    }
+}

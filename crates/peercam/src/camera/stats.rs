@@ -1,0 +1,52 @@
+//! The camera's live counts: kept by the device from its active media worker's reports, read
+//! by `/api/stats` and the watchdog; a snapshot is also what a worker reports.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+
+use peercam_wire::CameraSnapshot;
+
+/// Live counts, shared with the HTTP stats and the watchdog.
+#[derive(Debug, Default)]
+pub struct CameraStats {
+    /// Peers (webrtcbins) alive.
+    pub peers: AtomicUsize,
+    /// Branches attached to the shared encoder.
+    pub branches: AtomicUsize,
+    /// Peers whose connection is up.
+    pub connected: AtomicUsize,
+    /// Encoded frames produced since start.
+    pub frames: AtomicU64,
+    /// Whether capture is running.
+    pub capturing: AtomicUsize,
+    /// Process ids of the active and the spare media worker (0: none).
+    pub(super) active_worker: AtomicU32,
+    pub(super) spare_worker: AtomicU32,
+}
+
+impl CameraStats {
+    /// Current values.
+    pub fn snapshot(&self) -> CameraSnapshot {
+        CameraSnapshot {
+            peers: self.peers.load(Ordering::Relaxed),
+            branches: self.branches.load(Ordering::Relaxed),
+            connected: self.connected.load(Ordering::Relaxed),
+            frames: self.frames.load(Ordering::Relaxed),
+            capturing: self.capturing.load(Ordering::Relaxed) != 0,
+        }
+    }
+
+    /// Process ids of the media workers: the one serving peers, and the spare.
+    pub fn worker_pids(&self) -> (Option<u32>, Option<u32>) {
+        let pid = |a: &AtomicU32| Some(a.load(Ordering::Relaxed)).filter(|&p| p != 0);
+        (pid(&self.active_worker), pid(&self.spare_worker))
+    }
+
+    /// Takes a worker's counts (frames excepted: the device's count spans workers).
+    pub(super) fn set(&self, s: &CameraSnapshot) {
+        self.peers.store(s.peers, Ordering::Relaxed);
+        self.branches.store(s.branches, Ordering::Relaxed);
+        self.connected.store(s.connected, Ordering::Relaxed);
+        self.capturing
+            .store(usize::from(s.capturing), Ordering::Relaxed);
+    }
+}

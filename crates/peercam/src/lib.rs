@@ -1,0 +1,14 @@
+//! peercam, the serving program: the nextRTC signaling server over WebSocket, the page, TLS,
+//! mDNS and systemd, and the supervisor of the media worker that runs the camera. It does not
+//! link GStreamer: `peercam-media` does (see the workspace's README, Layout).
+
+pub mod camera;
+pub mod discovery;
+pub mod net;
+pub mod service;
+pub mod signaling;
+pub mod systemd;
+pub mod tls;
+pub mod web;
+
+pub use peercam_wire::{config, install, logging, memory};

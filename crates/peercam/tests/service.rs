@@ -1,0 +1,767 @@
+//! The `peercam` binary as systemd runs it: a fake service manager (a Unix datagram socket
+//! passed as `NOTIFY_SOCKET`, with `WATCHDOG_USEC` and `WATCHDOG_PID`) watches readiness,
+//! watchdog pings and stopping; signals are real; viewers are real WebSocket clients.
+//!
+//! When the tests run as root with `unshare` available, each one re-runs itself inside a
+//! private network namespace with only loopback up, and there the service advertises itself
+//! over mDNS as it would on a device (READY then also waits for the advertiser). Elsewhere
+//! the service runs with `--no-discovery`, so no test ever sends multicast on a real LAN.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use rustls_pki_types::pem::PemObject;
+use serde_json::Value;
+use tokio_tungstenite::tungstenite::Message;
+
+const BIN: &str = env!("CARGO_BIN_EXE_peercam");
+
+/// Set in the environment of a test re-run inside its own network namespace.
+const NETNS_MARK: &str = "PEERCAM_TEST_IN_NETNS";
+
+/// Start-up of a debug build on a loaded machine (GStreamer's registry, the encoder probe).
+const START_LIMIT: Duration = Duration::from_secs(30);
+
+/// What the service promises between SIGTERM and its exit.
+const STOP_LIMIT: Duration = Duration::from_secs(2);
+
+/// Re-runs test `name` inside a private network namespace when possible and says whether it
+/// passed; `None` means "run the body here" (already inside, or no namespace to be had).
+fn isolated(name: &str) -> Option<bool> {
+    isolated_in(name, &["-n"])
+}
+
+/// As [`isolated`], with a private mount namespace as well, for tests that mount.
+fn isolated_with_mounts(name: &str) -> Option<bool> {
+    isolated_in(name, &["-n", "-m", "--propagation", "private"])
+}
+
+fn isolated_in(name: &str, namespaces: &[&str]) -> Option<bool> {
+    if inside_netns() {
+        return None;
+    }
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return None;
+    }
+    let probe = Command::new("unshare")
+        .args(["-n", "true"])
+        .stderr(Stdio::null())
+        .status();
+    if !probe.is_ok_and(|s| s.success()) {
+        return None;
+    }
+    let exe = std::env::current_exe().expect("test executable path");
+    let out = Command::new("unshare")
+        .args(namespaces)
+        .args(["--", "sh", "-c", "ip link set lo up && exec \"$0\" \"$@\""])
+        .arg(exe)
+        .args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(NETNS_MARK, "1")
+        .output()
+        .expect("running the test in a network namespace");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    print!("{stdout}");
+    eprint!("{}", String::from_utf8_lossy(&out.stderr));
+    Some(out.status.success() && stdout.contains("1 passed"))
+}
+
+fn inside_netns() -> bool {
+    std::env::var_os(NETNS_MARK).is_some()
+}
+
+/// A scratch directory of this test process.
+fn scratch(label: &str) -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "peercam-svc-{}-{}-{label}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).expect("scratch directory");
+    dir
+}
+
+/// A port nobody listens on right now (the CLI needs a number).
+fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    l.local_addr().expect("local address").port()
+}
+
+/// A small picture keeps the software encoder cheap on a shared machine.
+const SMALL: &str = "[camera]\nwidth = 320\nheight = 240\nfps = 15\nbitrate_kbps = 300\n";
+
+/// The service under a fake manager, its stderr collected for failure messages.
+struct Service {
+    child: Child,
+    socket: UnixDatagram,
+    /// Lines received but not yet taken, with when they arrived.
+    pending: std::collections::VecDeque<(Instant, String)>,
+    logs: Arc<Mutex<Vec<String>>>,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl Service {
+    /// Starts `peercam serve` on a free loopback port with `config` as its file.
+    fn start(config: &str, extra: &[&str]) -> Service {
+        Service::start_with(config, extra, |_| {})
+    }
+
+    /// As [`Service::start`], with `tweak` applied to the command last.
+    fn start_with(config: &str, extra: &[&str], tweak: impl FnOnce(&mut Command)) -> Service {
+        let dir = scratch("svc");
+        let file = dir.join("peercam.toml");
+        let config = if inside_netns() {
+            // Loopback is all there is here; a service bound to it advertises only when told to.
+            format!("{config}\n[discovery]\naddresses = [\"127.0.0.1\"]\n")
+        } else {
+            config.to_owned()
+        };
+        std::fs::write(&file, config).expect("config file");
+        let notify = dir.join("notify.sock");
+        let socket = UnixDatagram::bind(&notify).expect("bind notify socket");
+        let port = free_port();
+        let listen = format!("127.0.0.1:{port}");
+        let mut args = vec![
+            "serve",
+            "--config",
+            file.to_str().expect("utf-8 path"),
+            "--listen",
+            &listen,
+            "--ice-address",
+            "127.0.0.1",
+        ];
+        if !inside_netns() {
+            args.push("--no-discovery");
+        }
+        args.extend_from_slice(extra);
+        // `exec` keeps the shell's pid, so `$$` is the service's pid, as systemd sets it.
+        let mut command = Command::new("sh");
+        command
+            .args(["-c", "WATCHDOG_PID=$$ exec \"$0\" \"$@\"", BIN])
+            .args(&args)
+            .env("NOTIFY_SOCKET", &notify)
+            .env("WATCHDOG_USEC", "1000000")
+            // As systemd sets it for StateDirectory=: the generated TLS certificate goes here.
+            .env("STATE_DIRECTORY", dir.join("state"))
+            .env("RUST_LOG", "info")
+            .env_remove("JOURNAL_STREAM")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        tweak(&mut command);
+        let mut child = command.spawn().expect("spawn peercam");
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        if let Some(stderr) = child.stderr.take() {
+            let logs = logs.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    logs.lock().unwrap().push(line);
+                }
+            });
+        }
+        Service {
+            child,
+            socket,
+            pending: Default::default(),
+            logs,
+            port,
+            dir,
+        }
+    }
+
+    fn logs(&self) -> String {
+        self.logs.lock().unwrap().join("\n")
+    }
+
+    /// The next notification line, waiting until `deadline`.
+    fn next_line(&mut self, deadline: Instant) -> Option<(Instant, String)> {
+        while self.pending.is_empty() {
+            let left = deadline.checked_duration_since(Instant::now())?;
+            self.socket
+                .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+                .unwrap();
+            let mut buf = [0u8; 4096];
+            let Ok(n) = self.socket.recv(&mut buf) else {
+                continue;
+            };
+            let now = Instant::now();
+            for line in String::from_utf8_lossy(&buf[..n]).lines() {
+                self.pending.push_back((now, line.to_owned()));
+            }
+        }
+        self.pending.pop_front()
+    }
+
+    /// Lines up to and including `wanted`, which must come within `within`.
+    fn until(&mut self, wanted: &str, within: Duration) -> Vec<String> {
+        let deadline = Instant::now() + within;
+        let mut seen = Vec::new();
+        loop {
+            match self.next_line(deadline) {
+                Some((_, line)) => {
+                    let done = line == wanted;
+                    seen.push(line);
+                    if done {
+                        return seen;
+                    }
+                }
+                None => panic!(
+                    "no {wanted} within {within:?}; got {seen:?}\n--- peercam log:\n{}",
+                    self.logs()
+                ),
+            }
+        }
+    }
+
+    fn signal(&self, sig: libc::c_int) {
+        // SAFETY: kill takes plain integers; the pid is our own child, not yet reaped.
+        let r = unsafe { libc::kill(self.child.id() as libc::pid_t, sig) };
+        assert_eq!(r, 0, "kill");
+    }
+
+    /// Waits for the process to exit within `within`.
+    fn exit_within(&mut self, within: Duration) -> ExitStatus {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            if Instant::now() >= deadline {
+                let _ = self.child.kill();
+                panic!(
+                    "still running {within:?} after the signal\n--- peercam log:\n{}",
+                    self.logs()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    fn ws_url(&self) -> String {
+        format!("ws://127.0.0.1:{}/signaling", self.port)
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// What the server sent next, skipping nextRTC pings.
+enum Next {
+    /// A message with a `signal`.
+    Signal(Value),
+    /// The socket ended, with the code of its close frame if one came.
+    Closed(Option<u16>),
+}
+
+async fn next(ws: &mut Ws, deadline: tokio::time::Instant) -> Next {
+    loop {
+        let frame = tokio::time::timeout_at(deadline, ws.next())
+            .await
+            .expect("a message in time");
+        match frame {
+            Some(Ok(Message::Close(frame))) => {
+                return Next::Closed(frame.map(|f| u16::from(f.code)))
+            }
+            None | Some(Err(_)) => return Next::Closed(None),
+            Some(Ok(Message::Text(text))) => {
+                let v: Value = serde_json::from_str(&text).expect("JSON from the server");
+                if v["signal"] != "ping" {
+                    return Next::Signal(v);
+                }
+            }
+            Some(Ok(_)) => {}
+        }
+    }
+}
+
+/// The next message with a `signal`, skipping nextRTC pings; `None` when the socket ends.
+async fn next_signal(ws: &mut Ws, within: Duration) -> Option<Value> {
+    match next(ws, tokio::time::Instant::now() + within).await {
+        Next::Signal(v) => Some(v),
+        Next::Closed(_) => None,
+    }
+}
+
+/// The signals (besides pings) until the socket ends, and the code of the close frame that
+/// ended it (`None`: the connection ended without one).
+async fn until_closed(ws: &mut Ws, within: Duration) -> (Vec<Value>, Option<u16>) {
+    let deadline = tokio::time::Instant::now() + within;
+    let mut signals = Vec::new();
+    loop {
+        match next(ws, deadline).await {
+            Next::Signal(v) => signals.push(v),
+            Next::Closed(code) => return (signals, code),
+        }
+    }
+}
+
+/// Joins the camera's conversation and returns once `joined` arrived.
+async fn join_camera(url: &str) -> Ws {
+    let (mut ws, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("WebSocket connects");
+    let join = r#"{"from":"","to":"","signal":"join","content":"camera","custom":{}}"#;
+    ws.send(Message::Text(join.into()))
+        .await
+        .expect("send join");
+    loop {
+        let v = next_signal(&mut ws, Duration::from_secs(10))
+            .await
+            .expect("socket open until joined");
+        assert_ne!(v["signal"], "error", "{v}");
+        if v["signal"] == "joined" {
+            assert_eq!(v["content"], "camera");
+            return ws;
+        }
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+#[test]
+fn systemd_sees_ready_then_watchdog_pings_then_stopping() {
+    if let Some(passed) = isolated("systemd_sees_ready_then_watchdog_pings_then_stopping") {
+        assert!(passed, "failed inside its network namespace");
+        return;
+    }
+    let mut svc = Service::start(SMALL, &["--source", "test"]);
+    let before = svc.until("READY=1", START_LIMIT);
+    assert!(
+        !before.iter().any(|l| l == "WATCHDOG=1"),
+        "pinged before ready: {before:?}"
+    );
+    // Half of WATCHDOG_USEC apart, so two come within about a second.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut pings = Vec::new();
+    while pings.len() < 3 {
+        let (at, line) = svc.next_line(deadline).expect("watchdog pings");
+        assert_ne!(line, "STOPPING=1");
+        if line == "WATCHDOG=1" {
+            pings.push(at);
+        }
+    }
+    let gap = pings[2] - pings[1];
+    assert!(
+        gap >= Duration::from_millis(300) && gap <= Duration::from_millis(900),
+        "pings {gap:?} apart for WATCHDOG_USEC=1s"
+    );
+
+    svc.signal(libc::SIGTERM);
+    let signalled = Instant::now();
+    svc.until("STOPPING=1", STOP_LIMIT);
+    let status = svc.exit_within(STOP_LIMIT);
+    assert!(signalled.elapsed() < STOP_LIMIT);
+    assert!(status.success(), "{status:?}\n{}", svc.logs());
+    // Nothing may ping after STOPPING=1.
+    while let Some((_, line)) = svc.next_line(Instant::now() + Duration::from_millis(50)) {
+        assert_ne!(line, "WATCHDOG=1", "pinged after STOPPING=1");
+    }
+    let logs = svc.logs();
+    // Key-values reach the stderr lines.
+    assert!(logs.contains("conversation=camera"), "{logs}");
+    if inside_netns() {
+        assert!(logs.contains("goodbye sent"), "{logs}");
+    }
+}
+
+#[test]
+fn a_viewer_hears_left_and_end_when_the_service_stops() {
+    if let Some(passed) = isolated("a_viewer_hears_left_and_end_when_the_service_stops") {
+        assert!(passed, "failed inside its network namespace");
+        return;
+    }
+    let mut svc = Service::start(SMALL, &["--source", "test"]);
+    svc.until("READY=1", START_LIMIT);
+    let url = svc.ws_url();
+    let rt = runtime();
+    let mut viewer = rt.block_on(join_camera(&url));
+    // A second member, alone in a mesh room, must be closed as well.
+    let mut other = rt.block_on(async {
+        let (mut ws, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+        let join = r#"{"signal":"join","content":"kitchen"}"#;
+        ws.send(Message::Text(join.into())).await.unwrap();
+        let v = next_signal(&mut ws, Duration::from_secs(5)).await.unwrap();
+        // Joining a room that does not exist yet creates it, as in nextRTC.
+        assert!(v["signal"] == "joined" || v["signal"] == "created", "{v}");
+        ws
+    });
+
+    svc.signal(libc::SIGTERM);
+    let signalled = Instant::now();
+    let (signals, code) = rt.block_on(until_closed(&mut viewer, STOP_LIMIT));
+    // Negotiation messages may still be on their way; the ending is what counts.
+    let seen: Vec<&str> = signals
+        .iter()
+        .filter(|v| v["signal"] == "left" || v["signal"] == "end")
+        .inspect(|v| assert_eq!(v["from"], "camera", "{v}"))
+        .map(|v| v["signal"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(seen, ["left", "end"], "{}", svc.logs());
+    // Closed properly: 1001, going away.
+    assert_eq!(code, Some(1001), "{}", svc.logs());
+    // The other member's socket is closed too.
+    let (_, code) = rt.block_on(until_closed(&mut other, STOP_LIMIT));
+    assert_eq!(code, Some(1001), "{}", svc.logs());
+    let status = svc.exit_within(STOP_LIMIT.saturating_sub(signalled.elapsed()));
+    assert!(status.success(), "{status:?}\n{}", svc.logs());
+}
+
+#[test]
+fn a_second_signal_exits_at_once() {
+    if let Some(passed) = isolated("a_second_signal_exits_at_once") {
+        assert!(passed, "failed inside its network namespace");
+        return;
+    }
+    let mut svc = Service::start(SMALL, &["--source", "test"]);
+    svc.until("READY=1", START_LIMIT);
+    // Both arrive before the handler runs; it takes one as the first and exits on the other.
+    svc.signal(libc::SIGTERM);
+    svc.signal(libc::SIGINT);
+    let status = svc.exit_within(Duration::from_secs(1));
+    assert!(
+        matches!(status.code(), Some(130 | 143)),
+        "{status:?}\n{}",
+        svc.logs()
+    );
+}
+
+/// Descriptions for a camera that delivers a few frames and then nothing more, as a wedged
+/// capture would, and the stock x264 encoder.
+fn stalling_pipelines(dir: &Path) {
+    let sources = dir.join("sources");
+    let encoders = dir.join("encoders");
+    std::fs::create_dir_all(&sources).unwrap();
+    std::fs::create_dir_all(&encoders).unwrap();
+    std::fs::write(
+        sources.join("stall.toml"),
+        "description = \"ten frames, then nothing\"\n\
+         launch = \"videotestsrc is-live=true num-buffers=10 ! video/x-raw,width={width},height={height},framerate={fps}/1\"\n\
+         [[elements]]\nfactory = \"videotestsrc\"\npackage = \"gstreamer1.0-plugins-base\"\n",
+    )
+    .unwrap();
+    let stock = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../pipelines/encoders/x264.toml");
+    std::fs::copy(stock, encoders.join("x264.toml")).unwrap();
+}
+
+#[test]
+fn a_wedged_camera_stops_the_watchdog_pings() {
+    if let Some(passed) = isolated("a_wedged_camera_stops_the_watchdog_pings") {
+        assert!(passed, "failed inside its network namespace");
+        return;
+    }
+    let pipelines = scratch("pipelines");
+    stalling_pipelines(&pipelines);
+    let config = format!("{SMALL}stall_timeout_secs = 1\nnegotiation_timeout_secs = 8\n");
+    let mut svc = Service::start(
+        &config,
+        &[
+            "--source",
+            "stall",
+            "--encoder",
+            "x264",
+            "--pipelines-dir",
+            pipelines.to_str().unwrap(),
+        ],
+    );
+    svc.until("READY=1", START_LIMIT);
+    svc.until("WATCHDOG=1", Duration::from_secs(3));
+    // A viewer that never answers keeps its branch attached until negotiation times out
+    // (8 s), while the source stops after ten frames.
+    let rt = runtime();
+    let viewer = rt.block_on(join_camera(&svc.ws_url()));
+    let joined = Instant::now();
+
+    // Pings stop: the longest gap while the branch is attached is well over the 1 s
+    // WATCHDOG_USEC after which systemd would restart the service.
+    let mut last_ping = joined;
+    let mut longest = Duration::ZERO;
+    let mut unhealthy = false;
+    let deadline = joined + Duration::from_millis(6500);
+    while let Some((at, line)) = svc.next_line(deadline) {
+        if line == "WATCHDOG=1" {
+            longest = longest.max(at - last_ping);
+            last_ping = at;
+        }
+        unhealthy |= line.starts_with("STATUS=unhealthy: camera wedged");
+    }
+    longest = longest.max(deadline - last_ping);
+    assert!(unhealthy, "no unhealthy status\n{}", svc.logs());
+    assert!(
+        longest >= Duration::from_millis(2500),
+        "pings kept coming (longest gap {longest:?})\n{}",
+        svc.logs()
+    );
+    // Once the stuck viewer is released nobody watches: healthy again.
+    svc.until("WATCHDOG=1", Duration::from_secs(6));
+    drop(viewer);
+    svc.signal(libc::SIGTERM);
+    assert!(svc.exit_within(STOP_LIMIT).success());
+    let _ = std::fs::remove_dir_all(&pipelines);
+}
+
+#[test]
+fn discover_lists_a_serving_camera() {
+    if let Some(passed) = isolated("discover_lists_a_serving_camera") {
+        assert!(passed, "failed inside its network namespace");
+        return;
+    }
+    if !inside_netns() {
+        eprintln!("skipped: browsing needs a private network namespace (root and unshare)");
+        return;
+    }
+    let mut svc = Service::start("[server]\nname = \"Porch Cam\"\n", &["--no-camera"]);
+    svc.until("READY=1", START_LIMIT);
+    let out = Command::new(BIN)
+        .args(["discover", "--timeout", "2", "--json"])
+        .output()
+        .expect("peercam discover");
+    assert!(out.status.success(), "{out:?}");
+    let found: Value = serde_json::from_slice(&out.stdout).expect("JSON list");
+    let cam = found
+        .as_array()
+        .and_then(|l| l.iter().find(|c| c["name"] == "Porch Cam"))
+        .unwrap_or_else(|| panic!("not found in {found}"));
+    assert_eq!(cam["port"], svc.port);
+    assert_eq!(cam["addresses"][0], "127.0.0.1");
+    assert_eq!(cam["txt"]["conv"], "camera");
+    assert_eq!(cam["txt"]["path"], "/signaling");
+    assert_eq!(cam["url"], format!("https://127.0.0.1:{}/", svc.port));
+    assert_eq!(cam["http_url"], format!("http://127.0.0.1:{}/", svc.port));
+    assert_eq!(cam["txt"]["tls"], "1");
+    // The fingerprint of the certificate the service made in its state directory.
+    let cert = std::fs::read(svc.dir.join("state/cert.pem")).expect("the generated cert.pem");
+    let der = rustls_pki_types::CertificateDer::from_pem_slice(&cert).expect("PEM");
+    assert_eq!(cam["fingerprint"], peercam::tls::fingerprint(&der));
+
+    let table = Command::new(BIN)
+        .args(["discover", "--timeout", "1.5"])
+        .output()
+        .expect("peercam discover");
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        text.contains("Porch Cam") && text.contains("porch-cam.local"),
+        "{text}"
+    );
+    assert!(text.contains("certificate SHA-256 "), "{text}");
+
+    svc.signal(libc::SIGTERM);
+    assert!(svc.exit_within(STOP_LIMIT).success());
+}
+
+/// Splits one native-protocol journal datagram into its fields.
+fn journal_fields(datagram: &[u8]) -> Vec<(String, String)> {
+    let mut fields = Vec::new();
+    let mut rest = datagram;
+    while let Some(eol) = rest.iter().position(|&b| b == b'\n') {
+        let line = &rest[..eol];
+        if let Some(eq) = line.iter().position(|&b| b == b'=') {
+            let key = String::from_utf8_lossy(&line[..eq]).into_owned();
+            fields.push((key, String::from_utf8_lossy(&line[eq + 1..]).into_owned()));
+            rest = &rest[eol + 1..];
+        } else {
+            // KEY\n, then a little-endian u64 length, the value and \n.
+            let key = String::from_utf8_lossy(line).into_owned();
+            let after = &rest[eol + 1..];
+            let Some(len) = after.get(..8).map(|b| {
+                let mut n = [0u8; 8];
+                n.copy_from_slice(b);
+                u64::from_le_bytes(n) as usize
+            }) else {
+                break;
+            };
+            let Some(value) = after.get(8..8 + len) else {
+                break;
+            };
+            fields.push((key, String::from_utf8_lossy(value).into_owned()));
+            rest = after.get(8 + len + 1..).unwrap_or_default();
+        }
+    }
+    fields
+}
+
+#[test]
+fn under_systemd_logs_reach_the_journal_with_their_fields() {
+    if let Some(passed) =
+        isolated_with_mounts("under_systemd_logs_reach_the_journal_with_their_fields")
+    {
+        assert!(passed, "failed inside its namespaces");
+        return;
+    }
+    if !inside_netns() {
+        eprintln!("skipped: a journal of its own needs a private mount namespace (root)");
+        return;
+    }
+    // A journal socket of our own, on a tmpfs that only this namespace sees.
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "tmpfs", "/run/systemd"])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(mounted, "mounting a tmpfs on /run/systemd");
+    std::fs::create_dir_all("/run/systemd/journal").unwrap();
+    let journal = UnixDatagram::bind("/run/systemd/journal/socket").expect("journal socket");
+    journal
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    // systemd connects stderr to the journal and names it in JOURNAL_STREAM (device:inode).
+    let dir = scratch("journal");
+    let stderr_path = dir.join("stderr");
+    let stderr = std::fs::File::create(&stderr_path).unwrap();
+    let meta = stderr.metadata().unwrap();
+    let stream = format!("{}:{}", meta.dev(), meta.ino());
+
+    let mut svc = Service::start_with(SMALL, &["--source", "test"], move |c| {
+        c.stderr(stderr)
+            .env("JOURNAL_STREAM", stream)
+            .env("RUST_LOG", "info,peercam::signaling=debug");
+    });
+    svc.until("READY=1", START_LIMIT);
+    let rt = runtime();
+    let viewer = rt.block_on(join_camera(&svc.ws_url()));
+
+    let mut records: Vec<Vec<(String, String)>> = Vec::new();
+    let has = |records: &[Vec<(String, String)>], key: &str, value: Option<&str>| {
+        records.iter().any(|r| {
+            r.iter()
+                .any(|(k, v)| k == key && value.is_none_or(|want| v == want))
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline && !has(&records, "MEMBER", None) {
+        let mut buf = vec![0u8; 65536];
+        if let Ok(n) = journal.recv(&mut buf) {
+            records.push(journal_fields(&buf[..n]));
+        }
+    }
+    drop(viewer);
+    svc.signal(libc::SIGTERM);
+    let status = svc.exit_within(STOP_LIMIT);
+    assert!(
+        status.success(),
+        "{status:?}; stderr: {}; journal: {:?}",
+        std::fs::read_to_string(&stderr_path).unwrap_or_default(),
+        records
+    );
+
+    let ready = records
+        .iter()
+        .find(|r| r.iter().any(|(k, v)| k == "MESSAGE" && v.contains("ready")))
+        .unwrap_or_else(|| panic!("no ready record in {records:?}"));
+    let field = |k: &str| {
+        ready
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
+    };
+    assert_eq!(field("CONVERSATION"), Some("camera"), "{ready:?}");
+    assert_eq!(field("SYSLOG_IDENTIFIER"), Some("peercam"), "{ready:?}");
+    assert_eq!(field("PRIORITY"), Some("5"), "info is notice: {ready:?}");
+    assert!(
+        field("LISTEN").is_some_and(|l| l.starts_with("127.0.0.1:")),
+        "{ready:?}"
+    );
+    assert!(has(&records, "ENCODER", Some("x264")), "{records:?}");
+    assert!(has(&records, "SOURCE", Some("test")), "{records:?}");
+    assert!(has(&records, "MEMBER", None), "{records:?}");
+    // Nothing went to stderr as text: the journal has it all.
+    let text = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+    assert!(!text.contains("ready"), "{text}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_unit_file_is_a_hardened_notify_service() {
+    let unit = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../systemd/peercam.service");
+    let text = std::fs::read_to_string(&unit).expect("systemd/peercam.service");
+    let lines: Vec<&str> = text.lines().map(str::trim).collect();
+    for wanted in [
+        "Type=notify",
+        "NotifyAccess=main",
+        "Restart=on-failure",
+        "ExecStart=/usr/bin/peercam serve --config /etc/peercam/peercam.toml",
+        "StateDirectory=peercam",
+        "DevicePolicy=closed",
+        "DeviceAllow=char-video4linux rw",
+        "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK",
+    ] {
+        assert!(lines.contains(&wanted), "{wanted} missing from the unit");
+    }
+    assert!(lines.iter().any(|l| l.starts_with("WatchdogSec=")));
+    // It would hide the cameras.
+    assert!(!lines.contains(&"PrivateDevices=yes"));
+
+    let analyzed = Command::new("systemd-analyze")
+        .args(["security", "--offline=true"])
+        .arg(&unit)
+        .output();
+    let Ok(out) = analyzed else {
+        eprintln!("skipped the exposure check: systemd-analyze is not installed");
+        return;
+    };
+    let report = String::from_utf8_lossy(&out.stdout);
+    let exposure: f64 = report
+        .lines()
+        .find_map(|l| l.split("peercam.service: ").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no overall exposure in:\n{report}"));
+    assert!(exposure <= 2.0, "exposure {exposure}:\n{report}");
+}
+
+/// Runs `peercam serve` expecting it to refuse to start; returns its stderr.
+fn refused(args: &[&str]) -> String {
+    let dir = scratch("refused");
+    let out = Command::new(BIN)
+        .arg("serve")
+        .args(["--no-discovery", "--no-tls"])
+        .args(args)
+        .env("STATE_DIRECTORY", dir.join("state"))
+        .env_remove("RUST_LOG")
+        .env_remove("NOTIFY_SOCKET")
+        .output()
+        .expect("run peercam");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(!out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn a_refused_start_says_why_once() {
+    let taken = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    let addr = taken.local_addr().unwrap().to_string();
+    let err = refused(&["--no-camera", "--listen", &addr]);
+    assert!(err.contains(&format!("binding {addr}")), "{err}");
+    assert_eq!(err.matches("in use").count(), 1, "{err}");
+
+    let err = refused(&["--source", "nosuch", "--listen", "127.0.0.1:0"]);
+    assert!(err.contains("starting the camera"), "{err}");
+    assert_eq!(
+        err.matches("no source named \"nosuch\"").count(),
+        1,
+        "{err}"
+    );
+}

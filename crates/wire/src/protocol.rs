@@ -1,0 +1,321 @@
+//! What the device and its media worker say to each other: one JSON object per line over the
+//! Unix socket that is the worker's stdin.
+//!
+//! ```text
+//! device                                   media worker (`peercam-media worker`)
+//!   Start ───────────────────────────────▶   init GStreamer, choose or check the pipeline
+//!         ◀─────────────────────────────── Ready | Failed, then Warm
+//!   Signal (a message to a device member) ▶   peers, capture, encoder
+//!         ◀─────────────────────────────── Send (a message from a device member),
+//!                                          Release (a member has no peer left), Stats
+//!   Stop ────────────────────────────────▶   closes every peer and exits
+//! ```
+//!
+//! The format is internal to peercam, and versioned: [`PROTOCOL`] travels in `Start` and in
+//! `Ready`, each side reads it before anything else ([`protocol_of`]), and a device and a
+//! worker from different builds refuse each other with a sentence that says so, instead of
+//! misreading each other's messages.
+
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use std::net::IpAddr;
+
+use peercam_signaling::{Incoming, Outgoing};
+
+use crate::config::CameraConfig;
+
+/// The version of this protocol. Raise it with any change to the messages below; `Start`,
+/// `Ready` and `Failed` keep the `protocol` field and their shape in every version, so that
+/// a mismatch can be told.
+pub const PROTOCOL: u32 = 1;
+
+/// Longest line either side accepts, bytes: an SDP with candidates is a few KiB.
+pub const MAX_LINE: usize = 256 * 1024;
+
+/// What the worker captures.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Capture {
+    /// Choose source and encoder for this configuration (probing the machine).
+    Select(CameraConfig),
+    /// Run this gst-launch description (a previous worker's choice, or a test's).
+    Launch(String),
+}
+
+/// ICE settings for every peer.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IceSettings {
+    /// Host candidates only on these addresses (empty: every interface).
+    pub addresses: Vec<IpAddr>,
+    /// `stun://host:port`, if any.
+    pub stun: Option<String>,
+}
+
+/// A worker's counts, as it reports them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CameraSnapshot {
+    /// Peers alive.
+    pub peers: usize,
+    /// Branches attached.
+    pub branches: usize,
+    /// Peers connected.
+    pub connected: usize,
+    /// Encoded frames since start.
+    pub frames: u64,
+    /// Capture running.
+    pub capturing: bool,
+}
+
+/// Everything a worker needs, sent first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkerSettings {
+    /// [`PROTOCOL`] of the device that sent it.
+    pub protocol: u32,
+    /// The camera's member id and standing conversation (names peers in logs).
+    pub conversation: String,
+    /// The capture to run.
+    pub capture: Capture,
+    /// Build the capture once before answering `Ready`, so that a broken description is a
+    /// start-up error rather than a failure at the first viewer.
+    pub validate: bool,
+    /// ICE addresses and STUN.
+    pub ice: IceSettings,
+    /// A peer that has not connected within this time is released.
+    pub negotiation_timeout: Duration,
+    /// Log filter (RUST_LOG syntax; RUST_LOG itself still wins).
+    pub log_level: String,
+    /// The H.264 `profile-level-id` an earlier worker's stream had, if any: an offer made
+    /// before this worker's own stream has started states it.
+    #[serde(default)]
+    pub stream_profile: Option<String>,
+}
+
+/// What the chosen capture is, for the device's log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Chosen {
+    /// The source description's name.
+    pub source: String,
+    /// The encoder description's name.
+    pub encoder: String,
+    /// One line on what was chosen and why.
+    pub summary: String,
+}
+
+/// Device → worker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ToWorker {
+    /// The first message.
+    Start(Box<WorkerSettings>),
+    /// A message the hub sent to one of the device's members.
+    Signal {
+        /// The device member it is for (`camera`, or `camera-N` in a MESH room).
+        member: String,
+        /// The message.
+        msg: Outgoing,
+    },
+    /// Someone is opening the page: load what a session needs now (plugins, element
+    /// classes), so that the join finds them ready.
+    Prime,
+    /// Close every peer and exit.
+    Stop,
+}
+
+/// Worker → device.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum FromWorker {
+    /// Started: the description it runs, and what was chosen when it chose.
+    Ready {
+        /// [`PROTOCOL`] of the worker.
+        protocol: u32,
+        /// gst-launch description of capture + encode.
+        launch: String,
+        /// Set when the worker chose source and encoder.
+        chosen: Option<Chosen>,
+    },
+    /// Its DTLS certificate is made: a viewer it serves waits for nothing.
+    Warm,
+    /// Could not start; the worker exits.
+    Failed {
+        /// Whether choosing the pipeline failed (else building or initialising it).
+        selecting: bool,
+        /// What went wrong, for the user.
+        error: String,
+    },
+    /// A message from one of the device's members to the hub.
+    Send {
+        /// The device member sending it.
+        member: String,
+        /// The message.
+        msg: Incoming,
+    },
+    /// `member` has no peer left after leaving or being refused: a member the device was
+    /// invited as may now leave its room.
+    Release {
+        /// The device member.
+        member: String,
+    },
+    /// The stream's H.264 `profile-level-id`, when first seen or changed.
+    Stream {
+        /// As in the SDP (`42c01f`).
+        profile_level_id: String,
+    },
+    /// Counts, whenever they or the number of messages handled changed.
+    Stats {
+        /// The worker's counts.
+        stats: CameraSnapshot,
+        /// `Signal` messages handled so far: the device knows the counts are current when
+        /// this equals the number it sent.
+        handled: u64,
+    },
+}
+
+/// One message as a line.
+pub fn encode<T: Serialize>(msg: &T) -> String {
+    // Plain data (strings, numbers, enums) always serialises.
+    let mut line = serde_json::to_string(msg).unwrap_or_default();
+    line.push('\n');
+    line
+}
+
+/// Writes each message from `rx` as a line, until `rx` closes or the socket breaks.
+pub async fn write_lines<T: Serialize>(
+    mut write: impl tokio::io::AsyncWrite + Unpin,
+    mut rx: tokio::sync::mpsc::Receiver<T>,
+) {
+    use tokio::io::AsyncWriteExt;
+    while let Some(msg) = rx.recv().await {
+        if write.write_all(encode(&msg).as_bytes()).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// The `protocol` a `Start` or `Ready` line states (0 when it states none), read without
+/// decoding the rest: the first thing either side does with the other's first line.
+pub fn protocol_of(line: &str) -> u32 {
+    #[derive(Deserialize)]
+    struct Stated {
+        #[serde(default)]
+        protocol: u32,
+    }
+    serde_json::from_str::<std::collections::HashMap<String, Stated>>(line.trim_end())
+        .ok()
+        .and_then(|m| m.into_values().next())
+        .map_or(0, |s| s.protocol)
+}
+
+/// The sentence either side logs when the other speaks another version.
+pub fn mismatch(ours: &str, theirs: &str, their_protocol: u32) -> String {
+    format!(
+        "{theirs} speaks worker protocol {their_protocol}, {ours} speaks {PROTOCOL}: \
+         install peercam and peercam-media from the same build"
+    )
+}
+
+/// One line as a message.
+pub fn decode<T: DeserializeOwned>(line: &str) -> Result<T, serde_json::Error> {
+    serde_json::from_str(line.trim_end())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use peercam_signaling::ConversationKind;
+
+    #[test]
+    fn messages_survive_a_line() {
+        let to = [
+            ToWorker::Start(Box::new(WorkerSettings {
+                protocol: PROTOCOL,
+                conversation: "camera".into(),
+                capture: Capture::Launch("videotestsrc ! x264enc".into()),
+                validate: true,
+                ice: IceSettings {
+                    addresses: vec!["127.0.0.1".parse().unwrap()],
+                    stun: None,
+                },
+                negotiation_timeout: Duration::from_secs(20),
+                log_level: "info".into(),
+                stream_profile: Some("42c01f".into()),
+            })),
+            ToWorker::Signal {
+                member: "camera".into(),
+                msg: Outgoing::AnswerRequest {
+                    from: "a\nb".into(),
+                    sdp: "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\n".into(),
+                },
+            },
+            ToWorker::Stop,
+        ];
+        for msg in to {
+            let line = encode(&msg);
+            assert_eq!(line.matches('\n').count(), 1, "{line}");
+            assert_eq!(decode::<ToWorker>(&line).unwrap(), msg);
+        }
+        let from = [
+            FromWorker::Send {
+                member: "camera-1".into(),
+                msg: Incoming::Create {
+                    conversation: "x".into(),
+                    kind: ConversationKind::Mesh,
+                },
+            },
+            FromWorker::Stream {
+                profile_level_id: "42c01f".into(),
+            },
+            FromWorker::Failed {
+                selecting: true,
+                error: "no encoder".into(),
+            },
+            FromWorker::Stats {
+                stats: CameraSnapshot {
+                    peers: 2,
+                    branches: 2,
+                    connected: 1,
+                    frames: 90,
+                    capturing: true,
+                },
+                handled: 7,
+            },
+        ];
+        for msg in from {
+            assert_eq!(decode::<FromWorker>(&encode(&msg)).unwrap(), msg);
+        }
+    }
+
+    #[test]
+    fn the_protocol_is_read_before_the_rest() {
+        let start = ToWorker::Start(Box::new(WorkerSettings {
+            protocol: PROTOCOL,
+            conversation: "camera".into(),
+            capture: Capture::Launch("videotestsrc ! x264enc".into()),
+            validate: false,
+            ice: IceSettings::default(),
+            negotiation_timeout: Duration::from_secs(20),
+            log_level: "info".into(),
+            stream_profile: None,
+        }));
+        assert_eq!(protocol_of(&encode(&start)), PROTOCOL);
+        let ready = FromWorker::Ready {
+            protocol: PROTOCOL,
+            launch: "x".into(),
+            chosen: None,
+        };
+        assert_eq!(protocol_of(&encode(&ready)), PROTOCOL);
+        // A later version's Start, with fields this one does not know and without some it
+        // needs, still tells its version.
+        assert_eq!(protocol_of(r#"{"Start":{"protocol":7,"future":[1,2]}}"#), 7);
+        // An earlier build that sent no version, or not JSON at all.
+        assert_eq!(protocol_of(r#"{"Start":{"conversation":"camera"}}"#), 0);
+        assert_eq!(protocol_of("garbage"), 0);
+        assert!(mismatch("peercam", "this media program", 7).contains("protocol 7"));
+    }
+
+    #[test]
+    fn a_bad_line_is_an_error() {
+        assert!(decode::<FromWorker>("{\"Release\":{}}").is_err());
+        assert!(decode::<FromWorker>("not json").is_err());
+    }
+}
