@@ -130,6 +130,7 @@ enum Op {
     Ping(Who),
     Invite(Who, Conv),
     SetViewerLimit(Conv, Option<u8>),
+    NegotiationFailed(Who, Peer),
 }
 
 /// What the derive would generate, except that the variant costs one byte instead of four
@@ -137,7 +138,7 @@ enum Op {
 /// one (the answer after an offer, say) is a mutation libFuzzer makes often.
 impl<'a> Arbitrary<'a> for Op {
     fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
-        Ok(match u.choose_index(12)? {
+        Ok(match u.choose_index(13)? {
             0 => Op::Connect(u.arbitrary()?),
             1 => Op::Disconnect(u.arbitrary()?),
             2 => Op::Create(u.arbitrary()?, u.arbitrary()?, u.arbitrary()?),
@@ -149,6 +150,7 @@ impl<'a> Arbitrary<'a> for Op {
             8 => Op::Text(u.arbitrary()?, u.arbitrary()?),
             9 => Op::Ping(u.arbitrary()?),
             10 => Op::Invite(u.arbitrary()?, u.arbitrary()?),
+            11 => Op::NegotiationFailed(u.arbitrary()?, u.arbitrary()?),
             _ => Op::SetViewerLimit(u.arbitrary()?, u.arbitrary()?),
         })
     }
@@ -166,7 +168,7 @@ struct Input {
 
 /// Everything observable through the public accessors, in a canonical order, so that
 /// "changes nothing" can be checked by equality.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Snapshot {
     members: BTreeMap<&'static str, Option<String>>,
     conversations: BTreeMap<String, (ConversationKind, Vec<String>)>,
@@ -444,6 +446,13 @@ impl Harness {
                     conversation: c.name(),
                 },
             ),
+            Op::NegotiationFailed(w, p) => (
+                w,
+                Incoming::NegotiationFailed {
+                    to: p.id(),
+                    reason: "no codec in common".into(),
+                },
+            ),
         };
         let from = sender.id();
         let out = s.handle(from, msg.clone());
@@ -578,6 +587,20 @@ impl Harness {
                     conversation: conversation.clone(),
                 };
                 assert_eq!(out, [("camera".to_owned(), invite)]);
+            }
+            Incoming::NegotiationFailed { to, reason } => {
+                // The pair goes, with its held candidates; nothing else changes.
+                let k = key(from, to).expect("refusal accepted for a stranger");
+                assert!(before.pairs.contains_key(&k), "no pair {k:?}");
+                let mut expected = before.clone();
+                expected.pairs.remove(&k);
+                expected.counts.2 -= 1;
+                assert_eq!(after, expected);
+                let refusal = Outgoing::NegotiationFailed {
+                    from: from.to_owned(),
+                    message: reason.clone(),
+                };
+                assert_eq!(out, [(to.clone(), refusal)]);
             }
             Incoming::Ping => {}
         }

@@ -33,6 +33,9 @@ fn encode(msg: &Incoming) -> Envelope {
         }
         Incoming::Ping => ("ping", "", ""),
         Incoming::Invite { conversation } => ("invite", "", conversation.as_str()),
+        Incoming::NegotiationFailed { .. } => {
+            panic!("a text frame parsed to a message only the device's members send")
+        }
     };
     env.signal = signal.into();
     env.to = to.into();

@@ -414,6 +414,7 @@ impl Worker {
             | Outgoing::NewJoined { .. }
             | Outgoing::Text { .. }
             | Outgoing::Invite { .. }
+            | Outgoing::NegotiationFailed { .. }
             | Outgoing::Ping => {}
         }
     }

@@ -200,6 +200,9 @@ impl Signaling {
             Incoming::Text { to, content } => self.text(from, to.as_deref(), content),
             Incoming::Ping => Vec::new(),
             Incoming::Invite { conversation } => self.invite(from, &conversation),
+            Incoming::NegotiationFailed { to, reason } => {
+                self.negotiation_failed(from, &to, reason)
+            }
         }
     }
 
@@ -423,6 +426,23 @@ impl Signaling {
         }
         pair.held.push((from.to_owned(), to.to_owned(), candidate));
         Vec::new()
+    }
+
+    /// `from` gives up on its pair with `to`: the pair and its held candidates go, and `to`
+    /// is told why. Either may negotiate again by leaving and joining.
+    fn negotiation_failed(&mut self, from: &str, to: &str, reason: String) -> Vec<Delivery> {
+        let key = match self.peer(from, to) {
+            Ok(k) => k,
+            Err(e) => return e,
+        };
+        self.pairs.remove(&key);
+        vec![(
+            to.to_owned(),
+            Outgoing::NegotiationFailed {
+                from: from.to_owned(),
+                message: reason,
+            },
+        )]
     }
 
     fn text(&mut self, from: &str, to: Option<&str>, content: String) -> Vec<Delivery> {

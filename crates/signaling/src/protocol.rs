@@ -113,6 +113,7 @@ pub enum ErrorCode {
     ViewerLimit,
     RateLimited,
     ServerBusy,
+    NegotiationFailed,
 }
 
 impl ErrorCode {
@@ -134,6 +135,7 @@ impl ErrorCode {
             ViewerLimit => "VIEWER_LIMIT",
             RateLimited => "RATE_LIMITED",
             ServerBusy => "SERVER_BUSY",
+            NegotiationFailed => "NEGOTIATION_FAILED",
         }
     }
 }
@@ -189,6 +191,10 @@ pub enum Incoming {
     Ping,
     /// Ask the device to join this MESH conversation (extension).
     Invite { conversation: String },
+    /// The sender cannot use what `to` sent it (an offer or answer, or a connection that
+    /// never came up): the pair is abandoned and `to` is told why. Sent only by the device's
+    /// own members; no text frame parses to it.
+    NegotiationFailed { to: String, reason: String },
 }
 
 /// Signals only the server may send; a client sending one gets `UNKNOWN_SIGNAL`.
@@ -343,6 +349,9 @@ pub enum Outgoing {
     Invite { from: String, conversation: String },
     /// Something the receiver sent was refused.
     Error { code: ErrorCode, message: String },
+    /// `from` (the device's member) could not use what the receiver sent it; on the wire an
+    /// `error NEGOTIATION_FAILED` from that member, the reason in `custom.message`.
+    NegotiationFailed { from: String, message: String },
 }
 
 impl Outgoing {
@@ -369,7 +378,7 @@ impl Outgoing {
             Outgoing::End { .. } => "end",
             Outgoing::Ping => "ping",
             Outgoing::Invite { .. } => "invite",
-            Outgoing::Error { .. } => "error",
+            Outgoing::Error { .. } | Outgoing::NegotiationFailed { .. } => "error",
         }
     }
 
@@ -410,6 +419,11 @@ impl Outgoing {
             Outgoing::Ping => {}
             Outgoing::Error { code, message } => {
                 env.content = code.as_str().into();
+                env.custom.insert("message".into(), message.clone());
+            }
+            Outgoing::NegotiationFailed { from, message } => {
+                env.from = from.clone();
+                env.content = ErrorCode::NegotiationFailed.as_str().into();
                 env.custom.insert("message".into(), message.clone());
             }
         }

@@ -459,6 +459,7 @@ impl Camera {
             | Outgoing::Joined { .. }
             | Outgoing::NewJoined { .. }
             | Outgoing::Text { .. }
+            | Outgoing::NegotiationFailed { .. }
             | Outgoing::Ping => return,
             Outgoing::OfferRequest { .. } | Outgoing::AnswerRequest { .. } => {
                 if self.active.is_none() {

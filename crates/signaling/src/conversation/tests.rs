@@ -621,3 +621,81 @@ fn messages_from_unknown_members_do_nothing() {
     assert_eq!(s.handle("ghost", Incoming::Left), vec![]);
     assert_eq!(s.disconnect("ghost"), vec![]);
 }
+
+fn refuse(s: &mut Signaling, from: &str, to: &str, why: &str) -> Vec<Delivery> {
+    s.handle(
+        from,
+        Incoming::NegotiationFailed {
+            to: to.into(),
+            reason: why.into(),
+        },
+    )
+}
+
+#[test]
+fn negotiation_failed_abandons_the_pair_and_says_why_from_the_device() {
+    let mut s = with_members(&["camera", "v"]);
+    create(&mut s, "camera", "cam", Broadcast);
+    join(&mut s, "v", "cam");
+    offer(&mut s, "camera", "v");
+    // A candidate held while the pair waits for the answer goes with the pair.
+    assert!(cand(&mut s, "camera", "v", "c1").is_empty());
+    let out = refuse(&mut s, "camera", "v", "this browser offered no H.264 video");
+    assert_eq!(
+        out,
+        vec![d(
+            "v",
+            Outgoing::NegotiationFailed {
+                from: "camera".into(),
+                message: "this browser offered no H.264 video".into()
+            }
+        )]
+    );
+    assert_eq!(s.pair_state("camera", "v"), None);
+    assert_eq!(s.pair_count(), 0);
+    // The viewer stays in the conversation; its late answer finds no negotiation.
+    assert_eq!(s.conversation_of("v"), Some("cam"));
+    assert_eq!(
+        error_code(&answer(&mut s, "v", "camera")),
+        Some(InvalidState)
+    );
+    // Leaving and joining again starts a new negotiation.
+    s.handle("v", Incoming::Left);
+    join(&mut s, "v", "cam");
+    assert_eq!(s.pair_state("camera", "v"), Some(PairState::OfferRequested));
+}
+
+#[test]
+fn negotiation_failed_needs_a_pair() {
+    let mut s = with_members(&["camera", "v", "x"]);
+    create(&mut s, "camera", "cam", Broadcast);
+    join(&mut s, "v", "cam");
+    assert_eq!(
+        error_code(&refuse(&mut s, "camera", "nobody", "r")),
+        Some(MemberNotFound)
+    );
+    assert_eq!(
+        error_code(&refuse(&mut s, "camera", "x", "r")),
+        Some(InvalidRecipient)
+    );
+    assert_eq!(s.pair_state("camera", "v"), Some(PairState::OfferRequested));
+}
+
+#[test]
+fn negotiation_failed_is_an_error_on_the_wire_from_the_device() {
+    let env = Outgoing::NegotiationFailed {
+        from: "camera".into(),
+        message: "why".into(),
+    }
+    .to_envelope("v");
+    assert_eq!(env.signal, "error");
+    assert_eq!(env.from, "camera");
+    assert_eq!(env.content, "NEGOTIATION_FAILED");
+    assert_eq!(env.custom["message"], "why");
+    // No client can send it.
+    let sent = r#"{"signal":"negotiationFailed","to":"camera","content":"x"}"#;
+    assert_eq!(
+        Incoming::parse(sent).map_err(|e| e.code),
+        Err(UnknownSignal)
+    );
+}
