@@ -55,12 +55,11 @@ impl AppState {
 
 /// The router for the whole HTTP port.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/", get(index))
-        .route("/app.js", get(app_js))
-        .route("/overlay.js", get(overlay_js))
-        .route("/fullscreen.js", get(fullscreen_js))
-        .route("/style.css", get(style_css))
+    let mut router = Router::new().route("/", get(index));
+    for &(path, content_type, body) in ASSETS {
+        router = router.route(path, get(move || async move { asset(content_type, body) }));
+    }
+    router
         .route("/api/info", get(info))
         .route("/api/stats", get(stats))
         .route("/signaling", get(signaling))
@@ -105,33 +104,34 @@ fn script_json(info: &DeviceInfo) -> String {
         .replace('<', "\\u003c")
 }
 
-async fn app_js() -> Response {
-    asset(
-        "text/javascript; charset=utf-8",
-        include_str!("../../../web/app.js"),
-    )
+/// `(route, content type, contents)` of the page's file `web/NAME`, served at `/NAME`.
+macro_rules! page_file {
+    ($name:literal, $content_type:expr) => {
+        (
+            concat!("/", $name),
+            $content_type,
+            include_str!(concat!("../../../web/", $name)),
+        )
+    };
 }
 
-async fn overlay_js() -> Response {
-    asset(
-        "text/javascript; charset=utf-8",
-        include_str!("../../../web/overlay.js"),
-    )
-}
+const JS: &str = "text/javascript; charset=utf-8";
 
-async fn fullscreen_js() -> Response {
-    asset(
-        "text/javascript; charset=utf-8",
-        include_str!("../../../web/fullscreen.js"),
-    )
-}
-
-async fn style_css() -> Response {
-    asset(
-        "text/css; charset=utf-8",
-        include_str!("../../../web/style.css"),
-    )
-}
+/// The page's files besides the page itself. app.js is the module index.html loads; it
+/// imports the others (index.html preloads them too).
+const ASSETS: &[(&str, &str, &str)] = &[
+    page_file!("app.js", JS),
+    page_file!("signaling.js", JS),
+    page_file!("session.js", JS),
+    page_file!("peers.js", JS),
+    page_file!("media.js", JS),
+    page_file!("view.js", JS),
+    page_file!("timing.js", JS),
+    page_file!("testhooks.js", JS),
+    page_file!("overlay.js", JS),
+    page_file!("fullscreen.js", JS),
+    page_file!("style.css", "text/css; charset=utf-8"),
+];
 
 /// A file of the page. `no-cache` makes browsers revalidate, so a device that was updated
 /// never runs a new page with an old script.
@@ -214,6 +214,49 @@ fn html_escape(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every file the page loads, imports or preloads by absolute path (`'/x.js'`,
+    /// `"/style.css"`), in the page and in its scripts.
+    fn referenced_files() -> Vec<String> {
+        let page = include_str!("../../../web/index.html");
+        let mut found = Vec::new();
+        for text in std::iter::once(page).chain(ASSETS.iter().map(|a| a.2)) {
+            for quote in ['\'', '"'] {
+                let opening = format!("{quote}/");
+                for (at, _) in text.match_indices(&opening) {
+                    let rest = &text[at + 1..];
+                    let Some(end) = rest[1..].find(quote) else {
+                        continue;
+                    };
+                    let path = &rest[..end + 1];
+                    let plain = path
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "/._-".contains(c));
+                    if plain && (path.ends_with(".js") || path.ends_with(".css")) {
+                        found.push(path.to_owned());
+                    }
+                }
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn every_file_the_page_loads_has_a_route() {
+        let files = referenced_files();
+        for must in ["/app.js", "/style.css", "/view.js", "/fullscreen.js"] {
+            assert!(
+                files.iter().any(|f| f == must),
+                "{must} not found in {files:?}"
+            );
+        }
+        for file in &files {
+            assert!(
+                ASSETS.iter().any(|a| a.0 == file),
+                "{file} is loaded by the page but has no route"
+            );
+        }
+    }
 
     #[test]
     fn markers_are_filled_once() {
