@@ -6,13 +6,15 @@
 //! - Choosing the capture: [`pipeline`] (the descriptions in `pipelines/`), [`launch`] (turning
 //!   them into a gst-launch line), [`probe`] (cameras and encoders present), [`select`]
 //!   (the choice), [`check`] (the report).
-//! - Serving peers: [`worker`] (the process and its loop), [`fanout`] (capture, encode and the
-//!   tee), [`peer`] (one webrtcbin branch), [`ice`] (remote candidates).
+//! - Serving peers: [`worker`] (the process and its loop), [`negotiation`] (each peer's
+//!   negotiation, pure), [`fanout`] (capture, encode and the tee), [`peer`] (one webrtcbin
+//!   branch), [`ice`] (remote candidates).
 
 pub mod check;
 pub mod fanout;
 pub mod ice;
 pub mod launch;
+pub mod negotiation;
 pub mod peer;
 pub mod pipeline;
 pub mod probe;

@@ -1,0 +1,445 @@
+//! The worker's loop and its GStreamer glue: it reads the device's messages, the peers'
+//! events, resolved candidates, pipeline errors and a tick, feeds them to the negotiation
+//! ([`crate::negotiation`]) and carries out what it returns on the capture ([`Fanout`]), the
+//! GStreamer peers and the socket to the device; after each, it reports the counts.
+//!
+//! The loop is single-threaded; GStreamer callbacks only post events to it. It owns the
+//! GStreamer peers (keyed like the negotiation's) and the capture, which plays only while a
+//! peer is attached. It must not decide when to offer, answer, send or release a peer: the
+//! negotiation does.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_webrtc as gst_webrtc;
+use tokio::io::BufReader;
+use tokio::sync::mpsc;
+
+use super::mdns::Resolver;
+use crate::fanout::Fanout;
+use crate::negotiation::{Action, Connection, Event, Negotiation, OfferCaps, SdpKind};
+use crate::peer::{
+    early_offer_caps, offer_caps, profile_of, EventSender, Peer, PeerEvent, PeerKey, Role,
+};
+use crate::MediaError;
+use peercam_signaling::{Incoming, Outgoing};
+use peercam_wire::{
+    self as wire, CameraSnapshot, FromWorker, IceSettings, ToWorker, WorkerSettings,
+};
+
+/// How often abandoned negotiations are looked for (and so, while capturing, how often the
+/// frame count is reported).
+const TICK: Duration = Duration::from_millis(250);
+
+/// The device's messages, a line each.
+type Lines = tokio::io::Lines<BufReader<tokio::net::unix::OwnedReadHalf>>;
+
+/// The negotiation, carrying GStreamer caps and descriptions through to its actions.
+type Peers = Negotiation<gst::Caps, gst_webrtc::WebRTCSessionDescription>;
+
+/// What the negotiation is given.
+type PeerInput = Event<gst::Caps, gst_webrtc::WebRTCSessionDescription>;
+
+/// What the negotiation asks for.
+type PeerAction = Action<gst::Caps, gst_webrtc::WebRTCSessionDescription>;
+
+/// The loop's state.
+pub(super) struct Worker {
+    /// The camera's member id and standing conversation.
+    conversation: String,
+    /// ICE addresses and STUN for every peer.
+    ice: IceSettings,
+    /// The capture's launch line.
+    launch: String,
+    /// Messages to the device.
+    out: mpsc::Sender<FromWorker>,
+    /// Where the peers' GStreamer callbacks post their events.
+    events: EventSender,
+    /// `.local` candidates, once resolved, come back in as if the viewer had sent them.
+    mdns: Resolver,
+    /// Built on the first peer, dropped (capture stopped) after the last.
+    fanout: Option<Fanout>,
+    /// Every peer's negotiation.
+    negotiation: Peers,
+    /// The GStreamer peers, by the negotiation's keys.
+    peers: HashMap<PeerKey, Peer>,
+    /// Encoded frames since start, advanced by a pad probe on the tee.
+    frames: Arc<AtomicU64>,
+    /// Element paths of pipeline errors, from the bus.
+    bus_errors: mpsc::Sender<String>,
+    /// `Signal` messages handled.
+    handled: u64,
+    /// What was last reported to the device.
+    reported: Option<(CameraSnapshot, u64)>,
+    /// Priming has been started (it is done once per worker).
+    primed: bool,
+}
+
+impl Worker {
+    /// A worker with no peers and the capture stopped.
+    pub(super) fn new(
+        settings: WorkerSettings,
+        launch: String,
+        out: mpsc::Sender<FromWorker>,
+        events: EventSender,
+        resolved: mpsc::Sender<(String, Outgoing)>,
+        bus_errors: mpsc::Sender<String>,
+    ) -> Worker {
+        Worker {
+            conversation: settings.conversation,
+            ice: settings.ice,
+            launch,
+            out,
+            events,
+            mdns: Resolver::new(resolved),
+            fanout: None,
+            negotiation: Negotiation::new(settings.negotiation_timeout, settings.stream_profile),
+            peers: HashMap::new(),
+            frames: Arc::new(AtomicU64::new(0)),
+            bus_errors,
+            handled: 0,
+            reported: None,
+            primed: false,
+        }
+    }
+
+    /// Serves until the device says stop or goes away, then closes every peer and stops the
+    /// capture.
+    pub(super) async fn run(
+        &mut self,
+        mut lines: Lines,
+        mut resolved: mpsc::Receiver<(String, Outgoing)>,
+        mut events: mpsc::Receiver<(PeerKey, PeerEvent)>,
+        mut bus_errors: mpsc::Receiver<String>,
+    ) {
+        let mut tick = tokio::time::interval(TICK);
+        loop {
+            tokio::select! {
+                line = lines.next_line() => match line {
+                    Ok(Some(line)) if line.len() <= wire::MAX_LINE => {
+                        match wire::decode::<ToWorker>(&line) {
+                            Ok(ToWorker::Signal { member, msg }) => {
+                                self.on_signal(&member, msg);
+                                self.handled += 1;
+                            }
+                            Ok(ToWorker::Prime) => self.prime(),
+                            Ok(ToWorker::Stop) => break,
+                            Ok(ToWorker::Start(_)) => log::warn!("worker already started"),
+                            Err(e) => log::warn!("bad message from the device: {e}"),
+                        }
+                    }
+                    Ok(Some(_)) => log::warn!("oversized message from the device dropped"),
+                    // The device closed the socket or is gone.
+                    Ok(None) | Err(_) => break,
+                },
+                Some(path) = bus_errors.recv() => self.on_pipeline_error(&path),
+                Some((member, msg)) = resolved.recv() => self.on_signal(&member, msg),
+                Some((key, ev)) = events.recv() => self.on_event(key, ev),
+                _ = tick.tick() => {
+                    let actions = self.negotiation.tick(Instant::now());
+                    self.carry_out(actions);
+                }
+            }
+            self.report();
+        }
+        let actions = self.negotiation.clear();
+        self.carry_out(actions);
+        self.fanout = None;
+    }
+
+    /// Starts the rehearsal of a session, once, and only while nobody is served.
+    fn prime(&mut self) {
+        if self.primed || self.fanout.is_some() || !self.negotiation.is_empty() {
+            return;
+        }
+        self.primed = true;
+        let key = (self.conversation.clone(), "prime".to_owned());
+        super::prime::spawn(
+            self.launch.clone(),
+            self.ice.clone(),
+            key,
+            self.events.clone(),
+        );
+    }
+
+    fn send(&self, member: &str, msg: Incoming) {
+        let msg = FromWorker::Send {
+            member: member.to_owned(),
+            msg,
+        };
+        if self.out.try_send(msg).is_err() {
+            log::warn!("the device is not reading; message dropped");
+        }
+    }
+
+    /// Sends the counts when they or the number of messages handled changed since the last
+    /// report: after each message and event, and (for the frame count) each tick while
+    /// capturing. The device knows the counts are current when `handled` equals what it sent.
+    fn report(&mut self) {
+        let now = (self.snapshot(), self.handled);
+        if self.reported == Some(now) {
+            return;
+        }
+        self.reported = Some(now);
+        let _ = self.out.try_send(FromWorker::Stats {
+            stats: now.0,
+            handled: now.1,
+        });
+    }
+
+    /// The counts as reported to the device.
+    fn snapshot(&self) -> CameraSnapshot {
+        CameraSnapshot {
+            peers: self.negotiation.len(),
+            branches: self.fanout.as_ref().map_or(0, |f| f.branches()),
+            connected: self.negotiation.connected(),
+            frames: self.frames.load(Ordering::Relaxed),
+            capturing: self.fanout.is_some(),
+        }
+    }
+
+    fn on_signal(&mut self, me: &str, msg: Outgoing) {
+        let (from, event) = match msg {
+            Outgoing::OfferRequest { from } => (from, Event::OfferRequest),
+            Outgoing::Finalize { from, sdp } => (from, Event::RemoteAnswer { sdp }),
+            Outgoing::AnswerRequest { from, sdp } => (from, Event::AnswerRequest { sdp }),
+            Outgoing::Candidate { from, candidate } => {
+                (from, Event::RemoteCandidate { json: candidate })
+            }
+            Outgoing::Left { from } => (from, Event::Left),
+            Outgoing::End { .. } => {
+                let actions = self.negotiation.member_done(me);
+                return self.carry_out(actions);
+            }
+            Outgoing::Error { code, message } => {
+                log::warn!(member = me; "signaling error {code}: {message}");
+                let actions = self.negotiation.member_done(me);
+                return self.carry_out(actions);
+            }
+            Outgoing::Created { .. }
+            | Outgoing::Joined { .. }
+            | Outgoing::NewJoined { .. }
+            | Outgoing::Text { .. }
+            | Outgoing::Invite { .. }
+            | Outgoing::NegotiationFailed { .. }
+            | Outgoing::Ping => return,
+        };
+        self.handle(&(me.to_owned(), from), event);
+    }
+
+    fn on_event(&mut self, key: PeerKey, ev: PeerEvent) {
+        let event = match ev {
+            PeerEvent::CapsReady(caps) => Event::CapsReady {
+                profile: profile_of(&caps),
+                caps,
+            },
+            PeerEvent::RemoteOfferSet => Event::RemoteOfferSet,
+            PeerEvent::LocalDescription(desc) => Event::LocalDescription {
+                kind: match desc.type_() {
+                    gst_webrtc::WebRTCSDPType::Offer => SdpKind::Offer,
+                    _ => SdpKind::Answer,
+                },
+                sdp: desc.sdp().as_text().map_err(|e| e.to_string()),
+                description: desc,
+            },
+            PeerEvent::LocalCandidate { mline, candidate } => {
+                Event::LocalCandidate { mline, candidate }
+            }
+            PeerEvent::State(state) => Event::State(connection(state)),
+            PeerEvent::GatheringComplete => Event::GatheringComplete,
+            PeerEvent::GatheringWaitOver => Event::GatheringWaitOver,
+            PeerEvent::Failed(why) => Event::Failed(why),
+        };
+        self.handle(&key, event);
+    }
+
+    /// A failure inside one peer's branch costs only that peer; a failure of the capture or
+    /// encoder ends every peer (their viewers see the connection drop and can rejoin) and
+    /// capture restarts with the next viewer.
+    fn on_pipeline_error(&mut self, path: &str) {
+        let in_peer = self
+            .peers
+            .keys()
+            .find(|k| path.contains(&format!("/peer-{}", k.1)))
+            .cloned();
+        match in_peer {
+            Some(key) => self.handle(&key, Event::Fault),
+            None if self.fanout.is_some() => {
+                log::error!("capture failed; closing every peer");
+                let actions = self.negotiation.clear();
+                self.carry_out(actions);
+                self.fanout = None;
+            }
+            None => {}
+        }
+    }
+
+    /// Feeds one event to the negotiation and carries out what it says.
+    fn handle(&mut self, key: &PeerKey, event: PeerInput) {
+        let actions = self.negotiation.handle(Instant::now(), key, event);
+        self.carry_out(actions);
+    }
+
+    fn carry_out(&mut self, actions: Vec<PeerAction>) {
+        for action in actions {
+            self.act(action);
+        }
+    }
+
+    fn act(&mut self, action: PeerAction) {
+        match action {
+            Action::Remove(key) => self.remove_peer(&key),
+            Action::BuildOfferer(key) => match self.build(&key, Role::Offerer, None) {
+                Ok(()) => {
+                    let stream_caps = self
+                        .fanout
+                        .as_ref()
+                        .and_then(|f| f.current_caps())
+                        .and_then(|c| offer_caps(&c));
+                    self.handle(&key, Event::OffererBuilt { stream_caps });
+                }
+                Err(e) => log::warn!(peer = key.1.as_str(); "cannot serve viewer: {e}"),
+            },
+            Action::BuildAnswerer { key, sdp } => {
+                match self.build(&key, Role::Answerer, Some(&sdp)) {
+                    Ok(()) => self.handle(&key, Event::AnswererBuilt),
+                    Err(e) => log::warn!(peer = key.1.as_str(); "cannot answer: {e}"),
+                }
+            }
+            Action::CreateOffer { key, caps } => {
+                if let Some(peer) = self.peers.get(&key) {
+                    match caps {
+                        OfferCaps::Caps(caps) => peer.create_offer(&caps, &self.events),
+                        OfferCaps::AnyProfile => {
+                            peer.create_offer(&early_offer_caps(), &self.events)
+                        }
+                    }
+                }
+            }
+            Action::ApplyOffer { key, caps } => {
+                if let Some(peer) = self.peers.get_mut(&key) {
+                    peer.apply_offer(&caps, &self.events);
+                }
+            }
+            Action::CreateAnswer(key) => {
+                if let Some(peer) = self.peers.get(&key) {
+                    peer.decline_other_media();
+                    peer.create_answer(&self.events);
+                }
+            }
+            Action::SetLocal { key, description } => {
+                if let Some(peer) = self.peers.get(&key) {
+                    peer.set_local(&description);
+                }
+            }
+            Action::WakeAfter { key, after } => {
+                let tx = self.events.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(after).await;
+                    let _ = tx.send((key, PeerEvent::GatheringWaitOver)).await;
+                });
+            }
+            Action::ApplyAnswer { key, sdp } => {
+                let applied = match self.peers.get(&key) {
+                    Some(peer) => peer.set_remote_answer(&sdp),
+                    None => Ok(()),
+                };
+                if let Err(e) = applied {
+                    log::warn!(peer = key.1.as_str(); "{e}");
+                    self.handle(&key, Event::Fault);
+                }
+            }
+            Action::AddCandidate {
+                key,
+                mline,
+                candidate,
+            } => {
+                if let Some(peer) = self.peers.get(&key) {
+                    peer.add_candidate(mline, &candidate);
+                }
+            }
+            Action::Resolve {
+                key,
+                mline,
+                candidate,
+                host,
+            } => self.mdns.resolve_later(key, mline, candidate, host),
+            Action::Send { member, msg } => self.send(&member, msg),
+            Action::Refresh => {
+                if let Some(f) = &self.fanout {
+                    f.force_keyframe();
+                    let _ = f.pipeline().recalculate_latency();
+                }
+            }
+            Action::TellProfile(profile) => {
+                let _ = self.out.try_send(FromWorker::Stream {
+                    profile_level_id: profile,
+                });
+            }
+            Action::Release { member } => {
+                let _ = self.out.try_send(FromWorker::Release { member });
+            }
+        }
+    }
+
+    fn fanout(&mut self) -> Result<&mut Fanout, MediaError> {
+        if self.fanout.is_none() {
+            let f = Fanout::new(&self.launch)?;
+            super::bus::watch(f.pipeline(), self.frames.clone(), self.bus_errors.clone());
+            self.fanout = Some(f);
+        }
+        // Just set above when missing.
+        Ok(self.fanout.as_mut().expect("fanout"))
+    }
+
+    /// Builds a peer's branch (an answerer's from the remote offer `sdp`) and attaches it to
+    /// the capture, starting the capture if it is the first.
+    fn build(&mut self, key: &PeerKey, role: Role, sdp: Option<&str>) -> Result<(), MediaError> {
+        let mut peer = Peer::new(key.clone(), role, &self.ice, self.events.clone())?;
+        if let Some(sdp) = sdp {
+            peer.prepare_answer(sdp)?;
+        }
+        let fanout = self.fanout()?;
+        fanout.add(peer.bin())?;
+        match fanout.link(peer.bin()) {
+            Ok(pad) => peer.tee_pad = Some(pad),
+            Err(e) => {
+                fanout.remove(peer.bin(), None);
+                return Err(e);
+            }
+        }
+        self.peers.insert(key.clone(), peer);
+        Ok(())
+    }
+
+    fn remove_peer(&mut self, key: &PeerKey) {
+        let Some(peer) = self.peers.remove(key) else {
+            return;
+        };
+        if let Some(fanout) = self.fanout.as_mut() {
+            fanout.remove(peer.bin(), peer.tee_pad.as_ref());
+            if fanout.branches() == 0 {
+                // Nobody watches: stop the camera and the encoder.
+                self.fanout = None;
+            }
+        }
+    }
+}
+
+/// webrtcbin's connection state as the negotiation knows it.
+fn connection(state: gst_webrtc::WebRTCPeerConnectionState) -> Connection {
+    use gst_webrtc::WebRTCPeerConnectionState as S;
+    match state {
+        S::New => Connection::New,
+        S::Connecting => Connection::Connecting,
+        S::Connected => Connection::Connected,
+        S::Disconnected => Connection::Disconnected,
+        S::Failed => Connection::Failed,
+        S::Closed => Connection::Closed,
+        _ => Connection::Other,
+    }
+}
