@@ -16,6 +16,8 @@ use gstreamer_sdp as gst_sdp;
 use gstreamer_webrtc as gst_webrtc;
 use tokio::sync::mpsc;
 
+use peercam_sdp::relabel_h264;
+
 use super::MediaError;
 use peercam_wire::IceSettings;
 
@@ -57,8 +59,8 @@ pub enum Role {
     Answerer,
 }
 
-/// The default RTP payload type when the device offers.
-const OFFER_PT: u32 = 96;
+/// The RTP payload type of the device's video when it offers.
+pub const OFFER_PT: u8 = 96;
 
 /// A webrtcbin branch.
 pub struct Peer {
@@ -73,7 +75,7 @@ pub struct Peer {
     /// Answerer: the offer's video m-line.
     offered_mline: Option<u32>,
     /// Answerer: the offer's text and H.264 payload type, until our caps have settled.
-    pending_offer: Option<(String, u32)>,
+    pending_offer: Option<(String, u8)>,
 }
 
 fn make(factory: &str) -> Result<gst::Element, MediaError> {
@@ -110,11 +112,11 @@ fn tune_ice_agent(ice_agent: &glib::Object) {
     }
 }
 
-fn rtp_caps(pt: u32) -> gst::Caps {
+fn rtp_caps(pt: u8) -> gst::Caps {
     gst::Caps::builder("application/x-rtp")
         .field("media", "video")
         .field("encoding-name", "H264")
-        .field("payload", pt as i32)
+        .field("payload", i32::from(pt))
         .field("clock-rate", 90000i32)
         .build()
 }
@@ -192,7 +194,7 @@ impl Peer {
         let pay = make("rtph264pay")?;
         pay.set_property("config-interval", -1i32);
         pay.set_property_from_str("aggregate-mode", "zero-latency");
-        pay.set_property("pt", OFFER_PT);
+        pay.set_property("pt", u32::from(OFFER_PT));
         let capsfilter = make("capsfilter")?;
         capsfilter.set_property("caps", rtp_caps(OFFER_PT));
         let webrtc = make("webrtcbin")?;
@@ -383,21 +385,21 @@ impl Peer {
         Ok(())
     }
 
-    /// Answerer, step 1: reads the offer's H.264 entry and links a sending transceiver for
-    /// it. The offer is applied later ([`Peer::apply_offer`]), once our stream's caps have
-    /// settled: webrtcbin 1.22 pairs an offer's m-line with an existing transceiver of the
-    /// same kind, and after the offer is applied it would refuse our caps over a label
-    /// difference (encoders write constrained baseline as 42c0xx, browsers offer 42e0xx).
-    pub fn prepare_answer(&mut self, sdp: &str) -> Result<(), MediaError> {
-        let msg = gst_sdp::SDPMessage::parse_buffer(sdp.as_bytes())
-            .map_err(|_| MediaError::BadSdp("the offer is not valid SDP".into()))?;
-        let (mline, pt, caps) = h264_in_offer(&msg).ok_or_else(|| {
-            MediaError::BadSdp("the offer has no H.264 video the camera can send".into())
-        })?;
-        self.pay.set_property("pt", pt);
+    /// Answerer, step 1: links a sending transceiver for the offer's video, as chosen
+    /// (`peercam_sdp::check_offer`: section `mline`, H.264 under payload type `pt`). The
+    /// offer is applied later ([`Peer::apply_offer`]), once our stream's caps have settled:
+    /// webrtcbin 1.22 pairs an offer's m-line with an existing transceiver of the same kind,
+    /// and after the offer is applied it would refuse our caps over a label difference
+    /// (encoders write constrained baseline as 42c0xx, browsers offer 42e0xx).
+    pub fn prepare_answer(&mut self, sdp: &str, mline: u32, pt: u8) -> Result<(), MediaError> {
+        if pt > 127 {
+            return Err(MediaError::BadSdp(format!(
+                "payload type {pt} is out of range"
+            )));
+        }
+        self.pay.set_property("pt", u32::from(pt));
         self.capsfilter.set_property("caps", rtp_caps(pt));
         self.link_webrtc_pad()?;
-        log::debug!("answering with {caps:?}");
         self.offered_mline = Some(mline);
         self.pending_offer = Some((sdp.to_owned(), pt));
         Ok(())
@@ -505,36 +507,6 @@ impl Peer {
     }
 }
 
-/// Sets `profile-level-id` in the `a=fmtp:<pt>` line of an SDP, replacing the one there or
-/// adding it.
-fn relabel_h264(sdp: &str, pt: u32, label: &str) -> String {
-    let prefix = format!("a=fmtp:{pt} ");
-    sdp.split_inclusive('\n')
-        .map(|line| {
-            if !line.starts_with(&prefix) {
-                return line.to_owned();
-            }
-            let (body, end) = line.split_at(line.trim_end_matches(['\r', '\n']).len());
-            let mut found = false;
-            let mut params: Vec<String> = body[prefix.len()..]
-                .split(';')
-                .filter(|p| !p.trim().is_empty())
-                .map(|p| match p.trim().split_once('=') {
-                    Some((k, _)) if k.eq_ignore_ascii_case("profile-level-id") => {
-                        found = true;
-                        format!("profile-level-id={label}")
-                    }
-                    _ => p.trim().to_owned(),
-                })
-                .collect();
-            if !found {
-                params.push(format!("profile-level-id={label}"));
-            }
-            format!("{prefix}{}{end}", params.join(";"))
-        })
-        .collect()
-}
-
 /// The number of m-lines in the remote description.
 fn sdp_media_count(webrtc: &gst::Element) -> u32 {
     webrtc
@@ -558,53 +530,6 @@ fn description_from_reply(
         Ok(None) => PeerEvent::Failed(format!("create-{field} gave no reply")),
         Err(e) => PeerEvent::Failed(format!("create-{field}: {e:?}")),
     }
-}
-
-/// The offer's first video m-line with H.264 in packetization-mode 1 and a baseline-family
-/// profile: (m-line index, payload type, the offer's caps for it).
-fn h264_in_offer(msg: &gst_sdp::SDPMessageRef) -> Option<(u32, u32, gst::Caps)> {
-    for (i, media) in msg.medias().enumerate() {
-        if media.media() != Some("video") || media.port() == 0 {
-            continue;
-        }
-        let mut best: Option<(u32, gst::Caps, u8)> = None;
-        for fmt in media.formats() {
-            let Ok(pt) = fmt.parse::<i32>() else { continue };
-            let Some(caps) = media.caps_from_media(pt) else {
-                continue;
-            };
-            let Some(s) = caps.structure(0) else { continue };
-            let is_h264 = s
-                .get::<&str>("encoding-name")
-                .is_ok_and(|n| n.eq_ignore_ascii_case("H264"));
-            let mode1 = s.get::<&str>("packetization-mode").is_ok_and(|m| m == "1");
-            let profile = s.get::<&str>("profile-level-id").unwrap_or("");
-            if !is_h264 || !mode1 {
-                continue;
-            }
-            // Constrained baseline (42e0..) first, then baseline (4200..), then anything.
-            let rank = match profile.get(..4).map(str::to_ascii_lowercase).as_deref() {
-                Some("42e0") => 0,
-                Some("4200") => 1,
-                _ => 2,
-            };
-            if best.as_ref().is_none_or(|b| rank < b.2) {
-                let mut caps = caps.clone();
-                {
-                    let caps = caps.make_mut();
-                    if let Some(s) = caps.structure_mut(0) {
-                        s.set_name("application/x-rtp");
-                        s.set("payload", pt);
-                    }
-                }
-                best = Some((pt as u32, caps, rank));
-            }
-        }
-        if let Some((pt, caps, _)) = best {
-            return Some((i as u32, pt, caps));
-        }
-    }
-    None
 }
 
 #[cfg(test)]
@@ -645,32 +570,6 @@ mod tests {
         assert_eq!(s.get::<&str>("encoding-name").unwrap(), "H264");
         assert_eq!(s.get::<&str>("profile-level-id").unwrap(), "42c01f");
         assert_eq!(s.get::<&str>("packetization-mode").unwrap(), "1");
-        assert_eq!(s.get::<i32>("payload").unwrap(), OFFER_PT as i32);
-    }
-
-    #[test]
-    fn a_stated_profile_is_added_when_the_offer_has_none() {
-        let sdp = "m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=rtpmap:96 H264/90000\r\n\
-                   a=fmtp:96 packetization-mode=1;level-asymmetry-allowed=1\r\n";
-        assert_eq!(
-            state_profile(sdp, "42c01f"),
-            "m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=rtpmap:96 H264/90000\r\n\
-             a=fmtp:96 packetization-mode=1;level-asymmetry-allowed=1;profile-level-id=42c01f\r\n"
-        );
-        // Stated once, however often applied.
-        let twice = state_profile(&state_profile(sdp, "42c01f"), "42c01f");
-        assert_eq!(twice.matches("profile-level-id").count(), 1);
-    }
-
-    #[test]
-    fn only_the_chosen_payload_is_relabelled() {
-        let sdp = "v=0\r\na=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f\r\n\
-                   a=fmtp:104 profile-level-id=42001f;packetization-mode=0\r\n";
-        let out = relabel_h264(sdp, 102, "42c01f");
-        assert_eq!(
-            out,
-            "v=0\r\na=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42c01f\r\n\
-             a=fmtp:104 profile-level-id=42001f;packetization-mode=0\r\n"
-        );
+        assert_eq!(s.get::<i32>("payload").unwrap(), i32::from(OFFER_PT));
     }
 }

@@ -109,8 +109,10 @@ pub enum Event<C, D> {
     /// Negotiation failed inside webrtcbin.
     Failed(String),
     /// GStreamer refused something of this peer's (its branch failed, or the remote answer
-    /// could not be applied); the glue has said why.
-    Fault,
+    /// could not be applied): why, in a sentence for the person.
+    Fault(String),
+    /// The branch a build action asked for could not be built: why.
+    BuildFailed(String),
     /// The remote member left.
     Left,
 }
@@ -128,8 +130,12 @@ pub enum Action<C, D> {
     BuildAnswerer {
         /// The peer.
         key: PeerKey,
-        /// The remote offer's SDP text.
+        /// The remote offer's SDP text (checked: `peercam_sdp::check_offer`).
         sdp: String,
+        /// The offer's video section to answer.
+        mline: u32,
+        /// The payload type to send H.264 under (0..=127).
+        pt: u8,
     },
     /// Make our offer with these caps.
     CreateOffer {

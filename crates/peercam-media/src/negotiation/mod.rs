@@ -10,6 +10,11 @@
 //! worker's glue (`worker/run.rs`) keeps the GStreamer peers, keyed like the entries here, and
 //! must not decide anything this file decides. Its vocabulary is in `messages.rs`.
 //!
+//! Whatever a remote member sends is checked here before GStreamer sees it (its offer or
+//! answer by `peercam-sdp`, its candidates counted), and a peer the camera cannot use, or
+//! that does not connect, is released and its member told why with `NEGOTIATION_FAILED`:
+//! never silence. Only the failing peer is touched.
+//!
 //! An offer states the stream's H.264 profile. With the capture running it is read from the
 //! encoder's caps. With the capture stopped, the offer is made at once, stating the profile
 //! the stream had last (this worker's, or one before it, as the device tells); webrtcbin is
@@ -23,8 +28,10 @@ use std::time::{Duration, Instant};
 
 use peercam_signaling::Incoming;
 
+use peercam_sdp::{check_answer, check_offer, Codec};
+
 use crate::ice::{self, Remote};
-use crate::peer::{state_profile, PeerKey, Role};
+use crate::peer::{state_profile, PeerKey, Role, OFFER_PT};
 
 mod messages;
 #[cfg(test)]
@@ -36,6 +43,16 @@ pub use messages::{Action, Connection, Event, OfferCaps, SdpKind};
 /// candidates take a few milliseconds; a STUN server that is slow to answer must not hold
 /// the viewer up, and its candidates trickle after the description.
 pub const GATHER_WAIT: Duration = Duration::from_millis(100);
+
+/// What the camera sends, in its order of preference: the one shared encode.
+const CODECS: &[Codec] = &[Codec::H264];
+
+/// Remote candidates taken per peer: a browser sends a handful per network interface; past
+/// this they are dropped, so a client cannot make the camera check thousands of pairs.
+pub const MAX_REMOTE_CANDIDATES: usize = 64;
+
+/// `.local` candidates resolved per peer (each holds a multicast DNS query for up to 3 s).
+pub const MAX_RESOLVED: usize = 8;
 
 /// One peer's negotiation.
 #[derive(Debug)]
@@ -56,6 +73,10 @@ struct Entry {
     unsent: Option<(SdpKind, String)>,
     /// Local candidates gathered while the description is held back.
     gathered: Vec<(u32, String)>,
+    /// Remote candidates taken so far.
+    remote_candidates: usize,
+    /// `.local` candidates sent for resolution so far.
+    resolving: usize,
 }
 
 impl Entry {
@@ -68,6 +89,8 @@ impl Entry {
             stated_profile: None,
             unsent: None,
             gathered: Vec::new(),
+            remote_candidates: 0,
+            resolving: 0,
         }
     }
 }
@@ -133,10 +156,22 @@ impl<C, D> Negotiation<C, D> {
             }
             Event::AnswerRequest { sdp } => {
                 self.remove(key, &mut out);
-                out.push(Action::BuildAnswerer {
-                    key: key.clone(),
-                    sdp,
-                });
+                match check_offer(&sdp, CODECS) {
+                    Ok((_, choice)) => out.push(Action::BuildAnswerer {
+                        key: key.clone(),
+                        sdp,
+                        mline: choice.mline,
+                        pt: choice.pt,
+                    }),
+                    Err(why) => self.refuse(key, why.to_string(), &mut out),
+                }
+            }
+            Event::BuildFailed(why) => {
+                self.refuse(
+                    key,
+                    format!("the camera could not start a stream for you: {why}"),
+                    &mut out,
+                );
             }
             Event::OffererBuilt { stream_caps } => {
                 let mut entry = Entry::new(Role::Offerer, now);
@@ -166,18 +201,26 @@ impl<C, D> Negotiation<C, D> {
             Event::RemoteAnswer { sdp } => {
                 if let Some(entry) = self.peers.get(key) {
                     log::debug!(peer = key.1.as_str(); "answer after {:?}", now.saturating_duration_since(entry.created));
-                    out.push(Action::ApplyAnswer {
-                        key: key.clone(),
-                        sdp,
-                    });
+                    // The device's offer has one section: its video, under OFFER_PT.
+                    match check_answer(&sdp, 0, &[OFFER_PT], Codec::H264.name()) {
+                        Ok(_) => out.push(Action::ApplyAnswer {
+                            key: key.clone(),
+                            sdp,
+                        }),
+                        Err(why) => self.refuse(key, why.to_string(), &mut out),
+                    }
                 }
             }
             Event::RemoteCandidate { json } => {
-                if self.peers.contains_key(key) {
-                    remote_candidate(key, &json, &mut out);
+                if let Some(entry) = self.peers.get_mut(key) {
+                    remote_candidate(key, entry, &json, &mut out);
                 }
             }
-            Event::Fault => self.remove(key, &mut out),
+            Event::Fault(why) => {
+                if self.peers.contains_key(key) {
+                    self.refuse(key, why, &mut out);
+                }
+            }
             Event::Left => {
                 self.remove(key, &mut out);
                 self.release_if_alone(&key.0, &mut out);
@@ -206,8 +249,13 @@ impl<C, D> Negotiation<C, D> {
             .collect();
         let mut out = Vec::new();
         for key in stale {
-            log::info!(peer = key.1.as_str(); "negotiation abandoned; releasing");
-            self.remove(&key, &mut out);
+            let why = format!(
+                "the connection did not come up within {} s: ICE or DTLS never completed (a \
+                 firewall between you and the camera, or a client whose encryption the camera \
+                 does not speak)",
+                timeout.as_secs()
+            );
+            self.refuse(&key, why, &mut out);
         }
         out
     }
@@ -326,16 +374,24 @@ impl<C, D> Negotiation<C, D> {
                         out.push(Action::Refresh);
                         log::info!(peer; "viewer connected");
                     }
-                    Connection::Failed | Connection::Closed => {
-                        log::info!(peer; "connection {state:?}; releasing");
+                    Connection::Failed => {
+                        let why = "the connection to the camera failed: ICE or DTLS could not \
+                                   be completed";
+                        self.refuse(key, why.into(), out);
+                    }
+                    Connection::Closed => {
+                        log::info!(peer; "connection closed; releasing");
                         self.remove(key, out);
                     }
                     _ => {}
                 }
             }
             Event::Failed(why) => {
-                log::warn!(peer; "negotiation failed: {why}");
-                self.remove(key, out);
+                self.refuse(
+                    key,
+                    format!("the camera could not negotiate with you: {why}"),
+                    out,
+                );
             }
             // Handled in `handle`.
             Event::OfferRequest
@@ -344,7 +400,8 @@ impl<C, D> Negotiation<C, D> {
             | Event::AnswererBuilt
             | Event::RemoteAnswer { .. }
             | Event::RemoteCandidate { .. }
-            | Event::Fault
+            | Event::Fault(_)
+            | Event::BuildFailed(_)
             | Event::Left => {}
         }
     }
@@ -357,6 +414,19 @@ impl<C, D> Negotiation<C, D> {
             self.stream_profile = Some(profile.clone());
             out.push(Action::TellProfile(profile));
         }
+    }
+
+    /// Releases the peer, if any, and tells its member why the camera gave up on it.
+    fn refuse(&mut self, key: &PeerKey, why: String, out: &mut Vec<Action<C, D>>) {
+        log::info!(peer = key.1.as_str(); "negotiation failed: {why}");
+        self.remove(key, out);
+        out.push(Action::Send {
+            member: key.0.clone(),
+            msg: Incoming::NegotiationFailed {
+                to: key.1.clone(),
+                reason: why,
+            },
+        });
     }
 
     fn remove(&mut self, key: &PeerKey, out: &mut Vec<Action<C, D>>) {
@@ -376,24 +446,47 @@ impl<C, D> Negotiation<C, D> {
     }
 }
 
-/// What to do with a remote candidate's JSON.
-fn remote_candidate<C, D>(key: &PeerKey, json: &str, out: &mut Vec<Action<C, D>>) {
+/// What to do with a remote candidate's JSON: bounded per peer.
+fn remote_candidate<C, D>(
+    key: &PeerKey,
+    entry: &mut Entry,
+    json: &str,
+    out: &mut Vec<Action<C, D>>,
+) {
+    if entry.remote_candidates >= MAX_REMOTE_CANDIDATES {
+        if entry.remote_candidates == MAX_REMOTE_CANDIDATES {
+            log::info!(peer = key.1.as_str(); "more than {MAX_REMOTE_CANDIDATES} candidates; the rest are dropped");
+            entry.remote_candidates += 1;
+        }
+        return;
+    }
     match ice::from_json(json) {
-        Ok(Remote::Add { mline, candidate }) => out.push(Action::AddCandidate {
-            key: key.clone(),
-            mline,
-            candidate,
-        }),
+        Ok(Remote::Add { mline, candidate }) => {
+            entry.remote_candidates += 1;
+            out.push(Action::AddCandidate {
+                key: key.clone(),
+                mline,
+                candidate,
+            })
+        }
         Ok(Remote::Mdns {
             mline,
             candidate,
             host,
-        }) => out.push(Action::Resolve {
-            key: key.clone(),
-            mline,
-            candidate,
-            host,
-        }),
+        }) => {
+            entry.remote_candidates += 1;
+            if entry.resolving >= MAX_RESOLVED {
+                log::info!(peer = key.1.as_str(); "more than {MAX_RESOLVED} .local candidates; {host} dropped");
+                return;
+            }
+            entry.resolving += 1;
+            out.push(Action::Resolve {
+                key: key.clone(),
+                mline,
+                candidate,
+                host,
+            })
+        }
         Ok(Remote::Skip) => {}
         Err(e) => log::info!(peer = key.1.as_str(); "{e}"),
     }
@@ -414,7 +507,8 @@ fn event_name<C, D>(ev: &Event<C, D>) -> &'static str {
         Event::OffererBuilt { .. } | Event::AnswererBuilt => "built",
         Event::RemoteAnswer { .. } => "answer",
         Event::RemoteCandidate { .. } => "remote candidate",
-        Event::Fault => "fault",
+        Event::Fault(_) => "fault",
+        Event::BuildFailed(_) => "build failure",
         Event::Left => "left",
     }
 }

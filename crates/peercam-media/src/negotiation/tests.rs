@@ -15,7 +15,50 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 
 const OFFER: &str = "v=0\r\no=- 1 0 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n\
     m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:96 H264/90000\r\n\
-    a=fmtp:96 packetization-mode=1;level-asymmetry-allowed=1\r\n";
+    a=fmtp:96 packetization-mode=1;level-asymmetry-allowed=1\r\n\
+    a=ice-ufrag:4ZcD\r\na=ice-pwd:2/1muCWoOi3uLifh0NuRHlfz\r\n\
+    a=fingerprint:sha-256 1F:2A:3B:4C:5D:6E:7F:80:91:A2:B3:C4:D5:E6:F7:08:19:2A:3B:4C:5D:6E:7F:80:91:A2:B3:C4:D5:E6:F7:08\r\n\
+    a=setup:actpass\r\na=mid:0\r\na=recvonly\r\n";
+
+/// The device's offer answered by a browser: its video accepted under payload 96.
+const ANSWER: &str = "v=0\r\no=- 2 0 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n\
+    m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:96 H264/90000\r\n\
+    a=ice-ufrag:4ZcD\r\na=ice-pwd:2/1muCWoOi3uLifh0NuRHlfz\r\n\
+    a=fingerprint:sha-256 1F:2A:3B:4C:5D:6E:7F:80:91:A2:B3:C4:D5:E6:F7:08:19:2A:3B:4C:5D:6E:7F:80:91:A2:B3:C4:D5:E6:F7:08\r\n\
+    a=setup:active\r\na=mid:0\r\na=recvonly\r\n";
+
+/// The release of a peer the camera gives up on, and what its member is told: the reason
+/// must contain `why`.
+fn refused(actions: &[A], k: &PeerKey, why: &str) {
+    match actions {
+        [Action::Remove(removed), Action::Send { member, msg }] => {
+            assert_eq!(removed, k);
+            assert_eq!(*member, k.0);
+            match msg {
+                Incoming::NegotiationFailed { to, reason } => {
+                    assert_eq!(*to, k.1);
+                    assert!(reason.contains(why), "{reason:?} does not say {why:?}");
+                }
+                other => panic!("not a refusal: {other:?}"),
+            }
+        }
+        other => panic!("expected Remove and NegotiationFailed: {other:?}"),
+    }
+}
+
+/// What the member of a peer the camera never built is told.
+fn told(actions: &[A], k: &PeerKey, why: &str) {
+    match actions {
+        [Action::Send {
+            member,
+            msg: Incoming::NegotiationFailed { to, reason },
+        }] => {
+            assert_eq!((member, to), (&k.0, &k.1));
+            assert!(reason.contains(why), "{reason:?} does not say {why:?}");
+        }
+        other => panic!("expected one NegotiationFailed: {other:?}"),
+    }
+}
 
 const HOST: &str = "candidate:1 1 UDP 2015363327 192.168.1.20 50000 typ host";
 const SRFLX: &str =
@@ -263,6 +306,8 @@ fn answerer_waits_for_caps_then_applies_the_offer_then_answers() {
         vec![Action::BuildAnswerer {
             key: k.clone(),
             sdp: OFFER.into(),
+            mline: 0,
+            pt: 96,
         }]
     );
     assert_eq!(n.handle(t0, &k, Event::AnswererBuilt), vec![]);
@@ -308,27 +353,15 @@ fn the_remote_answer_is_applied_for_a_known_peer_only() {
     let k = key("v1");
     offerer(&mut n, t0, "v1", Some("stream"));
     assert_eq!(
-        n.handle(
-            t0 + ms(200),
-            &k,
-            Event::RemoteAnswer {
-                sdp: "answer".into()
-            }
-        ),
+        n.handle(t0 + ms(200), &k, Event::RemoteAnswer { sdp: ANSWER.into() }),
         vec![Action::ApplyAnswer {
             key: k.clone(),
-            sdp: "answer".into(),
+            sdp: ANSWER.into(),
         }]
     );
     let other = key("v2");
     assert_eq!(
-        n.handle(
-            t0,
-            &other,
-            Event::RemoteAnswer {
-                sdp: "answer".into()
-            }
-        ),
+        n.handle(t0, &other, Event::RemoteAnswer { sdp: ANSWER.into() }),
         vec![]
     );
 }
@@ -404,9 +437,10 @@ fn an_unconnected_peer_is_released_after_the_negotiation_timeout() {
     assert_eq!(n.tick(t0 + ms(250)), vec![]);
     // Exactly the time-out is not yet over it.
     assert_eq!(n.tick(t0 + TIMEOUT), vec![]);
-    assert_eq!(
-        n.tick(t0 + TIMEOUT + ms(1)),
-        vec![Action::Remove(k.clone())]
+    refused(
+        &n.tick(t0 + TIMEOUT + ms(1)),
+        &k,
+        "did not come up within 10 s",
     );
     assert_eq!(n.len(), 1);
     // Its late events find nothing.
@@ -418,9 +452,10 @@ fn an_unconnected_peer_is_released_after_the_negotiation_timeout() {
         ),
         vec![]
     );
-    assert_eq!(
-        n.tick(t0 + ms(500) + TIMEOUT + ms(1)),
-        vec![Action::Remove(key("v2"))]
+    refused(
+        &n.tick(t0 + ms(500) + TIMEOUT + ms(1)),
+        &key("v2"),
+        "ICE or DTLS",
     );
     assert!(n.is_empty());
 }
@@ -428,26 +463,150 @@ fn an_unconnected_peer_is_released_after_the_negotiation_timeout() {
 #[test]
 fn failed_or_closed_connections_and_failures_release_the_peer() {
     let t0 = Instant::now();
-    for event in [
-        Event::State(Connection::Failed),
-        Event::State(Connection::Closed),
-        Event::Failed("remote offer refused".into()),
-        Event::Fault,
+    for (event, why) in [
+        (
+            Event::State(Connection::Failed),
+            Some("ICE or DTLS could not be completed"),
+        ),
+        (Event::State(Connection::Closed), None),
+        (
+            Event::Failed("remote offer refused".into()),
+            Some("could not negotiate with you: remote offer refused"),
+        ),
+        (
+            Event::Fault("the DTLS handshake failed".into()),
+            Some("the DTLS handshake failed"),
+        ),
     ] {
         let mut n = N::new(TIMEOUT, None);
         let k = key("v1");
         offerer(&mut n, t0, "v1", Some("stream"));
         n.handle(t0, &k, Event::State(Connection::Connected));
         let e: E = event;
-        // Removed, but the member is not released: only leaving does that.
-        assert_eq!(
-            n.handle(t0 + ms(1), &k, e.clone()),
-            vec![Action::Remove(k.clone())],
-            "{e:?}"
-        );
+        // Removed, but the member is not released: only leaving does that. A failure is
+        // said to the remote member; a closed connection (it went away) is not.
+        let out = n.handle(t0 + ms(1), &k, e.clone());
+        match why {
+            Some(why) => refused(&out, &k, why),
+            None => assert_eq!(out, vec![Action::Remove(k.clone())], "{e:?}"),
+        }
         assert!(n.is_empty());
         assert_eq!(n.handle(t0 + ms(2), &k, e), vec![]);
     }
+}
+
+#[test]
+fn an_unusable_offer_is_refused_in_words_before_anything_is_built() {
+    let t0 = Instant::now();
+    let mut n = N::new(TIMEOUT, None);
+    let k = ("camera-2".to_owned(), "peer".to_owned());
+    let cases = [
+        ("not sdp", "not SDP"),
+        (
+            &*OFFER.replace("96\r\nc=", "200\r\nc="),
+            "payload type \"200\"",
+        ),
+        (&*OFFER.replace("H264", "VP9"), "offered no H.264 video"),
+        (
+            &*OFFER.replace("a=ice-ufrag:4ZcD\r\n", ""),
+            "no ICE username",
+        ),
+        (
+            &*OFFER.replace("sha-256 1F:2A:3B", "sha-256 1F:2A"),
+            "hex bytes",
+        ),
+        (
+            &*OFFER.replace("m=video 9 ", "m=video 99999 "),
+            "0 to 65535",
+        ),
+    ];
+    for (sdp, why) in cases {
+        let out = n.handle(t0, &k, Event::AnswerRequest { sdp: sdp.into() });
+        told(&out, &k, why);
+        assert!(n.is_empty());
+    }
+}
+
+#[test]
+fn an_unusable_answer_is_refused_and_the_peer_released() {
+    let t0 = Instant::now();
+    let k = key("v1");
+    let cases = [
+        ("garbage", "not SDP"),
+        (
+            &*ANSWER.replace("m=video 9 ", "m=video 0 "),
+            "declined the camera's video",
+        ),
+        (&*ANSWER.replace("SAVPF 96", "SAVPF 97"), "did not offer"),
+        (
+            &*ANSWER.replace("a=ice-pwd:2/1muCWoOi3uLifh0NuRHlfz\r\n", ""),
+            "no ICE password",
+        ),
+        (
+            &*ANSWER.replace("a=fingerprint:sha-256 ", "a=fingerprint:"),
+            "fingerprint",
+        ),
+    ];
+    for (sdp, why) in cases {
+        let mut n = N::new(TIMEOUT, None);
+        offerer(&mut n, t0, "v1", Some("stream"));
+        let out = n.handle(t0, &k, Event::RemoteAnswer { sdp: sdp.into() });
+        refused(&out, &k, why);
+        assert!(n.is_empty());
+    }
+}
+
+#[test]
+fn a_branch_that_cannot_be_built_is_said() {
+    let t0 = Instant::now();
+    let mut n = N::new(TIMEOUT, None);
+    let k = key("v1");
+    n.handle(t0, &k, Event::OfferRequest);
+    let out = n.handle(t0, &k, Event::BuildFailed("webrtcbin is missing".into()));
+    told(
+        &out,
+        &k,
+        "could not start a stream for you: webrtcbin is missing",
+    );
+    assert!(n.is_empty());
+}
+
+#[test]
+fn remote_candidates_are_bounded_per_peer() {
+    let t0 = Instant::now();
+    let mut n = N::new(TIMEOUT, None);
+    let k = key("v1");
+    offerer(&mut n, t0, "v1", Some("stream"));
+    let json = |host: &str| {
+        format!(
+            r#"{{"candidate":"candidate:1 1 udp 2122260223 {host} 50000 typ host","sdpMLineIndex":0}}"#
+        )
+    };
+    let mut resolved = 0;
+    for i in 0..20 {
+        let out = n.handle(
+            t0,
+            &k,
+            Event::RemoteCandidate {
+                json: json(&format!("h{i}.local")),
+            },
+        );
+        resolved += out.len();
+    }
+    assert_eq!(resolved, super::MAX_RESOLVED);
+    let mut added = 0;
+    for _ in 0..200 {
+        added += n
+            .handle(
+                t0,
+                &k,
+                Event::RemoteCandidate {
+                    json: json("10.213.9.2"),
+                },
+            )
+            .len();
+    }
+    assert_eq!(added, super::MAX_REMOTE_CANDIDATES - 20);
 }
 
 #[test]
@@ -508,7 +667,7 @@ fn a_second_offer_request_replaces_the_peer() {
     n.handle(later, &k, Event::OffererBuilt { stream_caps: None });
     // The time-out counts from the new peer.
     assert_eq!(n.tick(t0 + TIMEOUT + ms(1)), vec![]);
-    assert_eq!(n.tick(later + TIMEOUT + ms(1)), vec![Action::Remove(k)]);
+    refused(&n.tick(later + TIMEOUT + ms(1)), &k, "did not come up");
 }
 
 #[test]
@@ -519,18 +678,14 @@ fn a_second_answer_request_replaces_the_peer() {
     n.handle(t0, &k, Event::AnswerRequest { sdp: OFFER.into() });
     n.handle(t0, &k, Event::AnswererBuilt);
     assert_eq!(
-        n.handle(
-            t0,
-            &k,
-            Event::AnswerRequest {
-                sdp: "again".into()
-            }
-        ),
+        n.handle(t0, &k, Event::AnswerRequest { sdp: OFFER.into() }),
         vec![
             Action::Remove(k.clone()),
             Action::BuildAnswerer {
                 key: k.clone(),
-                sdp: "again".into()
+                sdp: OFFER.into(),
+                mline: 0,
+                pt: 96,
             }
         ]
     );
@@ -556,7 +711,7 @@ fn a_peer_that_was_never_built_is_not_there() {
         Event::GatheringWaitOver,
         Event::State(Connection::Connected),
         Event::Failed("x".into()),
-        Event::Fault,
+        Event::Fault("x".into()),
     ] {
         assert_eq!(n.handle(t0, &k, event), vec![]);
     }

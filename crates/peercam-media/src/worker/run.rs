@@ -19,6 +19,7 @@ use gstreamer_webrtc as gst_webrtc;
 use tokio::io::BufReader;
 use tokio::sync::mpsc;
 
+use super::bus::PipelineError;
 use super::mdns::Resolver;
 use crate::fanout::Fanout;
 use crate::negotiation::{Action, Connection, Event, Negotiation, OfferCaps, SdpKind};
@@ -69,8 +70,8 @@ pub(super) struct Worker {
     peers: HashMap<PeerKey, Peer>,
     /// Encoded frames since start, advanced by a pad probe on the tee.
     frames: Arc<AtomicU64>,
-    /// Element paths of pipeline errors, from the bus.
-    bus_errors: mpsc::Sender<String>,
+    /// Pipeline errors, from the bus.
+    bus_errors: mpsc::Sender<PipelineError>,
     /// `Signal` messages handled.
     handled: u64,
     /// What was last reported to the device.
@@ -87,7 +88,7 @@ impl Worker {
         out: mpsc::Sender<FromWorker>,
         events: EventSender,
         resolved: mpsc::Sender<(String, Outgoing)>,
-        bus_errors: mpsc::Sender<String>,
+        bus_errors: mpsc::Sender<PipelineError>,
     ) -> Worker {
         Worker {
             conversation: settings.conversation,
@@ -114,7 +115,7 @@ impl Worker {
         mut lines: Lines,
         mut resolved: mpsc::Receiver<(String, Outgoing)>,
         mut events: mpsc::Receiver<(PeerKey, PeerEvent)>,
-        mut bus_errors: mpsc::Receiver<String>,
+        mut bus_errors: mpsc::Receiver<PipelineError>,
     ) {
         let mut tick = tokio::time::interval(TICK);
         loop {
@@ -136,7 +137,7 @@ impl Worker {
                     // The device closed the socket or is gone.
                     Ok(None) | Err(_) => break,
                 },
-                Some(path) = bus_errors.recv() => self.on_pipeline_error(&path),
+                Some(error) = bus_errors.recv() => self.on_pipeline_error(error),
                 Some((member, msg)) = resolved.recv() => self.on_signal(&member, msg),
                 Some((key, ev)) = events.recv() => self.on_event(key, ev),
                 _ = tick.tick() => {
@@ -257,17 +258,21 @@ impl Worker {
         self.handle(&key, event);
     }
 
-    /// A failure inside one peer's branch costs only that peer; a failure of the capture or
-    /// encoder ends every peer (their viewers see the connection drop and can rejoin) and
-    /// capture restarts with the next viewer.
-    fn on_pipeline_error(&mut self, path: &str) {
-        let in_peer = self
-            .peers
-            .keys()
-            .find(|k| path.contains(&format!("/peer-{}", k.1)))
-            .cloned();
+    /// A failure inside one peer's branch costs only that peer (its member is told why); a
+    /// failure of the capture or encoder ends every peer (their viewers see the connection
+    /// drop and can rejoin) and capture restarts with the next viewer.
+    fn on_pipeline_error(&mut self, error: PipelineError) {
+        let in_peer = error
+            .peer
+            .as_deref()
+            .and_then(|remote| self.peers.keys().find(|k| k.1 == remote).cloned());
         match in_peer {
-            Some(key) => self.handle(&key, Event::Fault),
+            Some(key) => {
+                let why = format!("the camera's connection to you failed: {}", error.message);
+                self.handle(&key, Event::Fault(why));
+            }
+            // An error from a branch already released is about nobody.
+            None if error.peer.is_some() => {}
             None if self.fanout.is_some() => {
                 log::error!("capture failed; closing every peer");
                 let actions = self.negotiation.clear();
@@ -302,14 +307,23 @@ impl Worker {
                         .and_then(|c| offer_caps(&c));
                     self.handle(&key, Event::OffererBuilt { stream_caps });
                 }
-                Err(e) => log::warn!(peer = key.1.as_str(); "cannot serve viewer: {e}"),
-            },
-            Action::BuildAnswerer { key, sdp } => {
-                match self.build(&key, Role::Answerer, Some(&sdp)) {
-                    Ok(()) => self.handle(&key, Event::AnswererBuilt),
-                    Err(e) => log::warn!(peer = key.1.as_str(); "cannot answer: {e}"),
+                Err(e) => {
+                    log::warn!(peer = key.1.as_str(); "cannot serve viewer: {e}");
+                    self.handle(&key, Event::BuildFailed(e.to_string()));
                 }
-            }
+            },
+            Action::BuildAnswerer {
+                key,
+                sdp,
+                mline,
+                pt,
+            } => match self.build(&key, Role::Answerer, Some((&sdp, mline, pt))) {
+                Ok(()) => self.handle(&key, Event::AnswererBuilt),
+                Err(e) => {
+                    log::warn!(peer = key.1.as_str(); "cannot answer: {e}");
+                    self.handle(&key, Event::BuildFailed(e.to_string()));
+                }
+            },
             Action::CreateOffer { key, caps } => {
                 if let Some(peer) = self.peers.get(&key) {
                     match caps {
@@ -350,7 +364,8 @@ impl Worker {
                 };
                 if let Err(e) = applied {
                     log::warn!(peer = key.1.as_str(); "{e}");
-                    self.handle(&key, Event::Fault);
+                    let why = format!("the camera could not use your answer: {e}");
+                    self.handle(&key, Event::Fault(why));
                 }
             }
             Action::AddCandidate {
@@ -396,12 +411,18 @@ impl Worker {
         Ok(self.fanout.as_mut().expect("fanout"))
     }
 
-    /// Builds a peer's branch (an answerer's from the remote offer `sdp`) and attaches it to
-    /// the capture, starting the capture if it is the first.
-    fn build(&mut self, key: &PeerKey, role: Role, sdp: Option<&str>) -> Result<(), MediaError> {
+    /// Builds a peer's branch (an answerer's from the remote offer: its text, video section
+    /// and payload type) and attaches it to the capture, starting the capture if it is the
+    /// first.
+    fn build(
+        &mut self,
+        key: &PeerKey,
+        role: Role,
+        offer: Option<(&str, u32, u8)>,
+    ) -> Result<(), MediaError> {
         let mut peer = Peer::new(key.clone(), role, &self.ice, self.events.clone())?;
-        if let Some(sdp) = sdp {
-            peer.prepare_answer(sdp)?;
+        if let Some((sdp, mline, pt)) = offer {
+            peer.prepare_answer(sdp, mline, pt)?;
         }
         let fanout = self.fanout()?;
         fanout.add(peer.bin())?;
