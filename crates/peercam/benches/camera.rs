@@ -33,8 +33,10 @@
 //! every process of the device's tree idle and after leave, as `DIR/smaps-LABEL-PID`, to see
 //! which mappings hold the memory).
 
-#[path = "../tests/support/gst_viewer.rs"]
-mod gst_viewer;
+// The viewers of the camera tests; the benchmark uses only them and the client under them.
+#[path = "../tests/support/mod.rs"]
+#[allow(dead_code)]
+mod support;
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -46,10 +48,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
-use gst_viewer::{Consume, Session};
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use serde_json::Value;
+use support::gst_viewer::{Consume, Session};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
@@ -632,7 +634,7 @@ async fn join_once(
         s.viewer.webrtc.set_property("latency", ms);
     }
     s.pump(LIMIT, |s| {
-        s.received.iter().any(|v| v["signal"] == "answerRequest")
+        s.received.iter().any(|m| m.signal == "answerRequest")
     })
     .await;
     let offer = s.started.elapsed();

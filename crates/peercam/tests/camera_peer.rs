@@ -8,22 +8,21 @@
 //!
 //! The device runs in the test process; its media workers are the built `peercam-media` program.
 
-#[path = "support/gst_viewer.rs"]
-mod gst_viewer;
+// Each test binary uses a different part of the shared support.
+#[allow(dead_code)]
+mod support;
 
-use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_util::{SinkExt, StreamExt};
-use gst_viewer::{envelope, Session};
 use peercam::camera::{self, CameraSettings, CameraSnapshot};
 use peercam::config::Config;
 use peercam::service::Device;
 use peercam_wire::Capture;
 use peercam_wire::IceSettings;
-use tokio_tungstenite::tungstenite::Message;
+use support::device::Server;
+use support::gst_viewer::Session;
+use support::ws::Next;
 
 const WIDTH: i32 = 320;
 const HEIGHT: i32 = 240;
@@ -36,18 +35,12 @@ fn test_launch() -> String {
     )
 }
 
-struct Running {
-    addr: SocketAddr,
-    device: Arc<Device>,
-    _stop: tokio::sync::oneshot::Sender<()>,
-}
-
 /// The media program, built beside `peercam` in the workspace's target directory.
 fn media_program() -> std::path::PathBuf {
     Path::new(env!("CARGO_BIN_EXE_peercam")).with_file_name("peercam-media")
 }
 
-async fn start_device(max_viewers: usize) -> Running {
+async fn start_device(max_viewers: usize) -> Server {
     let _ = env_logger::builder().is_test(true).try_init();
     let mut config = Config::default();
     config.camera.ice_addresses = vec!["127.0.0.1".parse().unwrap()];
@@ -56,12 +49,12 @@ async fn start_device(max_viewers: usize) -> Running {
     device
         .start_camera(&config, Capture::Launch(test_launch()), &media_program())
         .expect("camera starts");
-    serve(device).await
+    Server::serve(device).await
 }
 
 /// A device whose camera believes, before any stream ran, that the stream has
 /// `stream_profile`.
-async fn start_device_knowing(stream_profile: &str) -> Running {
+async fn start_device_knowing(stream_profile: &str) -> Server {
     let _ = env_logger::builder().is_test(true).try_init();
     let config = Config::default();
     let mut device = Device::new(&config);
@@ -79,27 +72,7 @@ async fn start_device_knowing(stream_profile: &str) -> Running {
         stream_profile: Some(stream_profile.into()),
     };
     device.camera = Some(camera::start(device.hub.clone(), settings).expect("camera starts"));
-    serve(device).await
-}
-
-async fn serve(device: Device) -> Running {
-    let device = Arc::new(device);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let d = device.clone();
-    tokio::spawn(async move {
-        let _ = d
-            .serve(listener, async {
-                let _ = stopped.await;
-            })
-            .await;
-    });
-    Running {
-        addr,
-        device,
-        _stop: stop,
-    }
+    Server::serve(device).await
 }
 
 fn camera_stats(device: &Device) -> CameraSnapshot {
@@ -202,15 +175,14 @@ async fn three_viewers_share_one_encode_and_leaving_releases_everything() {
 async fn a_viewer_vanishing_mid_negotiation_leaves_nothing_behind() {
     let running = start_device(4).await;
     // Joins, gets the offer, and disconnects without answering.
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/signaling", running.addr))
-        .await
-        .unwrap();
-    ws.send(envelope("join", "", "camera")).await.unwrap();
+    let mut ws = running.connect("vanishing viewer").await;
+    ws.send("join", "", "camera", &[]).await;
     let deadline = Instant::now() + LIMIT;
     loop {
         assert!(Instant::now() < deadline, "no offer came");
-        if let Some(Ok(Message::Text(t))) = ws.next().await {
-            if t.contains("answerRequest") {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if let Ok(Next::Msg(m)) = tokio::time::timeout(left, ws.next()).await {
+            if m.signal == "answerRequest" {
                 break;
             }
         }
@@ -237,9 +209,9 @@ async fn the_viewer_limit_refuses_the_next_viewer_without_a_hiccup() {
     let err = second
         .received
         .iter()
-        .find(|v| v["signal"] == "error")
+        .find(|m| m.signal == "error")
         .expect("an error for the viewer over the limit");
-    assert_eq!(err["content"], "VIEWER_LIMIT");
+    assert_eq!(err.content, "VIEWER_LIMIT");
     // The first viewer carries on (the wait above did not pump it, so catch up first).
     first.play(5, LIMIT).await;
     let t = Instant::now();
@@ -259,11 +231,7 @@ async fn an_invited_camera_answers_a_mesh_members_offer() {
     member
         .pump(Duration::from_secs(5), |s| s.signals().contains(&"created"))
         .await;
-    member
-        .ws
-        .send(envelope("invite", "", "kitchen"))
-        .await
-        .unwrap();
+    member.ws.send("invite", "", "kitchen", &[]).await;
     let got = member.play(30, LIMIT).await;
     assert!(
         got >= 30,
@@ -442,10 +410,9 @@ fn offer_of(session: &Session) -> String {
     session
         .received
         .iter()
-        .find(|v| v["signal"] == "answerRequest")
-        .and_then(|v| v["content"].as_str())
+        .find(|m| m.signal == "answerRequest")
+        .map(|m| m.content.clone())
         .expect("an offer")
-        .to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,12 +2,16 @@
 //! messages for bad files, and flags overriding the file. The parsing rules themselves are
 //! unit-tested in `src/config.rs`.
 
-use std::path::{Path, PathBuf};
+// Each test binary uses a different part of the shared support.
+#[allow(dead_code)]
+mod support;
+
+use std::path::Path;
 use std::process::{Command, Output};
 
 use peercam::config::Config;
-
-const BIN: &str = env!("CARGO_BIN_EXE_peercam");
+use support::device::BIN;
+use support::scratch::Scratch;
 
 fn peercam(args: &[&str]) -> Output {
     Command::new(BIN)
@@ -15,12 +19,6 @@ fn peercam(args: &[&str]) -> Output {
         .env_remove("RUST_LOG")
         .output()
         .expect("run peercam")
-}
-
-fn scratch(label: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("peercam-cfg-{}-{label}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("scratch directory");
-    dir
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -73,7 +71,7 @@ fn a_missing_config_file_named_on_the_command_line_is_an_error() {
 
 #[test]
 fn a_bad_file_is_refused_with_file_line_and_key() {
-    let dir = scratch("bad");
+    let dir = Scratch::new("bad");
     let file = dir.join("peercam.toml");
     std::fs::write(&file, "[camera]\nfps = 30\nframerate = 25\n").unwrap();
     let out = peercam(&["serve", "--config", file.to_str().unwrap()]);
@@ -85,12 +83,11 @@ fn a_bad_file_is_refused_with_file_line_and_key() {
     std::fs::write(&file, "[camera]\nfps = 500\n").unwrap();
     let err = text(&peercam(&["serve", "--config", file.to_str().unwrap()]).stderr);
     assert!(err.contains("camera.fps"), "{err}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn flags_override_the_file() {
-    let dir = scratch("flags");
+    let dir = Scratch::new("flags");
     let file = dir.join("peercam.toml");
     std::fs::write(
         &file,
@@ -152,7 +149,6 @@ fn flags_override_the_file() {
     assert_eq!(json.camera.fps, 12);
     assert_eq!(json.server.name, "from file");
     assert!(!peercam(&["config", "--default", "--json"]).status.success());
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

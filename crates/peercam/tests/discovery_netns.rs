@@ -10,11 +10,17 @@
 //! TTL. The second runs avahi-daemon in the camera namespace beside the advertiser (both on
 //! port 5353, same host name) and checks that each side sees the other.
 //!
-//! [`Lab`], [`Netns`] and [`Proc`] know nothing about the probe, so an end-to-end test can run
-//! `peercam serve` and `peercam discover` (`env!("CARGO_BIN_EXE_peercam")`) the same way.
+//! [`Lab`], [`Netns`] and [`Proc`] know nothing about the probe, so an end-to-end test runs
+//! `peercam serve` (through the shared [`Serve`]) and `peercam discover` in them the same way.
 //!
-//! Both need root and `ip netns`, the second also avahi-daemon, avahi-utils and dbus-daemon;
-//! without them a test prints why it skipped (past the output capture) and passes.
+//! All need root and `ip netns`, the second also avahi-daemon, avahi-utils and dbus-daemon
+//! (`scripts/setup.sh --test` installs them). So they are ignored in a plain `cargo test`, and
+//! `scripts/test.sh` runs them with `--ignored` when it runs as root; run without what they
+//! need, they fail saying what is missing.
+
+// Each test binary uses a different part of the shared support.
+#[allow(dead_code)]
+mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::IpAddr;
@@ -25,8 +31,9 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use rustls_pki_types::pem::PemObject;
 use serde_json::Value;
+use support::device::{Serve, BIN};
+use support::scratch::Scratch;
 
 /// Longest wait for a single expected event. The daemon looks at interface addresses every
 /// 5 s and probing takes about a second, so this leaves room for a loaded machine.
@@ -36,14 +43,6 @@ const CAMERA_ADDR: &str = "192.0.2.1";
 const LAPTOP_ADDR: &str = "192.0.2.2";
 /// Added to and removed from the camera's interface while it advertises.
 const EXTRA_ADDR: &str = "192.0.2.3";
-
-/// Prints past the test harness's output capture, so a skip is visible in a normal run.
-fn skip(reason: &str) {
-    let _ = writeln!(
-        std::io::stderr(),
-        "SKIPPED discovery_netns: {reason} (needs root and `ip netns`)"
-    );
-}
 
 fn run(args: &[&str]) -> Result<(), String> {
     let out = Command::new("ip")
@@ -91,12 +90,19 @@ impl Netns {
 
     /// Starts `program args…` inside the namespace with extra environment variables.
     fn spawn_env(&self, program: &str, args: &[&str], env: &[(&str, &str)]) -> Proc {
+        let mut command = self.command(program, args);
+        command.envs(env.iter().copied());
+        Proc::spawn(command, &format!("{}: {program}", self.name))
+    }
+
+    /// `program args…` to run inside the namespace (`ip netns exec` execs it, so the child's
+    /// pid is the program's).
+    fn command(&self, program: &str, args: &[&str]) -> Command {
         let mut command = Command::new("ip");
         command
             .args(["netns", "exec", &self.name, program])
-            .args(args)
-            .envs(env.iter().copied());
-        Proc::spawn(command, &format!("{}: {program}", self.name))
+            .args(args);
+        command
     }
 }
 
@@ -115,10 +121,14 @@ struct Lab {
 }
 
 impl Lab {
-    /// `Err` means namespaces cannot be made here (the test skips); anything failing after
-    /// that is a test failure.
+    /// Sets the lab up, or fails the test saying why namespaces cannot be made here.
     /// `tag` keeps the namespaces of tests running side by side apart.
-    fn new(tag: &str) -> Result<Lab, String> {
+    fn new(tag: &str) -> Lab {
+        Lab::try_new(tag)
+            .unwrap_or_else(|reason| panic!("{reason} (these tests need root and `ip netns`)"))
+    }
+
+    fn try_new(tag: &str) -> Result<Lab, String> {
         // SAFETY: geteuid has no preconditions.
         if unsafe { libc::geteuid() } != 0 {
             return Err("not running as root".into());
@@ -366,11 +376,9 @@ fn browse_json(ns: &Netns, probe: &str) -> Vec<Value> {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces"]
 fn camera_is_found_follows_address_changes_and_says_goodbye() {
-    let lab = match Lab::new("") {
-        Ok(lab) => lab,
-        Err(reason) => return skip(&reason),
-    };
+    let lab = Lab::new("");
     let probe = probe_binary();
     let probe = probe.to_str().expect("UTF-8 path");
 
@@ -500,19 +508,11 @@ publish-hinfo=no
 publish-workstation=no
 ";
 
-/// A temporary directory, removed on drop.
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// avahi-daemon and the advertiser on the same host (the camera namespace), sharing port
 /// 5353: avahi's browser sees the camera, the camera's browse and the laptop's see a service
 /// avahi publishes, neither side reports a name conflict, and avahi sees the goodbye.
 #[test]
+#[ignore = "needs root: network namespaces"]
 fn coexists_with_avahi_on_the_same_host() {
     let tools = [
         "avahi-daemon",
@@ -521,26 +521,17 @@ fn coexists_with_avahi_on_the_same_host() {
         "dbus-daemon",
     ];
     if let Some(missing) = tools.iter().find(|t| which(t).is_none()) {
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIPPED discovery_netns avahi coexistence: {missing} not installed \
-             (apt-get install avahi-daemon avahi-utils)"
-        );
-        return;
+        panic!("{missing} not installed (apt-get install avahi-daemon avahi-utils dbus-daemon)");
     }
-    let lab = match Lab::new("av") {
-        Ok(lab) => lab,
-        Err(reason) => return skip(&reason),
-    };
+    let lab = Lab::new("av");
     let probe = probe_binary();
     let probe = probe.to_str().expect("UTF-8 path");
 
-    let dir = TempDir(std::env::temp_dir().join(format!("pc-avahi-{}", std::process::id())));
-    std::fs::create_dir_all(&dir.0).expect("temporary directory");
-    let dir_str = dir.0.to_str().expect("UTF-8 path");
-    let bus_conf = dir.0.join("bus.conf");
+    let dir = Scratch::new("avahi");
+    let dir_str = dir.path().to_str().expect("UTF-8 path");
+    let bus_conf = dir.join("bus.conf");
     std::fs::write(&bus_conf, BUS_CONF.replace("@DIR@", dir_str)).expect("bus.conf");
-    let avahi_conf = dir.0.join("avahi-daemon.conf");
+    let avahi_conf = dir.join("avahi-daemon.conf");
     std::fs::write(&avahi_conf, AVAHI_CONF).expect("avahi-daemon.conf");
     let bus_address = format!("unix:path={dir_str}/bus");
     let env = [("DBUS_SYSTEM_BUS_ADDRESS", bus_address.as_str())];
@@ -550,7 +541,7 @@ fn coexists_with_avahi_on_the_same_host() {
         .arg(&bus_conf);
     let _dbus = Proc::spawn(dbus, "dbus-daemon");
     let deadline = Instant::now() + WAIT;
-    while !dir.0.join("bus").exists() {
+    while !dir.join("bus").exists() {
         assert!(Instant::now() < deadline, "dbus-daemon made no socket");
         thread::sleep(Duration::from_millis(50));
     }
@@ -646,7 +637,7 @@ fn coexists_with_avahi_on_the_same_host() {
 
 /// `peercam discover --json` in a namespace, as parsed JSON.
 fn discover_json(ns: &Netns) -> Vec<Value> {
-    browse_json_with(ns, env!("CARGO_BIN_EXE_peercam"), "discover")
+    browse_json_with(ns, BIN, "discover")
 }
 
 fn browse_json_with(ns: &Netns, program: &str, command: &str) -> Vec<Value> {
@@ -663,19 +654,16 @@ fn browse_json_with(ns: &Netns, program: &str, command: &str) -> Vec<Value> {
 /// The real thing: `peercam serve` on the "camera", `peercam discover` on the "laptop", and
 /// the URL it prints serves the page; after SIGTERM the camera is no longer found.
 #[test]
+#[ignore = "needs root: network namespaces"]
 fn peercam_discover_finds_peercam_serve_and_its_url_serves_the_page() {
-    let lab = match Lab::new("e2e") {
-        Ok(lab) => lab,
-        Err(reason) => return skip(&reason),
-    };
-    let peercam = env!("CARGO_BIN_EXE_peercam");
-    let config = std::env::temp_dir().join(format!("peercam-netns-{}.toml", std::process::id()));
+    let lab = Lab::new("e2e");
+    let scratch = Scratch::new("netns");
+    let config = scratch.join("peercam.toml");
     std::fs::write(&config, "").unwrap();
     // Where the service keeps its generated TLS certificate, as systemd's StateDirectory=.
-    let state =
-        TempDir(std::env::temp_dir().join(format!("peercam-netns-state-{}", std::process::id())));
-    let mut serve = lab.camera.spawn_env(
-        peercam,
+    let state = scratch.join("state");
+    let mut command = lab.camera.command(
+        BIN,
         &[
             "serve",
             "--config",
@@ -686,19 +674,18 @@ fn peercam_discover_finds_peercam_serve_and_its_url_serves_the_page() {
             "Porch Cam",
             "--no-camera",
         ],
-        &[
-            ("RUST_LOG", "info"),
-            ("STATE_DIRECTORY", state.0.to_str().expect("UTF-8 path")),
-        ],
     );
-    serve.expect_stderr(WAIT, "ready");
-    serve.expect_stderr(WAIT, "certificate SHA-256 ");
-    let fingerprint = {
-        let pem = std::fs::read(state.0.join("cert.pem")).expect("the generated cert.pem");
-        let der = rustls_pki_types::CertificateDer::from_pem_slice(&pem).expect("PEM");
-        peercam::tls::fingerprint(&der)
-    };
-    assert!(serve.stderr().contains(&fingerprint), "{}", serve.stderr());
+    command
+        .env("RUST_LOG", "info")
+        .env("STATE_DIRECTORY", &state)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut serve = Serve::spawn(command, 8080);
+    serve.line("ready", WAIT);
+    serve.line("certificate SHA-256 ", WAIT);
+    let fingerprint = support::tls::device_fingerprint(&state.join("cert.pem"));
+    assert!(serve.logs().contains(&fingerprint), "{}", serve.logs());
 
     // A browse started the instant the device is ready (on interfaces made a moment ago) can
     // miss it; a person running `discover` a second later would not.
@@ -712,7 +699,7 @@ fn peercam_discover_finds_peercam_serve_and_its_url_serves_the_page() {
     let camera = found
         .iter()
         .find(|c| c["name"] == "Porch Cam")
-        .unwrap_or_else(|| panic!("not found: {found:?}\n{}", serve.stderr()));
+        .unwrap_or_else(|| panic!("not found: {found:?}\n{}", serve.logs()));
     assert_eq!(camera["txt"]["path"], "/signaling", "{camera}");
     assert_eq!(camera["txt"]["conv"], "camera", "{camera}");
     assert_eq!(camera["port"], 8080, "{camera}");
@@ -763,13 +750,12 @@ fn peercam_discover_finds_peercam_serve_and_its_url_serves_the_page() {
         "the page names the device: {page:.600}"
     );
 
-    serve.terminate();
-    let status = serve.wait(Duration::from_secs(5));
-    assert!(status.success(), "serve: {status}\n{}", serve.stderr());
+    serve.signal(libc::SIGTERM);
+    let status = serve.exit_within(Duration::from_secs(5));
+    assert!(status.success(), "serve: {status}\n{}", serve.logs());
     let after = discover_json(&lab.laptop);
     assert!(
         after.iter().all(|c| c["name"] != "Porch Cam"),
         "still advertised after SIGTERM: {after:?}"
     );
-    let _ = std::fs::remove_file(&config);
 }

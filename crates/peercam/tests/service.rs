@@ -6,35 +6,36 @@
 //! private network namespace with only loopback up, and there the service advertises itself
 //! over mDNS as it would on a device (READY then also waits for the advertiser). Elsewhere
 //! the service runs with `--no-discovery`, so no test ever sends multicast on a real LAN.
+//! The two tests that need those namespaces (browsing, a journal of their own) are ignored in
+//! a plain `cargo test`; `scripts/test.sh` runs them with `--ignored` when it runs as root.
 
-use std::io::{BufRead, BufReader};
+// Each test binary uses a different part of the shared support.
+#[allow(dead_code)]
+mod support;
+
 use std::net::TcpListener;
+use std::ops::{Deref, DerefMut};
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::UnixDatagram;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use futures_util::{SinkExt, StreamExt};
-use rustls_pki_types::pem::PemObject;
 use serde_json::Value;
-use tokio_tungstenite::tungstenite::Message;
-
-const BIN: &str = env!("CARGO_BIN_EXE_peercam");
+use support::device::{free_port, serve_command_as_main_pid, Serve, BIN, START_LIMIT};
+use support::scratch::Scratch;
+use support::ws::{Client, Msg};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 /// Set in the environment of a test re-run inside its own network namespace.
 const NETNS_MARK: &str = "PEERCAM_TEST_IN_NETNS";
-
-/// Start-up of a debug build on a loaded machine (GStreamer's registry, the encoder probe).
-const START_LIMIT: Duration = Duration::from_secs(30);
 
 /// What the service promises between SIGTERM and its exit.
 const STOP_LIMIT: Duration = Duration::from_secs(2);
 
 /// Re-runs test `name` inside a private network namespace when possible and says whether it
-/// passed; `None` means "run the body here" (already inside, or no namespace to be had).
+/// passed; `None` means "run the body here" (already inside, or no namespace to be had). The
+/// re-run includes ignored tests, so a root-only test runs there when it was asked for.
 fn isolated(name: &str) -> Option<bool> {
     isolated_in(name, &["-n"])
 }
@@ -64,7 +65,8 @@ fn isolated_in(name: &str, namespaces: &[&str]) -> Option<bool> {
         .args(namespaces)
         .args(["--", "sh", "-c", "ip link set lo up && exec \"$0\" \"$@\""])
         .arg(exe)
-        .args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .args([name, "--exact", "--include-ignored", "--nocapture"])
+        .arg("--test-threads=1")
         .env(NETNS_MARK, "1")
         .output()
         .expect("running the test in a network namespace");
@@ -78,36 +80,20 @@ fn inside_netns() -> bool {
     std::env::var_os(NETNS_MARK).is_some()
 }
 
-/// A scratch directory of this test process.
-fn scratch(label: &str) -> PathBuf {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "peercam-svc-{}-{}-{label}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    std::fs::create_dir_all(&dir).expect("scratch directory");
-    dir
-}
-
-/// A port nobody listens on right now (the CLI needs a number).
-fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    l.local_addr().expect("local address").port()
-}
-
 /// A small picture keeps the software encoder cheap on a shared machine.
 const SMALL: &str = "[camera]\nwidth = 320\nheight = 240\nfps = 15\nbitrate_kbps = 300\n";
 
-/// The service under a fake manager, its stderr collected for failure messages.
+/// The service under a fake manager: `peercam serve` as systemd's main process, with a
+/// notify socket of this test's.
 struct Service {
-    child: Child,
+    /// The process.
+    serve: Serve,
+    /// The fake manager's end of `NOTIFY_SOCKET`.
     socket: UnixDatagram,
     /// Lines received but not yet taken, with when they arrived.
     pending: std::collections::VecDeque<(Instant, String)>,
-    logs: Arc<Mutex<Vec<String>>>,
-    port: u16,
-    dir: PathBuf,
+    /// Holds the config, the notify socket and the state directory; removed on drop.
+    dir: Scratch,
 }
 
 impl Service {
@@ -118,7 +104,7 @@ impl Service {
 
     /// As [`Service::start`], with `tweak` applied to the command last.
     fn start_with(config: &str, extra: &[&str], tweak: impl FnOnce(&mut Command)) -> Service {
-        let dir = scratch("svc");
+        let dir = Scratch::new("svc");
         let file = dir.join("peercam.toml");
         let config = if inside_netns() {
             // Loopback is all there is here; a service bound to it advertises only when told to.
@@ -130,13 +116,9 @@ impl Service {
         let notify = dir.join("notify.sock");
         let socket = UnixDatagram::bind(&notify).expect("bind notify socket");
         let port = free_port();
-        let listen = format!("127.0.0.1:{port}");
         let mut args = vec![
-            "serve",
             "--config",
             file.to_str().expect("utf-8 path"),
-            "--listen",
-            &listen,
             "--ice-address",
             "127.0.0.1",
         ];
@@ -144,43 +126,19 @@ impl Service {
             args.push("--no-discovery");
         }
         args.extend_from_slice(extra);
-        // `exec` keeps the shell's pid, so `$$` is the service's pid, as systemd sets it.
-        let mut command = Command::new("sh");
+        let mut command = serve_command_as_main_pid(port, &args);
         command
-            .args(["-c", "WATCHDOG_PID=$$ exec \"$0\" \"$@\"", BIN])
-            .args(&args)
             .env("NOTIFY_SOCKET", &notify)
             .env("WATCHDOG_USEC", "1000000")
             // As systemd sets it for StateDirectory=: the generated TLS certificate goes here.
-            .env("STATE_DIRECTORY", dir.join("state"))
-            .env("RUST_LOG", "info")
-            .env_remove("JOURNAL_STREAM")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+            .env("STATE_DIRECTORY", dir.join("state"));
         tweak(&mut command);
-        let mut child = command.spawn().expect("spawn peercam");
-        let logs = Arc::new(Mutex::new(Vec::new()));
-        if let Some(stderr) = child.stderr.take() {
-            let logs = logs.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                    logs.lock().unwrap().push(line);
-                }
-            });
-        }
         Service {
-            child,
+            serve: Serve::spawn(command, port),
             socket,
             pending: Default::default(),
-            logs,
-            port,
             dir,
         }
-    }
-
-    fn logs(&self) -> String {
-        self.logs.lock().unwrap().join("\n")
     }
 
     /// The next notification line, waiting until `deadline`.
@@ -222,115 +180,43 @@ impl Service {
             }
         }
     }
+}
 
-    fn signal(&self, sig: libc::c_int) {
-        // SAFETY: kill takes plain integers; the pid is our own child, not yet reaped.
-        let r = unsafe { libc::kill(self.child.id() as libc::pid_t, sig) };
-        assert_eq!(r, 0, "kill");
-    }
+/// The process's own calls (signals, exit, logs, address) go to [`Serve`].
+impl Deref for Service {
+    type Target = Serve;
 
-    /// Waits for the process to exit within `within`.
-    fn exit_within(&mut self, within: Duration) -> ExitStatus {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return status;
-            }
-            if Instant::now() >= deadline {
-                let _ = self.child.kill();
-                panic!(
-                    "still running {within:?} after the signal\n--- peercam log:\n{}",
-                    self.logs()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-
-    fn ws_url(&self) -> String {
-        format!("ws://127.0.0.1:{}/signaling", self.port)
+    fn deref(&self) -> &Serve {
+        &self.serve
     }
 }
 
-impl Drop for Service {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
+impl DerefMut for Service {
+    fn deref_mut(&mut self) -> &mut Serve {
+        &mut self.serve
     }
 }
 
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-/// What the server sent next, skipping nextRTC pings.
-enum Next {
-    /// A message with a `signal`.
-    Signal(Value),
-    /// The socket ended, with the code of its close frame if one came.
-    Closed(Option<u16>),
-}
-
-async fn next(ws: &mut Ws, deadline: tokio::time::Instant) -> Next {
-    loop {
-        let frame = tokio::time::timeout_at(deadline, ws.next())
-            .await
-            .expect("a message in time");
-        match frame {
-            Some(Ok(Message::Close(frame))) => {
-                return Next::Closed(frame.map(|f| u16::from(f.code)))
-            }
-            None | Some(Err(_)) => return Next::Closed(None),
-            Some(Ok(Message::Text(text))) => {
-                let v: Value = serde_json::from_str(&text).expect("JSON from the server");
-                if v["signal"] != "ping" {
-                    return Next::Signal(v);
-                }
-            }
-            Some(Ok(_)) => {}
-        }
-    }
-}
-
-/// The next message with a `signal`, skipping nextRTC pings; `None` when the socket ends.
-async fn next_signal(ws: &mut Ws, within: Duration) -> Option<Value> {
-    match next(ws, tokio::time::Instant::now() + within).await {
-        Next::Signal(v) => Some(v),
-        Next::Closed(_) => None,
-    }
-}
-
-/// The signals (besides pings) until the socket ends, and the code of the close frame that
-/// ended it (`None`: the connection ended without one).
-async fn until_closed(ws: &mut Ws, within: Duration) -> (Vec<Value>, Option<u16>) {
-    let deadline = tokio::time::Instant::now() + within;
-    let mut signals = Vec::new();
-    loop {
-        match next(ws, deadline).await {
-            Next::Signal(v) => signals.push(v),
-            Next::Closed(code) => return (signals, code),
-        }
-    }
+/// Opens a WebSocket to the service's signaling endpoint.
+async fn connect(url: &str, label: &str) -> Client {
+    let request = url.into_client_request().expect("a valid ws:// URL");
+    Client::connect(request, None, label)
+        .await
+        .expect("WebSocket connects")
 }
 
 /// Joins the camera's conversation and returns once `joined` arrived.
-async fn join_camera(url: &str) -> Ws {
-    let (mut ws, _) = tokio_tungstenite::connect_async(url)
-        .await
-        .expect("WebSocket connects");
-    let join = r#"{"from":"","to":"","signal":"join","content":"camera","custom":{}}"#;
-    ws.send(Message::Text(join.into()))
-        .await
-        .expect("send join");
+async fn join_camera(url: &str) -> Client {
+    let mut ws = connect(url, "viewer").await;
+    ws.send("join", "", "camera", &[]).await;
     loop {
-        let v = next_signal(&mut ws, Duration::from_secs(10))
+        let m = ws
+            .recv_within(Duration::from_secs(10))
             .await
-            .expect("socket open until joined");
-        assert_ne!(v["signal"], "error", "{v}");
-        if v["signal"] == "joined" {
-            assert_eq!(v["content"], "camera");
+            .expect("joined within 10 s");
+        assert_ne!(m.signal, "error", "{m:?}");
+        if m.signal == "joined" {
+            assert_eq!(m.content, "camera");
             return ws;
         }
     }
@@ -402,30 +288,29 @@ fn a_viewer_hears_left_and_end_when_the_service_stops() {
     let mut viewer = rt.block_on(join_camera(&url));
     // A second member, alone in a mesh room, must be closed as well.
     let mut other = rt.block_on(async {
-        let (mut ws, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
-        let join = r#"{"signal":"join","content":"kitchen"}"#;
-        ws.send(Message::Text(join.into())).await.unwrap();
-        let v = next_signal(&mut ws, Duration::from_secs(5)).await.unwrap();
+        let mut ws = connect(&url, "other").await;
+        ws.send("join", "", "kitchen", &[]).await;
+        let m = ws.recv_within(Duration::from_secs(5)).await.unwrap();
         // Joining a room that does not exist yet creates it, as in nextRTC.
-        assert!(v["signal"] == "joined" || v["signal"] == "created", "{v}");
+        assert!(m.signal == "joined" || m.signal == "created", "{m:?}");
         ws
     });
 
     svc.signal(libc::SIGTERM);
     let signalled = Instant::now();
-    let (signals, code) = rt.block_on(until_closed(&mut viewer, STOP_LIMIT));
+    let (signals, code) = rt.block_on(viewer.until_closed(STOP_LIMIT));
     // Negotiation messages may still be on their way; the ending is what counts.
     let seen: Vec<&str> = signals
         .iter()
-        .filter(|v| v["signal"] == "left" || v["signal"] == "end")
-        .inspect(|v| assert_eq!(v["from"], "camera", "{v}"))
-        .map(|v| v["signal"].as_str().unwrap_or_default())
+        .filter(|m| m.signal == "left" || m.signal == "end")
+        .inspect(|m| assert_eq!(m.from, "camera", "{m:?}"))
+        .map(|m: &Msg| m.signal.as_str())
         .collect();
     assert_eq!(seen, ["left", "end"], "{}", svc.logs());
     // Closed properly: 1001, going away.
     assert_eq!(code, Some(1001), "{}", svc.logs());
     // The other member's socket is closed too.
-    let (_, code) = rt.block_on(until_closed(&mut other, STOP_LIMIT));
+    let (_, code) = rt.block_on(other.until_closed(STOP_LIMIT));
     assert_eq!(code, Some(1001), "{}", svc.logs());
     let status = svc.exit_within(STOP_LIMIT.saturating_sub(signalled.elapsed()));
     assert!(status.success(), "{status:?}\n{}", svc.logs());
@@ -474,8 +359,8 @@ fn a_wedged_camera_stops_the_watchdog_pings() {
         assert!(passed, "failed inside its network namespace");
         return;
     }
-    let pipelines = scratch("pipelines");
-    stalling_pipelines(&pipelines);
+    let pipelines = Scratch::new("pipelines");
+    stalling_pipelines(pipelines.path());
     let config = format!("{SMALL}stall_timeout_secs = 1\nnegotiation_timeout_secs = 8\n");
     let mut svc = Service::start(
         &config,
@@ -485,7 +370,7 @@ fn a_wedged_camera_stops_the_watchdog_pings() {
             "--encoder",
             "x264",
             "--pipelines-dir",
-            pipelines.to_str().unwrap(),
+            pipelines.path().to_str().unwrap(),
         ],
     );
     svc.until("READY=1", START_LIMIT);
@@ -521,19 +406,19 @@ fn a_wedged_camera_stops_the_watchdog_pings() {
     drop(viewer);
     svc.signal(libc::SIGTERM);
     assert!(svc.exit_within(STOP_LIMIT).success());
-    let _ = std::fs::remove_dir_all(&pipelines);
 }
 
 #[test]
+#[ignore = "needs root: a private network namespace (unshare) to browse in"]
 fn discover_lists_a_serving_camera() {
     if let Some(passed) = isolated("discover_lists_a_serving_camera") {
         assert!(passed, "failed inside its network namespace");
         return;
     }
-    if !inside_netns() {
-        eprintln!("skipped: browsing needs a private network namespace (root and unshare)");
-        return;
-    }
+    assert!(
+        inside_netns(),
+        "browsing needs a private network namespace: run as root with unshare"
+    );
     let mut svc = Service::start("[server]\nname = \"Porch Cam\"\n", &["--no-camera"]);
     svc.until("READY=1", START_LIMIT);
     let out = Command::new(BIN)
@@ -554,9 +439,8 @@ fn discover_lists_a_serving_camera() {
     assert_eq!(cam["http_url"], format!("http://127.0.0.1:{}/", svc.port));
     assert_eq!(cam["txt"]["tls"], "1");
     // The fingerprint of the certificate the service made in its state directory.
-    let cert = std::fs::read(svc.dir.join("state/cert.pem")).expect("the generated cert.pem");
-    let der = rustls_pki_types::CertificateDer::from_pem_slice(&cert).expect("PEM");
-    assert_eq!(cam["fingerprint"], peercam::tls::fingerprint(&der));
+    let fingerprint = support::tls::device_fingerprint(&svc.dir.join("state/cert.pem"));
+    assert_eq!(cam["fingerprint"], fingerprint);
 
     let table = Command::new(BIN)
         .args(["discover", "--timeout", "1.5"])
@@ -605,6 +489,7 @@ fn journal_fields(datagram: &[u8]) -> Vec<(String, String)> {
 }
 
 #[test]
+#[ignore = "needs root: a private mount namespace for a journal of its own"]
 fn under_systemd_logs_reach_the_journal_with_their_fields() {
     if let Some(passed) =
         isolated_with_mounts("under_systemd_logs_reach_the_journal_with_their_fields")
@@ -612,10 +497,10 @@ fn under_systemd_logs_reach_the_journal_with_their_fields() {
         assert!(passed, "failed inside its namespaces");
         return;
     }
-    if !inside_netns() {
-        eprintln!("skipped: a journal of its own needs a private mount namespace (root)");
-        return;
-    }
+    assert!(
+        inside_netns(),
+        "a journal of its own needs a private mount namespace: run as root with unshare"
+    );
     // A journal socket of our own, on a tmpfs that only this namespace sees.
     let mounted = Command::new("mount")
         .args(["-t", "tmpfs", "tmpfs", "/run/systemd"])
@@ -628,7 +513,7 @@ fn under_systemd_logs_reach_the_journal_with_their_fields() {
         .set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
     // systemd connects stderr to the journal and names it in JOURNAL_STREAM (device:inode).
-    let dir = scratch("journal");
+    let dir = Scratch::new("journal");
     let stderr_path = dir.join("stderr");
     let stderr = std::fs::File::create(&stderr_path).unwrap();
     let meta = stderr.metadata().unwrap();
@@ -690,7 +575,6 @@ fn under_systemd_logs_reach_the_journal_with_their_fields() {
     // Nothing went to stderr as text: the journal has it all.
     let text = std::fs::read_to_string(&stderr_path).unwrap_or_default();
     assert!(!text.contains("ready"), "{text}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -734,7 +618,7 @@ fn the_unit_file_is_a_hardened_notify_service() {
 
 /// Runs `peercam serve` expecting it to refuse to start; returns its stderr.
 fn refused(args: &[&str]) -> String {
-    let dir = scratch("refused");
+    let dir = Scratch::new("refused");
     let out = Command::new(BIN)
         .arg("serve")
         .args(["--no-discovery", "--no-tls"])
@@ -744,7 +628,7 @@ fn refused(args: &[&str]) -> String {
         .env_remove("NOTIFY_SOCKET")
         .output()
         .expect("run peercam");
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(dir);
     assert!(!out.status.success(), "{out:?}");
     String::from_utf8_lossy(&out.stderr).into_owned()
 }

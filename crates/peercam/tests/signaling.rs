@@ -2,11 +2,14 @@
 //! PROTOCOL.md (mesh, broadcast, text, leaving) with the exact order of every message, and
 //! the server's counts returning to where they should once members go.
 
-mod common;
+// Each test binary uses a different part of the shared support.
+#[allow(dead_code)]
+mod support;
 
 use std::time::Duration;
 
-use common::{config, Client, Msg, Server};
+use support::device::{config, Server};
+use support::ws::{Client, Msg};
 
 /// Long enough for a message the server wrongly sent to arrive on loopback.
 const QUIET: Duration = Duration::from_millis(200);

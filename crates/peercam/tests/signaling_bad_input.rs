@@ -3,11 +3,15 @@
 //! same server, which must go on undisturbed. Limits are set small in each test's config so
 //! the cases are cheap to reach.
 
-mod common;
+// Each test binary uses a different part of the shared support.
+#[allow(dead_code)]
+mod support;
 
 use std::time::{Duration, Instant};
 
-use common::{config, Client, Server, WAIT};
+use support::device::{config, Server};
+use support::ws::Client;
+use support::WAIT;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::http::header::{HeaderValue, HOST, ORIGIN};
@@ -459,7 +463,8 @@ async fn cross_origin_browsers_are_refused_others_accepted() {
                 .headers_mut()
                 .insert(HOST, HeaderValue::from_str(host).unwrap());
         }
-        let mut client = Client::connect(request, what)
+        let mut client = server
+            .connect_with(request, what)
             .await
             .unwrap_or_else(|e| panic!("{what}: handshake failed: {e}"));
         if *accepted {

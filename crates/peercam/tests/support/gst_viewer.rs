@@ -7,17 +7,14 @@
 //!   viewer: webrtcbin ! rtph264depay ! fakesink                     (Consume::AccessUnits)
 //! ```
 //!
-//! Shared by the camera tests and the camera benchmark.
-
-// Each includer uses a different part of this module.
-#![allow(dead_code)]
+//! Its signaling goes over the shared strict client ([`super::ws::Client`]). Shared by the
+//! camera tests and the camera benchmark.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use futures_util::{SinkExt, StreamExt};
 use gstreamer as gst;
 use gstreamer::glib;
 use gstreamer::prelude::*;
@@ -25,7 +22,9 @@ use gstreamer_sdp as gst_sdp;
 use gstreamer_webrtc as gst_webrtc;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+use super::ws::{Client, Msg, Next};
 
 /// What a viewer does with the video it receives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,14 +39,19 @@ pub enum Consume {
 
 /// What the viewer's GStreamer side tells its signaling loop.
 pub enum ViewerEvent {
+    /// The SDP answer to send.
     Answer(String),
+    /// The SDP offer to send.
     Offer(String),
+    /// A local ICE candidate: m-line index and candidate line.
     Candidate(u32, String),
 }
 
 /// A receiving peer: a webrtcbin that counts the frames it gets.
 pub struct Viewer {
+    /// The receiving pipeline.
     pub pipeline: gst::Pipeline,
+    /// Its webrtcbin.
     pub webrtc: gst::Element,
     /// Frames decoded ([`Consume::Decode`]) or access units received ([`Consume::AccessUnits`]).
     pub frames: Arc<AtomicU64>,
@@ -57,7 +61,9 @@ pub struct Viewer {
     pub connected_at: Arc<OnceLock<Instant>>,
     /// Size of the decoded frames ([`Consume::Decode`] only).
     pub size: Arc<Mutex<Option<(i32, i32)>>>,
+    /// What webrtcbin produced for the signaling loop.
     pub events: mpsc::UnboundedReceiver<ViewerEvent>,
+    /// The sending side, for webrtcbin's callbacks.
     events_tx: mpsc::UnboundedSender<ViewerEvent>,
 }
 
@@ -303,16 +309,11 @@ fn counting_branch(
     depay
 }
 
-pub fn envelope(signal: &str, to: &str, content: &str) -> Message {
-    Message::text(json!({"signal": signal, "to": to, "content": content}).to_string())
-}
-
-pub type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
 /// A viewer's signaling connection plus its receiving pipeline.
 pub struct Session {
-    pub ws: Ws,
+    /// The signaling connection.
+    pub ws: Client,
+    /// The receiving pipeline.
     pub viewer: Viewer,
     /// The member that sent the offer (or asked for ours).
     pub camera: String,
@@ -320,7 +321,10 @@ pub struct Session {
     pub started: Instant,
     /// From `started` to the first frame, once there is one.
     pub first_frame: Option<Duration>,
-    pub received: Vec<Value>,
+    /// Every message received, pings aside.
+    pub received: Vec<Msg>,
+    /// Set once the server closed the connection.
+    closed: bool,
 }
 
 impl Session {
@@ -340,12 +344,15 @@ impl Session {
         conversation: &str,
         consume: Consume,
     ) -> Session {
-        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/signaling"))
+        let request = format!("ws://{addr}/signaling")
+            .into_client_request()
+            .expect("a valid ws:// URL");
+        let mut ws = Client::connect(request, None, "viewer")
             .await
-            .unwrap();
+            .unwrap_or_else(|e| panic!("viewer: WebSocket handshake failed: {e}"));
         let viewer = Viewer::with(consume);
         let started = Instant::now();
-        ws.send(envelope(signal, "", conversation)).await.unwrap();
+        ws.send(signal, "", conversation, &[]).await;
         Session {
             ws,
             viewer,
@@ -353,6 +360,7 @@ impl Session {
             started,
             first_frame: None,
             received: Vec::new(),
+            closed: false,
         }
     }
 
@@ -360,7 +368,8 @@ impl Session {
         self.viewer.frames.load(Ordering::Relaxed)
     }
 
-    /// Runs signaling for up to `limit`, or until `done` holds.
+    /// Runs signaling for up to `limit`, or until `done` holds. A connection the server
+    /// closes ends nothing here: `done` or `limit` does.
     pub async fn pump(&mut self, limit: Duration, done: impl Fn(&Session) -> bool) {
         let deadline = tokio::time::Instant::now() + limit;
         loop {
@@ -377,31 +386,33 @@ impl Session {
                 _ = tokio::time::sleep(Duration::from_millis(5)) => {}
                 Some(ev) = self.viewer.events.recv() => match ev {
                     ViewerEvent::Answer(sdp) => {
-                        self.ws.send(envelope("answerResponse", &self.camera, &sdp)).await.unwrap()
+                        self.ws.send("answerResponse", &self.camera, &sdp, &[]).await
                     }
                     ViewerEvent::Offer(sdp) => {
-                        self.ws.send(envelope("offerResponse", &self.camera, &sdp)).await.unwrap()
+                        self.ws.send("offerResponse", &self.camera, &sdp, &[]).await
                     }
                     ViewerEvent::Candidate(mline, c) => {
                         let content = json!({"candidate": c, "sdpMLineIndex": mline}).to_string();
-                        self.ws.send(envelope("candidate", &self.camera, &content)).await.unwrap();
+                        self.ws.send("candidate", &self.camera, &content, &[]).await;
                     }
                 },
-                Some(Ok(Message::Text(t))) = self.ws.next() => {
-                    let v: Value = serde_json::from_str(&t).unwrap();
-                    self.received.push(v.clone());
-                    match v["signal"].as_str().unwrap() {
-                        "answerRequest" => {
-                            self.camera = v["from"].as_str().unwrap().to_owned();
-                            self.viewer.on_offer(v["content"].as_str().unwrap());
+                next = self.ws.next(), if !self.closed => match next {
+                    Next::Closed(_) => self.closed = true,
+                    Next::Msg(m) => {
+                        match m.signal.as_str() {
+                            "answerRequest" => {
+                                self.camera = m.from.clone();
+                                self.viewer.on_offer(&m.content);
+                            }
+                            "candidate" => self.viewer.add_candidate(&m.content),
+                            "offerRequest" => {
+                                self.camera = m.from.clone();
+                                self.viewer.make_offer();
+                            }
+                            "finalize" => self.viewer.on_answer(&m.content),
+                            _ => {}
                         }
-                        "candidate" => self.viewer.add_candidate(v["content"].as_str().unwrap()),
-                        "offerRequest" => {
-                            self.camera = v["from"].as_str().unwrap().to_owned();
-                            self.viewer.make_offer();
-                        }
-                        "finalize" => self.viewer.on_answer(v["content"].as_str().unwrap()),
-                        _ => {}
+                        self.received.push(m);
                     }
                 }
             }
@@ -416,16 +427,14 @@ impl Session {
     }
 
     pub fn signals(&self) -> Vec<&str> {
-        self.received
-            .iter()
-            .filter_map(|v| v["signal"].as_str())
-            .filter(|s| *s != "ping")
-            .collect()
+        self.received.iter().map(|m| m.signal.as_str()).collect()
     }
 
     /// Leaves the way a page does: `left`, then the WebSocket closes and the pipeline stops.
     pub async fn leave(mut self) {
-        let _ = self.ws.send(envelope("left", "", "")).await;
-        let _ = tokio::time::timeout(Duration::from_secs(2), self.ws.close(None)).await;
+        if !self.closed {
+            self.ws.send("left", "", "", &[]).await;
+        }
+        self.ws.close().await;
     }
 }

@@ -1,0 +1,21 @@
+//! What the integration tests (and the camera benchmark) share, one concern a file: the
+//! device in-process or as a child process ([`device`]), the one strict nextRTC WebSocket
+//! client ([`ws`]), plain and TLS HTTP GETs ([`http`]), a TLS client that trusts exactly a
+//! device's certificate ([`tls`]), scratch directories ([`scratch`]) and the receiving
+//! GStreamer peer ([`gst_viewer`]).
+//!
+//! Every wait here is bounded, so a broken device fails a test instead of hanging it. Nothing
+//! here decides what a test expects: it only connects, reads, waits and cleans up.
+
+use std::time::Duration;
+
+pub mod device;
+pub mod gst_viewer;
+pub mod http;
+pub mod scratch;
+pub mod tls;
+pub mod ws;
+
+/// The longest any single expected event may take. Generous against a loaded machine, short
+/// enough that a broken server fails the test quickly instead of hanging it.
+pub const WAIT: Duration = Duration::from_secs(5);
