@@ -27,9 +27,9 @@
 //!   it (unless they leave first) instead of getting no offer at all.
 //!
 //! Who does what: policy.rs decides all of the above, with time passed in; run.rs is the
-//! loop that feeds it events and carries out its actions (events.rs names both); process.rs
-//! is one worker process; stats.rs the live counts. This file is the camera's face to the service: [`start`] and
-//! [`CameraHandle`].
+//! loop that feeds it events (the policy's deadlines among them) and carries out its
+//! actions; events.rs names both; process.rs is one worker process; stats.rs the live
+//! counts. This file is the camera's face to the service: [`start`] and [`CameraHandle`].
 //!
 //! The loop runs on a thread of its own, with a single-threaded runtime, rather than as a
 //! task on the serving runtime. [`start`] and [`CameraHandle::stop`] (and so the handle's
