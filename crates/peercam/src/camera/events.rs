@@ -41,7 +41,7 @@ pub enum Event {
     },
     /// Someone is opening the page.
     Prime,
-    /// The time [`Supervisor::next_deadline`](super::policy::Supervisor::next_deadline) named has come.
+    /// The time the policy's `next_deadline` named has come.
     Tick,
     /// The camera stops.
     Stop,
