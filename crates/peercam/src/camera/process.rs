@@ -1,11 +1,13 @@
 //! One media worker process as the device sees it: spawned as `peercam-media worker` with one
 //! end of a Unix socket pair as its stdin, a task writing the device's messages to it and a
-//! task reading its messages into the camera loop (tagged with the worker's number).
+//! task reading its messages into the camera loop (tagged with the worker's number). It only
+//! carries messages and ends the process: what a worker is for, and when it is started or
+//! stopped, is the policy's (policy.rs).
 
 use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::UnixStream;
@@ -35,22 +37,10 @@ pub enum WorkerEvent {
 pub struct Process {
     /// Its number in this device's life (tags its events).
     pub id: u64,
-    /// When it was spawned.
-    pub started: Instant,
+    /// The process.
     child: Child,
+    /// Messages for it, written to its socket in order.
     tx: mpsc::Sender<ToWorker>,
-    /// `Signal` messages sent to it.
-    pub sent: u64,
-    /// Encoded frames it had reported (the device's count adds the difference).
-    pub frames: u64,
-    /// It has said `Warm`.
-    pub warm: bool,
-    /// Its last counts showed no peer and no capture.
-    pub idle: bool,
-    /// `Signal` messages it had handled at its last counts.
-    pub handled: u64,
-    /// When it was asked to prime.
-    pub primed_at: Option<Instant>,
 }
 
 impl Process {
@@ -113,18 +103,7 @@ impl Process {
             let _ = events.send((id, WorkerEvent::Gone)).await;
         });
         let _ = tx.try_send(ToWorker::Start(Box::new(settings)));
-        Ok(Process {
-            id,
-            started: Instant::now(),
-            child,
-            tx,
-            sent: 0,
-            frames: 0,
-            warm: false,
-            idle: false,
-            handled: 0,
-            primed_at: None,
-        })
+        Ok(Process { id, child, tx })
     }
 
     /// Its process id, while it runs.
@@ -133,8 +112,7 @@ impl Process {
     }
 
     /// Passes on a message for one of the device's members.
-    pub fn signal(&mut self, member: &str, msg: Outgoing) {
-        self.sent += 1;
+    pub fn signal(&self, member: &str, msg: Outgoing) {
         let msg = ToWorker::Signal {
             member: member.to_owned(),
             msg,
@@ -144,17 +122,9 @@ impl Process {
         }
     }
 
-    /// Nothing to serve: no peer, no capture, and every message sent to it handled.
-    pub fn is_idle(&self) -> bool {
-        self.idle && self.handled == self.sent
-    }
-
-    /// Asks it (once) to load what a session needs.
-    pub fn prime(&mut self) {
-        if self.primed_at.is_none() {
-            self.primed_at = Some(Instant::now());
-            let _ = self.tx.try_send(ToWorker::Prime);
-        }
+    /// Asks it to load what a session needs.
+    pub fn prime(&self) {
+        let _ = self.tx.try_send(ToWorker::Prime);
     }
 
     /// Tells it to close its peers and exit, and waits for that (killing it after

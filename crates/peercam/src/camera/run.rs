@@ -1,0 +1,355 @@
+//! The camera loop: gathers what happens (messages from the hub for the device's members,
+//! the workers' messages and exits, page visits, the policy's deadlines, the stop) into
+//! [`Event`]s for the policy (policy.rs), and carries out the [`Action`]s it returns: worker
+//! processes (process.rs), the hub, the live counts. It owns the device's members in the
+//! MESH rooms it is invited into. It decides nothing about workers.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::{mpsc, oneshot};
+
+use peercam_wire::{Chosen, WorkerSettings};
+
+use super::events::{Action, Event, NotStarted};
+use super::policy::{Supervisor, START_LIMIT};
+use super::process::{Process, WorkerEvent};
+use super::{CameraError, CameraSettings, CameraStats, EVENT_QUEUE};
+use crate::signaling::hub::{IdTaken, MemberSink, Overflow};
+use crate::signaling::{ConversationKind, Hub, Incoming, Outgoing};
+
+/// Where the first worker's outcome goes: what it chose, or why the camera cannot start.
+pub(super) type Ready = std::sync::mpsc::Sender<Result<Option<Chosen>, CameraError>>;
+
+/// Queues messages for one of the device's members into the camera loop.
+pub(super) struct DeviceSink(pub(super) mpsc::Sender<(String, Outgoing)>);
+
+impl MemberSink for DeviceSink {
+    fn deliver(&self, to: &str, msg: &Outgoing) -> Result<(), Overflow> {
+        self.0
+            .try_send((to.to_owned(), msg.clone()))
+            .map_err(|_| Overflow)
+    }
+}
+
+/// Creates the camera's standing broadcast with its viewer limit (its member is connected).
+pub(super) fn open_broadcast(hub: &Hub, settings: &CameraSettings) {
+    let me = &settings.conversation;
+    hub.handle(
+        me,
+        Incoming::Create {
+            conversation: me.clone(),
+            kind: ConversationKind::Broadcast,
+        },
+    );
+    hub.with_core(|c| c.set_viewer_limit(me, Some(settings.max_viewers)));
+}
+
+/// What the loop's inputs are.
+pub(super) struct Inputs {
+    /// Messages from the hub for the device's members.
+    pub signals: mpsc::Receiver<(String, Outgoing)>,
+    /// Resolves (sent or dropped) when the camera stops.
+    pub stop: oneshot::Receiver<()>,
+    /// Poked when someone opens the page.
+    pub primer: Arc<tokio::sync::Notify>,
+    /// Where the first worker's outcome goes.
+    pub ready: Ready,
+}
+
+/// The I/O side of the camera: everything the policy's actions touch.
+pub(super) struct Camera {
+    /// The hub the device's members are connected to.
+    hub: Arc<Hub>,
+    /// The camera's conversation, viewer limit, and what its workers run.
+    settings: CameraSettings,
+    /// The sender each of the device's members' sinks clones.
+    sig_tx: mpsc::Sender<(String, Outgoing)>,
+    /// Where workers report.
+    events: mpsc::Sender<(u64, WorkerEvent)>,
+    /// The live counts.
+    stats: Arc<CameraStats>,
+    /// The running worker processes, by number.
+    workers: HashMap<u64, Process>,
+    /// Members the device joined MESH conversations with: member id → conversation.
+    invited: HashMap<String, String>,
+    /// Invites accepted so far (numbers the invited members' ids).
+    invites_made: u64,
+    /// While the camera stops: the workers told to stop, waited for before the loop ends.
+    stopping: Option<Vec<Process>>,
+    /// Until the first worker is ready or has failed: where that goes.
+    ready: Option<Ready>,
+}
+
+impl Camera {
+    /// Runs the camera until it stops, or until its first worker fails to start.
+    pub(super) async fn run(
+        hub: Arc<Hub>,
+        settings: CameraSettings,
+        sig_tx: mpsc::Sender<(String, Outgoing)>,
+        stats: Arc<CameraStats>,
+        inputs: Inputs,
+    ) {
+        let Inputs {
+            mut signals,
+            mut stop,
+            primer,
+            ready,
+        } = inputs;
+        let (ev_tx, mut events) = mpsc::channel(EVENT_QUEUE);
+        let mut camera = Camera {
+            hub,
+            settings,
+            sig_tx,
+            events: ev_tx,
+            stats,
+            workers: HashMap::new(),
+            invited: HashMap::new(),
+            invites_made: 0,
+            stopping: None,
+            ready: Some(ready),
+        };
+        let (mut policy, mut actions) = Supervisor::new(camera.worker_settings(), Instant::now());
+        loop {
+            camera.carry_out(&mut policy, actions).await;
+            camera.publish_workers(&policy);
+            if policy.ended() {
+                break;
+            }
+            let deadline = policy.next_deadline();
+            let event = tokio::select! {
+                _ = &mut stop => Event::Stop,
+                _ = primer.notified() => Event::Prime,
+                Some((member, msg)) = signals.recv() => Event::Signal { member, msg },
+                Some((worker, ev)) = events.recv() => match ev {
+                    WorkerEvent::Message(msg) => Event::Worker { worker, msg },
+                    WorkerEvent::Gone => Event::Gone { worker },
+                },
+                _ = sleep_until(deadline) => Event::Tick,
+            };
+            actions = policy.handle(Instant::now(), event);
+        }
+        let stopping = camera.stopping.take().unwrap_or_default();
+        futures_util::future::join_all(stopping.into_iter().map(Process::stop)).await;
+    }
+
+    /// What the first worker starts with.
+    fn worker_settings(&self) -> WorkerSettings {
+        let s = &self.settings;
+        WorkerSettings {
+            protocol: peercam_wire::PROTOCOL,
+            conversation: s.conversation.clone(),
+            capture: s.capture.clone(),
+            validate: true,
+            ice: s.ice.clone(),
+            negotiation_timeout: s.negotiation_timeout,
+            log_level: s.log_level.clone(),
+            stream_profile: s.stream_profile.clone(),
+        }
+    }
+
+    /// Carries out `actions`, then tells the policy how the spawns went (and carries out
+    /// what that brings).
+    async fn carry_out(&mut self, policy: &mut Supervisor, mut actions: Vec<Action>) {
+        loop {
+            let mut outcomes = Vec::new();
+            for action in actions {
+                if let Some(outcome) = self.act(action).await {
+                    outcomes.push(outcome);
+                }
+            }
+            if outcomes.is_empty() {
+                return;
+            }
+            let now = Instant::now();
+            actions = outcomes
+                .into_iter()
+                .flat_map(|event| policy.handle(now, event))
+                .collect();
+        }
+    }
+
+    /// Carries out one action; a spawn's outcome comes back.
+    async fn act(&mut self, action: Action) -> Option<Event> {
+        match action {
+            Action::Spawn { worker, settings } => return Some(self.spawn(worker, *settings)),
+            Action::Signal {
+                worker,
+                member,
+                msg,
+            } => {
+                // A worker that could not be started is missing: the policy keeps what it
+                // was sent.
+                if let Some(w) = self.workers.get(&worker) {
+                    w.signal(&member, msg);
+                }
+            }
+            Action::Prime { worker } => {
+                if let Some(w) = self.workers.get(&worker) {
+                    w.prime();
+                }
+            }
+            Action::Stop { worker } => {
+                if let Some(w) = self.workers.remove(&worker) {
+                    match self.stopping.as_mut() {
+                        Some(stopping) => stopping.push(w),
+                        None => {
+                            tokio::spawn(w.stop());
+                        }
+                    }
+                }
+            }
+            Action::Reap { worker, spare } => {
+                let status = self.reap(worker).await;
+                if spare {
+                    log::error!("spare media worker {worker} ended ({status})");
+                } else {
+                    log::error!(
+                        "media worker {worker} ended unexpectedly ({status}); ending the \
+                         broadcast so viewers rejoin"
+                    );
+                }
+            }
+            Action::Deliver { member, msg } => self.hub.handle(&member, msg),
+            Action::Release { member } => self.release(&member),
+            Action::AcceptInvite { from, conversation } => self.accept_invite(&from, conversation),
+            Action::Counts { counts, new_frames } => {
+                self.stats.frames.fetch_add(new_frames, Ordering::Relaxed);
+                self.stats.set(&counts);
+            }
+            Action::EndBroadcast => self.end_broadcast(),
+            Action::Started { chosen } => {
+                if let Some(ready) = self.ready.take() {
+                    let _ = ready.send(Ok(chosen));
+                }
+            }
+            Action::NotStarted(why) => {
+                let error = self.not_started(why).await;
+                if let Some(ready) = self.ready.take() {
+                    let _ = ready.send(Err(error));
+                }
+            }
+            Action::Close => {
+                self.stopping = Some(Vec::new());
+                for member in self.invited.keys() {
+                    self.hub.disconnect(member);
+                }
+                // The broadcaster leaving tells every viewer `left` and `end`.
+                self.hub.disconnect(&self.settings.conversation);
+            }
+        }
+        None
+    }
+
+    fn spawn(&mut self, worker: u64, settings: WorkerSettings) -> Event {
+        let program = &self.settings.program;
+        match Process::spawn(worker, program, settings, self.events.clone()) {
+            Ok(process) => {
+                log::debug!("media worker {worker} started (pid {:?})", process.pid());
+                self.workers.insert(worker, process);
+                Event::Spawned { worker }
+            }
+            Err(e) => Event::SpawnFailed {
+                worker,
+                error: e.to_string(),
+            },
+        }
+    }
+
+    /// The exit status of a worker whose socket closed, for the log.
+    async fn reap(&mut self, worker: u64) -> String {
+        match self.workers.remove(&worker) {
+            Some(w) => w.reap().await,
+            None => "gone".into(),
+        }
+    }
+
+    async fn not_started(&mut self, why: NotStarted) -> CameraError {
+        match why {
+            NotStarted::Spawn(e) => {
+                CameraError::Pipeline(format!("starting the media worker: {e}"))
+            }
+            NotStarted::Select(e) => CameraError::Select(e),
+            NotStarted::Failed(e) => CameraError::Pipeline(e),
+            NotStarted::Exited { worker } => {
+                let status = self.reap(worker).await;
+                CameraError::Pipeline(format!(
+                    "the media worker exited before it was ready ({status})"
+                ))
+            }
+            NotStarted::TimedOut => CameraError::Pipeline(format!(
+                "the media worker did not start within {START_LIMIT:?}"
+            )),
+        }
+    }
+
+    fn publish_workers(&self, policy: &Supervisor) {
+        let pid = |w: Option<u64>| {
+            w.and_then(|w| self.workers.get(&w))
+                .and_then(Process::pid)
+                .unwrap_or(0)
+        };
+        self.stats
+            .active_worker
+            .store(pid(policy.active()), Ordering::Relaxed);
+        self.stats
+            .spare_worker
+            .store(pid(policy.spare()), Ordering::Relaxed);
+    }
+
+    fn accept_invite(&mut self, from: &str, conversation: String) {
+        if self.invited.values().any(|c| *c == conversation) {
+            log::info!("already in {conversation:?}; invite from {from} ignored");
+            return;
+        }
+        // A recognisable id (`camera-1`, ...) lets pages label the camera's tile.
+        let member = loop {
+            self.invites_made += 1;
+            let id = format!("{}-{}", self.settings.conversation, self.invites_made);
+            if self.connect(&id).is_ok() {
+                break id;
+            }
+        };
+        log::info!(member = member.as_str(); "invited by {from} into {conversation:?}");
+        self.invited.insert(member.clone(), conversation.clone());
+        self.hub.handle(&member, Incoming::Join { conversation });
+    }
+
+    /// Connects one of the device's members, its messages coming to this loop.
+    fn connect(&self, id: &str) -> Result<(), IdTaken> {
+        self.hub
+            .connect_as(id, Arc::new(DeviceSink(self.sig_tx.clone())))
+    }
+
+    /// A member the device was invited as, with no peer left, leaves its room.
+    fn release(&mut self, member: &str) {
+        if self.invited.remove(member).is_some() {
+            self.hub.disconnect(member);
+        }
+    }
+
+    /// The active worker died: the rooms end, and the broadcast ends and opens again.
+    fn end_broadcast(&mut self) {
+        for member in self.invited.keys().cloned().collect::<Vec<_>>() {
+            self.release(&member);
+        }
+        // Viewers get `left` and `end` (the page rejoins); the broadcast opens again at once.
+        let me = &self.settings.conversation;
+        self.hub.disconnect(me);
+        if let Err(e) = self.connect(me) {
+            log::error!("cannot reopen the camera's conversation: {e}");
+        } else {
+            open_broadcast(&self.hub, &self.settings);
+        }
+    }
+}
+
+/// Waits until `deadline`; forever without one.
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(t) => tokio::time::sleep_until(t.into()).await,
+        None => std::future::pending().await,
+    }
+}
