@@ -108,7 +108,7 @@ export function createSession({ mode, room, autoInvite, view, media, signaling, 
         onEnd();
         break;
       case 'error':
-        onError(content, (custom && custom.message) || content);
+        onError(content, (custom && custom.message) || content, from);
         break;
       default:
         // ping (signaling.js read its `to`), newJoined, text, and signals added later.
@@ -138,8 +138,8 @@ export function createSession({ mode, room, autoInvite, view, media, signaling, 
     scheduleRejoin();
   }
 
-  function onError(code, message) {
-    errors.push({ code, message });
+  function onError(code, message, from) {
+    errors.push({ code, message, from });
     console.warn(`signaling error ${code}: ${message}`);
     switch (code) {
       case 'VIEWER_LIMIT':
@@ -158,6 +158,18 @@ export function createSession({ mode, room, autoInvite, view, media, signaling, 
       case 'UNAUTHORIZED':
         fatal = true;
         view.setState('error', message);
+        break;
+      case 'NEGOTIATION_FAILED':
+        // The camera (or another member) gave up on this connection and says why, e.g. a
+        // browser that can decode none of the camera's video. Trying again would fail the
+        // same way, so the page says it and waits for the person.
+        if (from) peers.close(from);
+        if (mode === 'watch') {
+          view.setState('failed', `${info.name} could not connect to this browser: ${message}`);
+        } else {
+          view.showNotice(`Could not connect to ${from || 'a member'}: ${message}`);
+          refresh();
+        }
         break;
       case 'SERVER_BUSY':
         // The server closes the socket after this; the reconnect timer takes it from there.

@@ -186,3 +186,30 @@ test('the video comes back by itself after the device restarts', { timeout: 6000
   assert.deepEqual(unexpected, []);
   assert.deepEqual(await viewer.page.evaluate(() => window.peercam.errors), []);
 });
+
+test('a browser that can decode none of the camera video is told why, in words', { timeout: 60000 }, async (t) => {
+  const peercam = await startCamera(t);
+  const browser = await launchBrowser(t, { fakeMedia: false });
+  const viewer = await openPage(t, browser, `${peercam.url}/`, { name: 'viewer' });
+  await waitForFrames(viewer.page, 1);
+  // From the next load on, this browser answers as one without H.264 does (Firefox offline):
+  // the video section rejected.
+  await viewer.page.addInitScript(() => {
+    const create = RTCPeerConnection.prototype.createAnswer;
+    RTCPeerConnection.prototype.createAnswer = async function (...args) {
+      const answer = await create.apply(this, args);
+      return { type: answer.type, sdp: answer.sdp.replace(/^m=video \d+ /m, 'm=video 0 ') };
+    };
+  });
+  await viewer.page.reload();
+  const status = await waitForState(viewer.page, 'failed');
+  assert.match(status, /could not connect to this browser: .*declined the camera's video/);
+  const errors = await viewer.page.evaluate(() => window.peercam.errors);
+  assert.deepEqual(
+    errors.map((e) => [e.code, e.from]),
+    [['NEGOTIATION_FAILED', 'camera']],
+  );
+  // The device released what it held for that viewer.
+  await waitFor('the device to release the peer', () => cameraStats(peercam), (c) => c.peers === 0);
+  await artifact('negotiation-failed.png').then((file) => viewer.page.screenshot({ path: file }));
+});

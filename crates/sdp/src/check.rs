@@ -52,7 +52,7 @@ pub fn check_answer(
     };
     if !video.accepted() || !video.direction.receives() {
         return Err(Unusable(format!(
-            "this browser declined the camera's video: it can decode none of {codec_names} \
+            "this browser declined the camera's video: it cannot decode {codec_names} \
              (Firefox without its H.264 plugin, for example)"
         )));
     }
