@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what peercam needs on Debian 12 / Raspberry Pi OS (bookworm).
 #   scripts/setup.sh          build and run: GStreamer runtime and development packages
-#   scripts/setup.sh --test   also what the tests need: Chromium, Node.js packages
+#   scripts/setup.sh --test   also what the tests need: Chromium, Node.js packages, aiortc
 # Installs only what is missing, so repeated runs take a second.
 set -euo pipefail
 
@@ -18,6 +18,8 @@ if [ "$want_test" = 1 ]; then
   # openssl: the TLS tests compare fingerprints with its output; dbus-daemon: the avahi
   # coexistence test starts its own system bus (avahi may otherwise pull in dbus-broker).
   packages+=(chromium iproute2 util-linux systemd avahi-daemon avahi-utils openssl dbus-daemon)
+  # python3-venv: the aiortc interop test's virtualenv (tests/aiortc).
+  packages+=(python3 python3-venv)
   # Any working Node.js will do (it may come from outside Debian with its own npm).
   command -v node >/dev/null && command -v npm >/dev/null || packages+=(nodejs npm)
 fi
@@ -41,5 +43,12 @@ fi
 
 if [ "$want_test" = 1 ] && [ -f tests/browser/package.json ]; then
   (cd tests/browser && { [ -d node_modules/playwright-core ] || PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error; })
+fi
+# aiortc (a Python WebRTC stack) for the interop test, in a virtualenv of its own; installed
+# again only when its pinned versions change.
+if [ "$want_test" = 1 ] && [ -f tests/aiortc/requirements.txt ]; then
+  (cd tests/aiortc && { cmp -s requirements.txt .venv/installed.txt ||
+    { python3 -m venv .venv && .venv/bin/pip install -q --disable-pip-version-check -r requirements.txt &&
+      cp requirements.txt .venv/installed.txt; }; })
 fi
 echo "setup: ok"

@@ -8,8 +8,9 @@
 //!   (the choice), [`check`] (the report).
 //! - Serving peers: [`worker`] (the process and its loop), [`negotiation`] (each peer's
 //!   negotiation, pure), [`fanout`] (capture, encode and the tee), [`peer`] (one webrtcbin
-//!   branch), [`ice`] (remote candidates).
+//!   branch), [`ice`] (remote candidates), [`certificate`] (the DTLS certificate a peer presents).
 
+pub mod certificate;
 pub mod check;
 pub mod fanout;
 pub mod ice;

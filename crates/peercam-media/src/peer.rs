@@ -176,11 +176,13 @@ fn send(tx: &EventSender, key: &PeerKey, ev: PeerEvent) {
 }
 
 impl Peer {
-    /// Builds the branch (not yet attached to the tee).
+    /// Builds the branch (not yet attached to the tee); its DTLS certificate is `dtls_pem`
+    /// (certificate and key) when given, else GStreamer's own.
     pub fn new(
         key: PeerKey,
         role: Role,
         ice: &IceSettings,
+        dtls_pem: Option<&str>,
         events: EventSender,
     ) -> Result<Peer, MediaError> {
         let bin = gst::Bin::with_name(&format!("peer-{}", key.1));
@@ -199,6 +201,9 @@ impl Peer {
         capsfilter.set_property("caps", rtp_caps(OFFER_PT));
         let webrtc = make("webrtcbin")?;
         webrtc.set_property_from_str("bundle-policy", "max-bundle");
+        if let Some(pem) = dtls_pem {
+            crate::certificate::present(&webrtc, pem);
+        }
         if let Some(stun) = &ice.stun {
             webrtc.set_property("stun-server", stun);
         }

@@ -6,7 +6,8 @@
 //! - [`check`]: the rules an offer or answer must meet to be usable (payload types and ports in
 //!   range, ICE credentials, a DTLS fingerprint), each failure a sentence a person can act on.
 //! - [`choose`]: which of the offered video formats the camera sends.
-//! - [`rewrite`]: the text edits webrtcbin needs (the H.264 `profile-level-id` label).
+//! - [`rewrite`]: the text edits webrtcbin needs (the H.264 `profile-level-id` label, the
+//!   DTLS fingerprint).
 //!
 //! No GStreamer, no I/O: the media worker calls it, the fuzz target drives it.
 
@@ -18,4 +19,4 @@ pub mod rewrite;
 pub use check::{check_answer, check_offer, Unusable};
 pub use choose::{Choice, Codec};
 pub use parse::{parse, Direction, Media, RtpMap, SdpError, Session};
-pub use rewrite::relabel_h264;
+pub use rewrite::{relabel_h264, set_fingerprint};

@@ -30,7 +30,7 @@ use crate::config::CameraConfig;
 /// The version of this protocol. Raise it with any change to the messages below; `Start`,
 /// `Ready` and `Failed` keep the `protocol` field and their shape in every version, so that
 /// a mismatch can be told.
-pub const PROTOCOL: u32 = 1;
+pub const PROTOCOL: u32 = 2;
 
 /// Longest line either side accepts, bytes: an SDP with candidates is a few KiB.
 pub const MAX_LINE: usize = 256 * 1024;
@@ -51,6 +51,18 @@ pub struct IceSettings {
     pub addresses: Vec<IpAddr>,
     /// `stun://host:port`, if any.
     pub stun: Option<String>,
+}
+
+/// The DTLS certificate every peer of a worker presents: the device makes one (ECDSA P-256)
+/// at start and hands it to each worker, so that every client can connect (some speak only
+/// ECDSA cipher suites) and no worker makes a certificate of its own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DtlsIdentity {
+    /// The certificate and then its private key, PEM, as GStreamer's `dtlsdec` takes them.
+    pub pem: String,
+    /// SHA-256 of the certificate's DER, uppercase hex pairs joined by `:`, as SDP's
+    /// `a=fingerprint:sha-256` states it.
+    pub fingerprint: String,
 }
 
 /// A worker's counts, as it reports them.
@@ -90,6 +102,9 @@ pub struct WorkerSettings {
     /// before this worker's own stream has started states it.
     #[serde(default)]
     pub stream_profile: Option<String>,
+    /// The DTLS certificate every peer presents; without one, GStreamer makes its own.
+    #[serde(default)]
+    pub dtls: Option<DtlsIdentity>,
 }
 
 /// What the chosen capture is, for the device's log.
@@ -239,6 +254,10 @@ mod tests {
                 negotiation_timeout: Duration::from_secs(20),
                 log_level: "info".into(),
                 stream_profile: Some("42c01f".into()),
+                dtls: Some(DtlsIdentity {
+                    pem: "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n".into(),
+                    fingerprint: "AB:CD".into(),
+                }),
             })),
             ToWorker::Signal {
                 member: "camera".into(),
@@ -296,6 +315,7 @@ mod tests {
             negotiation_timeout: Duration::from_secs(20),
             log_level: "info".into(),
             stream_profile: None,
+            dtls: None,
         }));
         assert_eq!(protocol_of(&encode(&start)), PROTOCOL);
         let ready = FromWorker::Ready {
@@ -311,6 +331,28 @@ mod tests {
         assert_eq!(protocol_of(r#"{"Start":{"conversation":"camera"}}"#), 0);
         assert_eq!(protocol_of("garbage"), 0);
         assert!(mismatch("peercam", "this media program", 7).contains("protocol 7"));
+    }
+
+    #[test]
+    fn settings_without_a_dtls_certificate_still_read() {
+        let start = WorkerSettings {
+            protocol: PROTOCOL,
+            conversation: "camera".into(),
+            capture: Capture::Launch("x".into()),
+            validate: false,
+            ice: IceSettings::default(),
+            negotiation_timeout: Duration::from_secs(20),
+            log_level: "info".into(),
+            stream_profile: None,
+            dtls: None,
+        };
+        let mut json: serde_json::Value = serde_json::to_value(&start).unwrap();
+        // As a device of this protocol without a certificate to give (or an earlier one) sends it.
+        json.as_object_mut().unwrap().remove("dtls");
+        assert_eq!(
+            serde_json::from_value::<WorkerSettings>(json).unwrap(),
+            start
+        );
     }
 
     #[test]

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use peercam_signaling::Incoming;
 
-use peercam_sdp::{check_answer, check_offer, Codec};
+use peercam_sdp::{check_answer, check_offer, set_fingerprint, Codec};
 
 use crate::ice::{self, Remote};
 use crate::peer::{state_profile, PeerKey, Role, OFFER_PT};
@@ -106,17 +106,27 @@ pub struct Negotiation<C, D> {
     /// The stream's H.264 `profile-level-id`, as last seen (by this worker or, as the device
     /// told, one before it).
     stream_profile: Option<String>,
+    /// The SHA-256 fingerprint of the DTLS certificate the peers present, when the device
+    /// gave one: every offer and answer states it (webrtcbin 1.22 writes one computed from
+    /// the certificate and key together).
+    fingerprint: Option<String>,
     /// The types carried through events into actions.
     carried: PhantomData<(C, D)>,
 }
 
 impl<C, D> Negotiation<C, D> {
-    /// No peers yet; `stream_profile` is the one the device remembers, if any.
-    pub fn new(timeout: Duration, stream_profile: Option<String>) -> Negotiation<C, D> {
+    /// No peers yet; `stream_profile` is the one the device remembers, if any; `fingerprint`
+    /// the SHA-256 one of the peers' DTLS certificate, if the device gave one.
+    pub fn new(
+        timeout: Duration,
+        stream_profile: Option<String>,
+        fingerprint: Option<String>,
+    ) -> Negotiation<C, D> {
         Negotiation {
             peers: HashMap::new(),
             timeout,
             stream_profile,
+            fingerprint,
             carried: PhantomData,
         }
     }
@@ -323,6 +333,10 @@ impl<C, D> Negotiation<C, D> {
                 let sdp = match &entry.stated_profile {
                     Some(p) if kind == SdpKind::Offer => state_profile(&sdp, p),
                     _ => sdp,
+                };
+                let sdp = match &self.fingerprint {
+                    Some(fp) => set_fingerprint(&sdp, "sha-256", fp),
+                    None => sdp,
                 };
                 // Applying it starts gathering; the description goes out when that is done
                 // (host candidates take a few milliseconds) or after GATHER_WAIT at most.

@@ -125,7 +125,7 @@ fn sent_description(actions: &[A], k: &PeerKey) -> (SdpKind, String) {
 #[test]
 fn offer_made_at_once_with_the_running_streams_caps() {
     let t0 = Instant::now();
-    let mut n = N::new(TIMEOUT, None);
+    let mut n = N::new(TIMEOUT, None, None);
     let k = key("v1");
     let built = offerer(&mut n, t0, "v1", Some("stream"));
     assert_eq!(
@@ -152,7 +152,7 @@ fn offer_made_at_once_with_the_running_streams_caps() {
 #[test]
 fn offer_waits_for_caps_when_no_profile_is_known() {
     let t0 = Instant::now();
-    let mut n = N::new(TIMEOUT, None);
+    let mut n = N::new(TIMEOUT, None, None);
     let k = key("v1");
     assert_eq!(offerer(&mut n, t0, "v1", None), vec![]);
     let caps = n.handle(
@@ -188,7 +188,7 @@ fn offer_waits_for_caps_when_no_profile_is_known() {
 #[test]
 fn offer_states_the_remembered_profile_when_the_caps_are_not_known() {
     let t0 = Instant::now();
-    let mut n = N::new(TIMEOUT, Some("42c01f".into()));
+    let mut n = N::new(TIMEOUT, Some("42c01f".into()), None);
     let k = key("v1");
     assert_eq!(
         offerer(&mut n, t0, "v1", None),
@@ -228,7 +228,7 @@ fn offer_states_the_remembered_profile_when_the_caps_are_not_known() {
 #[test]
 fn an_offer_made_with_caps_is_sent_as_made() {
     let t0 = Instant::now();
-    let mut n = N::new(TIMEOUT, Some("42c01f".into()));
+    let mut n = N::new(TIMEOUT, Some("42c01f".into()), None);
     let k = key("v1");
     offerer(&mut n, t0, "v1", Some("stream"));
     n.handle(t0, &k, local(SdpKind::Offer, OFFER));
@@ -239,7 +239,7 @@ fn an_offer_made_with_caps_is_sent_as_made() {
 #[test]
 fn candidates_gathered_while_held_go_out_inside_the_description_and_later_ones_trickle() {
     let t0 = Instant::now();
-    let mut n = N::new(TIMEOUT, None);
+    let mut n = N::new(TIMEOUT, None, None);
     let k = key("v1");
     offerer(&mut n, t0, "v1", Some("stream"));
     assert_eq!(
@@ -267,7 +267,7 @@ fn candidates_gathered_while_held_go_out_inside_the_description_and_later_ones_t
 #[test]
 fn the_gather_wait_releases_a_held_description() {
     let t0 = Instant::now();
-    let mut n = N::new(TIMEOUT, None);
+    let mut n = N::new(TIMEOUT, None, None);
     let k = key("v1");
     offerer(&mut n, t0, "v1", Some("stream"));
     n.handle(t0 + ms(10), &k, local(SdpKind::Offer, OFFER));
@@ -284,7 +284,7 @@ fn the_gather_wait_releases_a_held_description() {
 #[test]
 fn an_unreadable_description_is_not_held() {
     let t0 = Instant::now();
-    let mut n = N::new(TIMEOUT, None);
+    let mut n = N::new(TIMEOUT, None, None);
     let k = key("v1");
     offerer(&mut n, t0, "v1", Some("stream"));
     let bad: E = Event::LocalDescription {
@@ -299,7 +299,7 @@ fn an_unreadable_description_is_not_held() {
 #[test]
 fn answerer_waits_for_caps_then_applies_the_offer_then_answers() {
     let t0 = Instant::now();
-    let mut n = N::new(TIMEOUT, Some("42c01f".into()));
+    let mut n = N::new(TIMEOUT, Some("42c01f".into()), None);
     let k = ("camera-2".to_owned(), "peer".to_owned());
     assert_eq!(
         n.handle(t0, &k, Event::AnswerRequest { sdp: OFFER.into() }),
@@ -349,7 +349,7 @@ fn answerer_waits_for_caps_then_applies_the_offer_then_answers() {
 #[test]
 fn the_remote_answer_is_applied_for_a_known_peer_only() {
     let t0 = Instant::now();
-    let mut n = N::new(TIMEOUT, None);
+    let mut n = N::new(TIMEOUT, None, None);
     let k = key("v1");
     offerer(&mut n, t0, "v1", Some("stream"));
     assert_eq!(
@@ -369,7 +369,7 @@ fn the_remote_answer_is_applied_for_a_known_peer_only() {
 #[test]
 fn remote_candidates_are_added_resolved_or_skipped() {
     let t0 = Instant::now();
-    let mut n = N::new(TIMEOUT, None);
+    let mut n = N::new(TIMEOUT, None, None);
     let k = key("v1");
     offerer(&mut n, t0, "v1", Some("stream"));
     let remote = |json: String| -> E { Event::RemoteCandidate { json } };
@@ -404,7 +404,7 @@ fn remote_candidates_are_added_resolved_or_skipped() {
 #[test]
 fn connected_refreshes_the_stream_and_is_never_timed_out() {
     let t0 = Instant::now();
-    let mut n = N::new(TIMEOUT, None);
+    let mut n = N::new(TIMEOUT, None, None);
     let k = key("v1");
     offerer(&mut n, t0, "v1", Some("stream"));
     assert_eq!(
@@ -430,7 +430,7 @@ fn connected_refreshes_the_stream_and_is_never_timed_out() {
 #[test]
 fn an_unconnected_peer_is_released_after_the_negotiation_timeout() {
     let t0 = Instant::now();
-    let mut n = N::new(TIMEOUT, None);
+    let mut n = N::new(TIMEOUT, None, None);
     let k = key("v1");
     offerer(&mut n, t0, "v1", None);
     offerer(&mut n, t0 + ms(500), "v2", None);
@@ -478,7 +478,7 @@ fn failed_or_closed_connections_and_failures_release_the_peer() {
             Some("the DTLS handshake failed"),
         ),
     ] {
-        let mut n = N::new(TIMEOUT, None);
+        let mut n = N::new(TIMEOUT, None, None);
         let k = key("v1");
         offerer(&mut n, t0, "v1", Some("stream"));
         n.handle(t0, &k, Event::State(Connection::Connected));
@@ -498,7 +498,7 @@ fn failed_or_closed_connections_and_failures_release_the_peer() {
 #[test]
 fn an_unusable_offer_is_refused_in_words_before_anything_is_built() {
     let t0 = Instant::now();
-    let mut n = N::new(TIMEOUT, None);
+    let mut n = N::new(TIMEOUT, None, None);
     let k = ("camera-2".to_owned(), "peer".to_owned());
     let cases = [
         ("not sdp", "not SDP"),
@@ -548,7 +548,7 @@ fn an_unusable_answer_is_refused_and_the_peer_released() {
         ),
     ];
     for (sdp, why) in cases {
-        let mut n = N::new(TIMEOUT, None);
+        let mut n = N::new(TIMEOUT, None, None);
         offerer(&mut n, t0, "v1", Some("stream"));
         let out = n.handle(t0, &k, Event::RemoteAnswer { sdp: sdp.into() });
         refused(&out, &k, why);
@@ -559,7 +559,7 @@ fn an_unusable_answer_is_refused_and_the_peer_released() {
 #[test]
 fn a_branch_that_cannot_be_built_is_said() {
     let t0 = Instant::now();
-    let mut n = N::new(TIMEOUT, None);
+    let mut n = N::new(TIMEOUT, None, None);
     let k = key("v1");
     n.handle(t0, &k, Event::OfferRequest);
     let out = n.handle(t0, &k, Event::BuildFailed("webrtcbin is missing".into()));
@@ -574,7 +574,7 @@ fn a_branch_that_cannot_be_built_is_said() {
 #[test]
 fn remote_candidates_are_bounded_per_peer() {
     let t0 = Instant::now();
-    let mut n = N::new(TIMEOUT, None);
+    let mut n = N::new(TIMEOUT, None, None);
     let k = key("v1");
     offerer(&mut n, t0, "v1", Some("stream"));
     let json = |host: &str| {
@@ -612,7 +612,7 @@ fn remote_candidates_are_bounded_per_peer() {
 #[test]
 fn leaving_removes_the_peer_and_releases_a_member_left_alone() {
     let t0 = Instant::now();
-    let mut n = N::new(TIMEOUT, None);
+    let mut n = N::new(TIMEOUT, None, None);
     let (a, b) = (key("v1"), key("v2"));
     offerer(&mut n, t0, "v1", Some("stream"));
     offerer(&mut n, t0, "v2", Some("stream"));
@@ -641,7 +641,7 @@ fn leaving_removes_the_peer_and_releases_a_member_left_alone() {
 #[test]
 fn an_ended_member_is_released_only_without_peers() {
     let t0 = Instant::now();
-    let mut n = N::new(TIMEOUT, None);
+    let mut n = N::new(TIMEOUT, None, None);
     offerer(&mut n, t0, "v1", Some("stream"));
     assert_eq!(n.member_done("camera"), vec![]);
     assert_eq!(
@@ -655,7 +655,7 @@ fn an_ended_member_is_released_only_without_peers() {
 #[test]
 fn a_second_offer_request_replaces_the_peer() {
     let t0 = Instant::now();
-    let mut n = N::new(TIMEOUT, None);
+    let mut n = N::new(TIMEOUT, None, None);
     let k = key("v1");
     offerer(&mut n, t0, "v1", None);
     let later = t0 + ms(9_000);
@@ -673,7 +673,7 @@ fn a_second_offer_request_replaces_the_peer() {
 #[test]
 fn a_second_answer_request_replaces_the_peer() {
     let t0 = Instant::now();
-    let mut n = N::new(TIMEOUT, None);
+    let mut n = N::new(TIMEOUT, None, None);
     let k = key("p");
     n.handle(t0, &k, Event::AnswerRequest { sdp: OFFER.into() });
     n.handle(t0, &k, Event::AnswererBuilt);
@@ -694,7 +694,7 @@ fn a_second_answer_request_replaces_the_peer() {
 #[test]
 fn a_peer_that_was_never_built_is_not_there() {
     let t0 = Instant::now();
-    let mut n = N::new(TIMEOUT, None);
+    let mut n = N::new(TIMEOUT, None, None);
     let k = key("v1");
     // The branch could not be built: the request leaves no peer behind.
     n.handle(t0, &k, Event::OfferRequest);
@@ -721,7 +721,7 @@ fn a_peer_that_was_never_built_is_not_there() {
 #[test]
 fn clearing_removes_every_peer() {
     let t0 = Instant::now();
-    let mut n = N::new(TIMEOUT, None);
+    let mut n = N::new(TIMEOUT, None, None);
     offerer(&mut n, t0, "v1", Some("stream"));
     offerer(&mut n, t0, "v2", Some("stream"));
     let mut removed = n.clear();
@@ -732,4 +732,41 @@ fn clearing_removes_every_peer() {
     );
     assert!(n.is_empty());
     assert_eq!(n.clear(), vec![]);
+}
+
+/// The device's own certificate's fingerprint, as the device hands it to the worker.
+const DEVICE_FP: &str = "43:86:4B:C1:04:4F:90:27:D1:6E:31:F8:17:98:5D:55:\
+                         78:2E:17:56:0D:CD:1F:9F:95:BA:70:B1:55:F1:44:D0";
+
+#[test]
+fn offers_and_answers_state_the_devices_certificate_fingerprint() {
+    let t0 = Instant::now();
+    let mut n = N::new(TIMEOUT, Some("42c01f".into()), Some(DEVICE_FP.into()));
+    // An offer made before the stream's caps: its profile is stated too.
+    let k = key("v1");
+    offerer(&mut n, t0, "v1", None);
+    n.handle(t0, &k, local(SdpKind::Offer, OFFER));
+    let (_, offer) = sent_description(&n.handle(t0, &k, Event::GatheringComplete), &k);
+    assert!(offer.contains(&format!("\r\na=fingerprint:sha-256 {DEVICE_FP}\r\n")));
+    assert_eq!(offer.matches("a=fingerprint:").count(), 1, "{offer}");
+    assert!(offer.contains("profile-level-id=42c01f"), "{offer}");
+    // An answer, made as an invited member.
+    let k = ("camera-2".to_owned(), "peer".to_owned());
+    n.handle(t0, &k, Event::AnswerRequest { sdp: OFFER.into() });
+    n.handle(t0, &k, Event::AnswererBuilt);
+    n.handle(t0, &k, local(SdpKind::Answer, ANSWER));
+    let (_, answer) = sent_description(&n.handle(t0, &k, Event::GatheringWaitOver), &k);
+    assert!(answer.contains(&format!("\r\na=fingerprint:sha-256 {DEVICE_FP}\r\n")));
+    assert!(!answer.contains("1F:2A:3B"), "{answer}");
+}
+
+#[test]
+fn without_a_certificate_from_the_device_the_fingerprint_is_left_as_written() {
+    let t0 = Instant::now();
+    let mut n = N::new(TIMEOUT, None, None);
+    let k = key("v1");
+    offerer(&mut n, t0, "v1", Some("stream"));
+    n.handle(t0, &k, local(SdpKind::Offer, OFFER));
+    let (_, offer) = sent_description(&n.handle(t0, &k, Event::GatheringComplete), &k);
+    assert_eq!(offer, OFFER);
 }

@@ -22,13 +22,22 @@ use crate::peer::{EventSender, Peer, PeerKey, Role};
 /// (the page loads while this runs, and the machine is busiest then) is served at once
 /// instead of after it: the viewer's session builds the same things, and whatever the
 /// rehearsal has loaded by then is loaded for it too.
-pub(super) fn spawn(launch: String, ice: IceSettings, key: PeerKey, events: EventSender) {
+///
+/// Its peer presents `dtls_pem` as a viewer's would, so that no certificate is made for it.
+pub(super) fn spawn(
+    launch: String,
+    ice: IceSettings,
+    dtls_pem: Option<String>,
+    key: PeerKey,
+    events: EventSender,
+) {
     let spawned = std::thread::Builder::new()
         .name("prime".into())
         .spawn(move || {
             let t = Instant::now();
-            let built = Fanout::new(&launch)
-                .and_then(|_capture| Peer::new(key, Role::Offerer, &ice, events)?.rehearse_offer());
+            let built = Fanout::new(&launch).and_then(|_capture| {
+                Peer::new(key, Role::Offerer, &ice, dtls_pem.as_deref(), events)?.rehearse_offer()
+            });
             match built {
                 Ok(()) => log::debug!("primed in {:?}", t.elapsed()),
                 Err(e) => log::debug!("priming failed: {e}"),

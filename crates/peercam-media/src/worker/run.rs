@@ -54,6 +54,8 @@ pub(super) struct Worker {
     conversation: String,
     /// ICE addresses and STUN for every peer.
     ice: IceSettings,
+    /// The DTLS certificate and key (PEM) every peer presents, if the device gave one.
+    dtls_pem: Option<String>,
     /// The capture's launch line.
     launch: String,
     /// Messages to the device.
@@ -93,12 +95,17 @@ impl Worker {
         Worker {
             conversation: settings.conversation,
             ice: settings.ice,
+            dtls_pem: settings.dtls.as_ref().map(|d| d.pem.clone()),
             launch,
             out,
             events,
             mdns: Resolver::new(resolved),
             fanout: None,
-            negotiation: Negotiation::new(settings.negotiation_timeout, settings.stream_profile),
+            negotiation: Negotiation::new(
+                settings.negotiation_timeout,
+                settings.stream_profile,
+                settings.dtls.map(|d| d.fingerprint),
+            ),
             peers: HashMap::new(),
             frames: Arc::new(AtomicU64::new(0)),
             bus_errors,
@@ -162,6 +169,7 @@ impl Worker {
         super::prime::spawn(
             self.launch.clone(),
             self.ice.clone(),
+            self.dtls_pem.clone(),
             key,
             self.events.clone(),
         );
@@ -420,7 +428,13 @@ impl Worker {
         role: Role,
         offer: Option<(&str, u32, u8)>,
     ) -> Result<(), MediaError> {
-        let mut peer = Peer::new(key.clone(), role, &self.ice, self.events.clone())?;
+        let mut peer = Peer::new(
+            key.clone(),
+            role,
+            &self.ice,
+            self.dtls_pem.as_deref(),
+            self.events.clone(),
+        )?;
         if let Some((sdp, mline, pt)) = offer {
             peer.prepare_answer(sdp, mline, pt)?;
         }

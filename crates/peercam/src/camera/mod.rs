@@ -29,7 +29,7 @@
 //! Who does what: policy.rs decides all of the above, with time passed in; run.rs is the
 //! loop that feeds it events (the policy's deadlines among them) and carries out its
 //! actions; events.rs names both; process.rs is one worker process; stats.rs the live
-//! counts. This file is the camera's face to the service: [`start`] and [`CameraHandle`].
+//! counts; dtls.rs the DTLS certificate every worker's peers present. This file is the camera's face to the service: [`start`] and [`CameraHandle`].
 //!
 //! The loop runs on a thread of its own, with a single-threaded runtime, rather than as a
 //! task on the serving runtime. [`start`] and [`CameraHandle::stop`] (and so the handle's
@@ -46,6 +46,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
+pub mod dtls;
 mod events;
 mod policy;
 pub mod process;

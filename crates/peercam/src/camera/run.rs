@@ -135,9 +135,21 @@ impl Camera {
         futures_util::future::join_all(stopping.into_iter().map(Process::stop)).await;
     }
 
-    /// What the first worker starts with.
+    /// What the first worker starts with (later ones are given the same): among it, the
+    /// DTLS certificate every worker's peers present, made here once.
     fn worker_settings(&self) -> WorkerSettings {
         let s = &self.settings;
+        let t = Instant::now();
+        let dtls = match super::dtls::generate() {
+            Ok(identity) => {
+                log::debug!("DTLS certificate made in {:?}", t.elapsed());
+                Some(identity)
+            }
+            Err(e) => {
+                log::warn!("{e}; the media workers make their own");
+                None
+            }
+        };
         WorkerSettings {
             protocol: peercam_wire::PROTOCOL,
             conversation: s.conversation.clone(),
@@ -147,6 +159,7 @@ impl Camera {
             negotiation_timeout: s.negotiation_timeout,
             log_level: s.log_level.clone(),
             stream_profile: s.stream_profile.clone(),
+            dtls,
         }
     }
 

@@ -18,6 +18,7 @@ fn settings() -> WorkerSettings {
         negotiation_timeout: Duration::from_secs(20),
         log_level: "info".into(),
         stream_profile: None,
+        dtls: None,
     }
 }
 
