@@ -7,7 +7,8 @@
 //! GStreamer peers (keyed like the negotiation's) and the capture, which plays only while a
 //! peer is attached. It must not decide when to offer, answer, send or release a peer: the
 //! negotiation does; nor when the camera source has failed or is reopened: its health
-//! ([`SourceHealth`]) does, from the source's errors and, each tick, its frame count.
+//! ([`crate::source_health`], through [`SourceWatch`]) does, from the source's errors and,
+//! each tick, its frame count.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,12 +23,13 @@ use tokio::sync::mpsc;
 
 use super::bus::PipelineError;
 use super::mdns::Resolver;
+use super::source::SourceWatch;
 use crate::fanout::Fanout;
 use crate::negotiation::{Action, Connection, Event, Negotiation, OfferCaps, SdpKind};
 use crate::peer::{
     early_offer_caps, offer_caps, profile_of, EventSender, Peer, PeerEvent, PeerKey, Role,
 };
-use crate::source_health::{self, SourceHealth};
+use crate::source_health;
 use crate::MediaError;
 use peercam_signaling::{Incoming, Outgoing};
 use peercam_wire::{
@@ -67,7 +69,7 @@ pub(super) struct Worker {
     /// Built on the first peer, dropped (capture stopped) after the last.
     fanout: Option<Fanout>,
     /// The camera source's health while capturing, when the capture has a source switch.
-    health: Option<SourceHealth>,
+    health: Option<SourceWatch>,
     /// Every peer's negotiation.
     negotiation: Peers,
     /// The GStreamer peers, by the negotiation's keys.
@@ -149,9 +151,7 @@ impl Worker {
                 _ = tick.tick() => {
                     let actions = self.negotiation.tick(Instant::now());
                     self.carry_out(actions);
-                    if let Some(frames) = self.fanout.as_ref().and_then(|f| f.switch()).map(|s| s.frames()) {
-                        self.on_source(source_health::Event::Tick { frames });
-                    }
+                    self.on_source_tick();
                 }
             }
             self.report();
@@ -304,51 +304,25 @@ impl Worker {
         }
     }
 
-    /// Feeds one event to the source's health and carries out what it says on the switch. A
-    /// source that cannot be opened, or a placeholder that cannot be shown, is an error of
-    /// the source's.
+    /// Each tick: the source's frame count, for its health to find a stall or a return.
+    fn on_source_tick(&mut self) {
+        let switch = self.fanout.as_ref().and_then(|f| f.switch());
+        if let Some(frames) = switch.map(|s| s.frames()) {
+            self.on_source(source_health::Event::Tick { frames });
+        }
+    }
+
+    /// Feeds one event to the source's health, which acts on the switch; a new picture
+    /// starts with a keyframe rather than with a large change.
     fn on_source(&mut self, event: source_health::Event) {
-        let now = Instant::now();
-        let (Some(health), Some(switch)) = (
-            self.health.as_mut(),
-            self.fanout.as_ref().and_then(|f| f.switch()),
-        ) else {
+        let (Some(watch), Some(fanout)) = (self.health.as_mut(), self.fanout.as_ref()) else {
             return;
         };
-        let mut actions: std::collections::VecDeque<_> = health.handle(now, event).into();
-        let mut switched = false;
-        while let Some(action) = actions.pop_front() {
-            let done = match action {
-                source_health::Action::ShowPlaceholder => {
-                    switched = true;
-                    switch.show_placeholder()
-                }
-                source_health::Action::ShowSource => {
-                    log::info!("camera source delivers again; showing it");
-                    switched = true;
-                    switch.show_source();
-                    Ok(())
-                }
-                source_health::Action::Stop { fault, retry_in } => {
-                    log::warn!(
-                        "camera source stopped ({fault:?}); showing the placeholder, \
-                         reopening in {retry_in:?}"
-                    );
-                    switch.stop();
-                    Ok(())
-                }
-                source_health::Action::Open => switch.open(),
-            };
-            if let Err(e) = done {
-                log::warn!("{e}");
-                actions.extend(health.handle(now, source_health::Event::Error));
-            }
-        }
-        if switched {
-            // The new picture starts with a keyframe rather than with a large change.
-            if let Some(f) = &self.fanout {
-                f.force_keyframe();
-            }
+        let Some(switch) = fanout.switch() else {
+            return;
+        };
+        if watch.handle(switch, Instant::now(), event) {
+            fanout.force_keyframe();
         }
     }
 
@@ -521,14 +495,8 @@ impl Worker {
     /// The capture has just started: its source (behind a switch) is opened, and its health
     /// followed from now on. A capture without a switch started its source with it.
     fn open_source(&mut self) {
-        let Some(switch) = self.fanout.as_ref().and_then(|f| f.switch()) else {
-            return;
-        };
-        let opened = switch.open();
-        self.health = Some(SourceHealth::new(Instant::now()));
-        if let Err(e) = opened {
-            log::warn!("{e}");
-            self.on_source(source_health::Event::Error);
+        if let Some(switch) = self.fanout.as_ref().and_then(|f| f.switch()) {
+            self.health = Some(SourceWatch::start(switch, Instant::now()));
         }
     }
 
