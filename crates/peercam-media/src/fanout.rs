@@ -9,6 +9,10 @@
 //! The pipeline plays only while at least one branch is attached, so the camera and encoder
 //! are idle when nobody watches. Branches are added and removed while it plays; a new branch
 //! asks the encoder for a keyframe so the viewer does not wait for the next GOP.
+//!
+//! When the launch line marks where its source ends, the source sits behind a switch
+//! ([`SourceSwitch`]) that can feed the encoder a placeholder instead; the worker opens and
+//! stops the source, so it does not start with the pipeline.
 
 use std::time::Duration;
 
@@ -16,12 +20,15 @@ use gstreamer as gst;
 use gstreamer::prelude::*;
 
 use super::MediaError;
+use crate::source_switch::SourceSwitch;
 
 /// The shared capture pipeline and its tee.
 pub struct Fanout {
     pipeline: gst::Pipeline,
     tee: gst::Element,
     branches: usize,
+    /// The camera source's switch, when the launch line has one.
+    switch: Option<SourceSwitch>,
 }
 
 impl Fanout {
@@ -35,10 +42,12 @@ impl Fanout {
         let tee = pipeline
             .by_name("fanout")
             .ok_or_else(|| MediaError::Pipeline("tee missing".into()))?;
+        let switch = SourceSwitch::find(&pipeline)?;
         Ok(Fanout {
             pipeline,
             tee,
             branches: 0,
+            switch,
         })
     }
 
@@ -50,6 +59,12 @@ impl Fanout {
     /// The encoded stream's caps, once the encoder has set them.
     pub fn current_caps(&self) -> Option<gst::Caps> {
         self.tee.static_pad("sink").and_then(|p| p.current_caps())
+    }
+
+    /// The camera source's switch, if the launch line marks one. Its source is not started
+    /// with the pipeline: the caller opens it.
+    pub fn switch(&self) -> Option<&SourceSwitch> {
+        self.switch.as_ref()
     }
 
     /// Attached branches.

@@ -6,6 +6,7 @@
 
 use super::pipeline::{Fragment, PipelineError};
 use crate::config::CameraConfig;
+use crate::source_switch::SWITCH;
 
 /// Caps the capture pipeline ends in: what browsers decode, and what `rtph264pay` needs to
 /// put `profile-level-id` in its caps (it only does for `stream-format=avc`).
@@ -98,7 +99,11 @@ impl Fragment {
 }
 
 /// The capture pipeline's gst-launch description:
-/// `<source> ! <encoder> ! video/x-h264,stream-format=avc,alignment=au,profile=constrained-baseline`.
+/// `<source> ! input-selector name=source-switch ! <encoder> ! video/x-h264,stream-format=avc,alignment=au,profile=constrained-baseline`.
+///
+/// The `input-selector` ([`SWITCH`]) marks where the source ends: the worker feeds the
+/// encoder a placeholder picture through it while the source has failed
+/// ([`crate::source_switch`]). With only the source linked it passes the source through.
 ///
 /// Contract for the caller: the description has no sink and ends in the caps [`H264_CAPS`].
 /// gst-launch syntax accepts caps only between two links, so it does not parse on its own:
@@ -114,7 +119,7 @@ pub fn describe(
 ) -> Result<String, PipelineError> {
     let source = source.expand(params, device)?;
     let encoder = encoder.expand(params, None)?;
-    Ok(format!("{source} ! {encoder} ! {H264_CAPS}"))
+    Ok(format!("{source} ! {SWITCH} ! {encoder} ! {H264_CAPS}"))
 }
 
 /// A short, finite pipeline that encodes two test frames with `encoder` into a fakesink: it
@@ -234,7 +239,7 @@ package = "gstreamer1.0-plugins-bad"
             describe(&s, Some("/dev/video2"), &e, &PARAMS_720).unwrap(),
             format!(
                 "v4l2src device=\"/dev/video2\" ! video/x-raw,width=1280,height=720,\
-                 framerate=30/1 ! videoconvert ! x264enc bitrate=2000 key-int-max=60 ! \
+                 framerate=30/1 ! input-selector name=source-switch ! videoconvert ! x264enc bitrate=2000 key-int-max=60 ! \
                  h264parse ! {H264_CAPS}"
             )
         );

@@ -7,8 +7,11 @@
 //!   them into a gst-launch line), [`probe`] (cameras and encoders present), [`select`]
 //!   (the choice), [`check`] (the report).
 //! - Serving peers: [`worker`] (the process and its loop), [`negotiation`] (each peer's
-//!   negotiation, pure), [`fanout`] (capture, encode and the tee), [`peer`] (one webrtcbin
-//!   branch), [`ice`] (remote candidates), [`certificate`] (the DTLS certificate a peer presents).
+//!   negotiation, pure), [`fanout`] (capture, encode and the tee), [`source_switch`] (the
+//!   placeholder fed to the encoder while the camera source has failed), [`source_health`]
+//!   (when the source has failed and when to reopen it, pure), [`peer`] (one webrtcbin
+//!   branch), [`ice`] (remote candidates), [`certificate`] (the DTLS certificate a peer
+//!   presents).
 
 pub mod certificate;
 pub mod check;
@@ -20,6 +23,8 @@ pub mod peer;
 pub mod pipeline;
 pub mod probe;
 pub mod select;
+pub mod source_health;
+pub mod source_switch;
 pub mod worker;
 
 pub use peercam_wire::{config, install, logging};

@@ -1,10 +1,11 @@
 //! The capture pipeline's bus and frame count: errors are forwarded to the loop with the
-//! peer they belong to (if the failing element is inside a peer's branch), warnings are
-//! logged, and encoded frames are counted for the device's health checks.
+//! part they belong to (a peer's branch, or the camera source behind the switch), warnings
+//! are logged, and encoded frames are counted for the device's health checks.
 //!
 //! Its handlers run on GStreamer's threads: they only count, log and forward; they must not
 //! touch peers or the pipeline.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -12,12 +13,17 @@ use gstreamer as gst;
 use gstreamer::prelude::*;
 use tokio::sync::mpsc;
 
+use crate::source_switch::SourceSwitch;
+
 /// A pipeline error as the loop needs it.
 #[derive(Debug)]
 pub(super) struct PipelineError {
     /// The remote member whose branch (`peer-<id>`) holds the failing element, if one does;
     /// `None` for the capture and encoder, which every peer shares.
     pub peer: Option<String>,
+    /// The failing element is (inside) one of the camera source's elements, which can fail
+    /// alone (see `crate::source_switch`).
+    pub source: bool,
     /// What GStreamer said.
     pub message: String,
 }
@@ -28,27 +34,49 @@ const BRANCH_PREFIX: &str = "peer-";
 /// The remote member whose branch holds `element`: the name of its ancestor that is a direct
 /// child of the pipeline, when that is a branch.
 fn peer_of(element: &gst::Object) -> Option<String> {
+    top_level_name(element)?
+        .strip_prefix(BRANCH_PREFIX)
+        .map(str::to_owned)
+}
+
+/// The name of `element`'s ancestor (or itself) that is a direct child of the pipeline.
+fn top_level_name(element: &gst::Object) -> Option<String> {
     let mut node = element.clone();
     loop {
         let parent = node.parent()?;
         if parent.is::<gst::Pipeline>() {
-            return node.name().strip_prefix(BRANCH_PREFIX).map(str::to_owned);
+            return Some(node.name().to_string());
         }
         node = parent;
     }
 }
 
 /// Counts encoded frames (for health checks) and forwards pipeline errors to the loop with
-/// the peer they belong to.
+/// the peer they belong to, or marked as the source's when the failing element is inside the
+/// camera source behind `switch`.
+///
+/// The count is the device's proof that the camera works (it withholds the watchdog's pings
+/// when the count stands still while someone watches): so it counts encoded frames of the
+/// real picture only, never the placeholder the switch feeds the encoder while the camera
+/// has failed. A camera that comes back within the device's stall time-out is bridged by
+/// the placeholder and the viewers never notice more; one that stays away longer, a wedged
+/// encoder, or a worker stuck stopping a wedged camera (the count reaches the device only
+/// through the worker's loop) stops the count, and systemd restarts the service, which
+/// reopens everything from a fresh process.
 pub(super) fn watch(
     pipeline: &gst::Pipeline,
     frames: Arc<AtomicU64>,
     errors: mpsc::Sender<PipelineError>,
+    switch: Option<&SourceSwitch>,
 ) {
+    let source: HashSet<String> = switch.map(|s| s.element_names()).unwrap_or_default();
+    let on_screen = switch.map(|s| s.on_screen());
     if let Some(tee) = pipeline.by_name("fanout") {
         if let Some(pad) = tee.static_pad("sink") {
             pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
-                frames.fetch_add(1, Ordering::Relaxed);
+                if on_screen.as_ref().is_none_or(|o| o.load(Ordering::Relaxed)) {
+                    frames.fetch_add(1, Ordering::Relaxed);
+                }
                 gst::PadProbeReturn::Ok
             });
         }
@@ -66,8 +94,10 @@ pub(super) fn watch(
                     e.error(),
                     e.debug().unwrap_or_default()
                 );
+                let top = e.src().and_then(top_level_name);
                 let _ = errors.try_send(PipelineError {
                     peer: e.src().and_then(peer_of),
+                    source: top.is_some_and(|name| source.contains(&name)),
                     message: e.error().to_string(),
                 });
             }

@@ -20,12 +20,14 @@
 //! - [`run`]: the loop and the GStreamer peers.
 //! - [`mdns`]: bounded resolution of browsers' `.local` candidates.
 //! - [`bus`]: pipeline errors and the frame count.
+//! - [`source`]: the camera source's health carried out on the capture's switch.
 
 mod bus;
 mod dtls;
 mod mdns;
 mod prime;
 mod run;
+mod source;
 mod start;
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};

@@ -6,7 +6,9 @@
 //! The loop is single-threaded; GStreamer callbacks only post events to it. It owns the
 //! GStreamer peers (keyed like the negotiation's) and the capture, which plays only while a
 //! peer is attached. It must not decide when to offer, answer, send or release a peer: the
-//! negotiation does.
+//! negotiation does; nor when the camera source has failed or is reopened: its health
+//! ([`crate::source_health`], through [`SourceWatch`]) does, from the source's errors and,
+//! each tick, its frame count.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,11 +23,13 @@ use tokio::sync::mpsc;
 
 use super::bus::PipelineError;
 use super::mdns::Resolver;
+use super::source::SourceWatch;
 use crate::fanout::Fanout;
 use crate::negotiation::{Action, Connection, Event, Negotiation, OfferCaps, SdpKind};
 use crate::peer::{
     early_offer_caps, offer_caps, profile_of, EventSender, Peer, PeerEvent, PeerKey, Role,
 };
+use crate::source_health;
 use crate::MediaError;
 use peercam_signaling::{Incoming, Outgoing};
 use peercam_wire::{
@@ -66,11 +70,14 @@ pub(super) struct Worker {
     mdns: Resolver,
     /// Built on the first peer, dropped (capture stopped) after the last.
     fanout: Option<Fanout>,
+    /// The camera source's health while capturing, when the capture has a source switch.
+    health: Option<SourceWatch>,
     /// Every peer's negotiation.
     negotiation: Peers,
     /// The GStreamer peers, by the negotiation's keys.
     peers: HashMap<PeerKey, Peer>,
-    /// Encoded frames since start, advanced by a pad probe on the tee.
+    /// Encoded frames of the camera's picture since start (not the placeholder's), advanced
+    /// by a pad probe on the tee: the device's proof that the camera works (see bus.rs).
     frames: Arc<AtomicU64>,
     /// Pipeline errors, from the bus.
     bus_errors: mpsc::Sender<PipelineError>,
@@ -101,6 +108,7 @@ impl Worker {
             events,
             mdns: Resolver::new(resolved),
             fanout: None,
+            health: None,
             negotiation: Negotiation::new(
                 settings.negotiation_timeout,
                 settings.stream_profile,
@@ -150,12 +158,19 @@ impl Worker {
                 _ = tick.tick() => {
                     let actions = self.negotiation.tick(Instant::now());
                     self.carry_out(actions);
+                    self.on_source_tick();
                 }
             }
             self.report();
         }
         let actions = self.negotiation.clear();
         self.carry_out(actions);
+        self.stop_capture();
+    }
+
+    /// Drops the capture (camera and encoder stop) and the source's health with it.
+    fn stop_capture(&mut self) {
+        self.health = None;
         self.fanout = None;
     }
 
@@ -267,8 +282,10 @@ impl Worker {
     }
 
     /// A failure inside one peer's branch costs only that peer (its member is told why); a
-    /// failure of the capture or encoder ends every peer (their viewers see the connection
-    /// drop and can rejoin) and capture restarts with the next viewer.
+    /// failure of the camera source behind the switch is the source's health's to handle
+    /// (every viewer stays, on the placeholder); a failure of the encoder or the tee (or of a
+    /// capture without a switch) ends every peer (their viewers see the connection drop and
+    /// can rejoin) and capture restarts with the next viewer.
     fn on_pipeline_error(&mut self, error: PipelineError) {
         let in_peer = error
             .peer
@@ -281,13 +298,39 @@ impl Worker {
             }
             // An error from a branch already released is about nobody.
             None if error.peer.is_some() => {}
+            None if error.source && self.health.is_some() => {
+                log::warn!("camera source failed: {}", error.message);
+                self.on_source(source_health::Event::Error);
+            }
             None if self.fanout.is_some() => {
                 log::error!("capture failed; closing every peer");
                 let actions = self.negotiation.clear();
                 self.carry_out(actions);
-                self.fanout = None;
+                self.stop_capture();
             }
             None => {}
+        }
+    }
+
+    /// Each tick: the source's frame count, for its health to find a stall or a return.
+    fn on_source_tick(&mut self) {
+        let switch = self.fanout.as_ref().and_then(|f| f.switch());
+        if let Some(frames) = switch.map(|s| s.frames()) {
+            self.on_source(source_health::Event::Tick { frames });
+        }
+    }
+
+    /// Feeds one event to the source's health, which acts on the switch; a new picture
+    /// starts with a keyframe rather than with a large change.
+    fn on_source(&mut self, event: source_health::Event) {
+        let (Some(watch), Some(fanout)) = (self.health.as_mut(), self.fanout.as_ref()) else {
+            return;
+        };
+        let Some(switch) = fanout.switch() else {
+            return;
+        };
+        if watch.handle(switch, Instant::now(), event) {
+            fanout.force_keyframe();
         }
     }
 
@@ -412,7 +455,12 @@ impl Worker {
     fn fanout(&mut self) -> Result<&mut Fanout, MediaError> {
         if self.fanout.is_none() {
             let f = Fanout::new(&self.launch)?;
-            super::bus::watch(f.pipeline(), self.frames.clone(), self.bus_errors.clone());
+            super::bus::watch(
+                f.pipeline(),
+                self.frames.clone(),
+                self.bus_errors.clone(),
+                f.switch(),
+            );
             self.fanout = Some(f);
         }
         // Just set above when missing.
@@ -439,7 +487,14 @@ impl Worker {
             peer.prepare_answer(sdp, mline, pt)?;
         }
         let fanout = self.fanout()?;
+        let starting = !fanout.is_playing();
         fanout.add(peer.bin())?;
+        if starting {
+            self.open_source();
+        }
+        let Some(fanout) = self.fanout.as_mut() else {
+            return Err(MediaError::Pipeline("capture stopped".into()));
+        };
         match fanout.link(peer.bin()) {
             Ok(pad) => peer.tee_pad = Some(pad),
             Err(e) => {
@@ -451,6 +506,14 @@ impl Worker {
         Ok(())
     }
 
+    /// The capture has just started: its source (behind a switch) is opened, and its health
+    /// followed from now on. A capture without a switch started its source with it.
+    fn open_source(&mut self) {
+        if let Some(switch) = self.fanout.as_ref().and_then(|f| f.switch()) {
+            self.health = Some(SourceWatch::start(switch, Instant::now()));
+        }
+    }
+
     fn remove_peer(&mut self, key: &PeerKey) {
         let Some(peer) = self.peers.remove(key) else {
             return;
@@ -459,7 +522,7 @@ impl Worker {
             fanout.remove(peer.bin(), peer.tee_pad.as_ref());
             if fanout.branches() == 0 {
                 // Nobody watches: stop the camera and the encoder.
-                self.fanout = None;
+                self.stop_capture();
             }
         }
     }
