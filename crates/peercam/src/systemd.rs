@@ -81,8 +81,10 @@ impl Notifier {
 
 /// Whether the camera is producing frames while someone watches.
 ///
-/// The watchdog must not ping for a wedged pipeline (a camera that stopped delivering, an
-/// encoder that hangs) or systemd would never restart it; but capture starts only with the
+/// The watchdog must not ping for a wedged pipeline (an encoder that hangs, a worker stuck on
+/// a wedged camera driver) or systemd would never restart it; a camera that merely fails or
+/// is unplugged is not wedged: the media worker bridges it with a placeholder picture and
+/// reopens it, and the encoder's frames keep coming; but capture starts only with the
 /// first viewer, and frames may legitimately pause briefly, so the camera counts as wedged
 /// only after `stall` without a new frame while it has viewers. Time is passed in so the rule
 /// is tested without sleeping.

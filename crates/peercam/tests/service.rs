@@ -349,19 +349,45 @@ fn stalling_pipelines(dir: &Path) {
          [[elements]]\nfactory = \"videotestsrc\"\npackage = \"gstreamer1.0-plugins-base\"\n",
     )
     .unwrap();
+    std::fs::write(
+        sources.join("live.toml"),
+        "description = \"a live test pattern\"\n\
+         launch = \"videotestsrc is-live=true ! video/x-raw,width={width},height={height},framerate={fps}/1\"\n\
+         [[elements]]\nfactory = \"videotestsrc\"\npackage = \"gstreamer1.0-plugins-base\"\n",
+    )
+    .unwrap();
     let stock = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../pipelines/encoders/x264.toml");
-    std::fs::copy(stock, encoders.join("x264.toml")).unwrap();
+    let x264 = std::fs::read_to_string(&stock).unwrap();
+    std::fs::write(encoders.join("x264.toml"), &x264).unwrap();
+    // An encoder that takes frames and gives nothing: a wedged one.
+    let launch = x264
+        .lines()
+        .find(|l| l.starts_with("launch = "))
+        .unwrap()
+        .trim_end_matches('"')
+        .to_owned();
+    std::fs::write(
+        encoders.join("wedge.toml"),
+        x264.replace(
+            &format!("{launch}\""),
+            &format!("{launch} ! identity drop-probability=1.0\""),
+        ) + "\n[[elements]]\nfactory = \"identity\"\npackage = \"libgstreamer1.0-0\"\n",
+    )
+    .unwrap();
 }
 
 #[test]
-fn a_wedged_camera_stops_the_watchdog_pings() {
-    if let Some(passed) = isolated("a_wedged_camera_stops_the_watchdog_pings") {
+fn a_camera_that_stops_keeps_the_watchdog_pinging_on_the_placeholder() {
+    if let Some(passed) =
+        isolated("a_camera_that_stops_keeps_the_watchdog_pinging_on_the_placeholder")
+    {
         assert!(passed, "failed inside its network namespace");
         return;
     }
     let pipelines = Scratch::new("pipelines");
     stalling_pipelines(pipelines.path());
-    let config = format!("{SMALL}stall_timeout_secs = 1\nnegotiation_timeout_secs = 8\n");
+    // The source's own stall time (1 s) and the switch fit well inside the watchdog's 3 s.
+    let config = format!("{SMALL}stall_timeout_secs = 3\nnegotiation_timeout_secs = 8\n");
     let mut svc = Service::start(
         &config,
         &[
@@ -375,8 +401,67 @@ fn a_wedged_camera_stops_the_watchdog_pings() {
     );
     svc.until("READY=1", START_LIMIT);
     svc.until("WATCHDOG=1", Duration::from_secs(3));
+    // A viewer that never answers keeps its branch attached for 8 s, while the source stops
+    // after ten frames: the placeholder keeps the encoder going, and the pings with it.
+    let rt = runtime();
+    let viewer = rt.block_on(join_camera(&svc.ws_url()));
+    let joined = Instant::now();
+    let mut last_ping = joined;
+    let mut longest = Duration::ZERO;
+    let mut unhealthy = false;
+    let deadline = joined + Duration::from_millis(6500);
+    while let Some((at, line)) = svc.next_line(deadline) {
+        if line == "WATCHDOG=1" {
+            longest = longest.max(at - last_ping);
+            last_ping = at;
+        }
+        unhealthy |= line.starts_with("STATUS=unhealthy");
+    }
+    longest = longest.max(deadline - last_ping);
+    assert!(
+        !unhealthy,
+        "a stopped camera was taken for a wedged device\n{}",
+        svc.logs()
+    );
+    assert!(
+        longest < Duration::from_millis(1500),
+        "pings stopped for {longest:?}\n{}",
+        svc.logs()
+    );
+    assert!(
+        svc.logs().contains("placeholder"),
+        "the source's failure was not handled\n{}",
+        svc.logs()
+    );
+    drop(viewer);
+    svc.signal(libc::SIGTERM);
+    assert!(svc.exit_within(STOP_LIMIT).success());
+}
+
+#[test]
+fn a_wedged_encoder_stops_the_watchdog_pings() {
+    if let Some(passed) = isolated("a_wedged_encoder_stops_the_watchdog_pings") {
+        assert!(passed, "failed inside its network namespace");
+        return;
+    }
+    let pipelines = Scratch::new("pipelines");
+    stalling_pipelines(pipelines.path());
+    let config = format!("{SMALL}stall_timeout_secs = 1\nnegotiation_timeout_secs = 8\n");
+    let mut svc = Service::start(
+        &config,
+        &[
+            "--source",
+            "live",
+            "--encoder",
+            "wedge",
+            "--pipelines-dir",
+            pipelines.path().to_str().unwrap(),
+        ],
+    );
+    svc.until("READY=1", START_LIMIT);
+    svc.until("WATCHDOG=1", Duration::from_secs(3));
     // A viewer that never answers keeps its branch attached until negotiation times out
-    // (8 s), while the source stops after ten frames.
+    // (8 s), while the encoder gives nothing.
     let rt = runtime();
     let viewer = rt.block_on(join_camera(&svc.ws_url()));
     let joined = Instant::now();

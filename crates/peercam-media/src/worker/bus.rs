@@ -55,14 +55,13 @@ fn top_level_name(element: &gst::Object) -> Option<String> {
 /// the peer they belong to, or marked as the source's when the failing element is inside the
 /// camera source behind `switch`.
 ///
-/// The count is the device's proof that the camera works (it withholds the watchdog's pings
-/// when the count stands still while someone watches): so it counts encoded frames of the
-/// real picture only, never the placeholder the switch feeds the encoder while the camera
-/// has failed. A camera that comes back within the device's stall time-out is bridged by
-/// the placeholder and the viewers never notice more; one that stays away longer, a wedged
+/// The count is the device's proof that the media worker and its encoder work (it withholds
+/// the watchdog's pings when the count stands still while someone watches), so it counts
+/// every encoded frame, the placeholder's included: a camera that fails or is unplugged is
+/// bridged by the placeholder and reopened with back-off for as long as it is away, which a
+/// service restart could not do better, and viewers keep their connections. A wedged
 /// encoder, or a worker stuck stopping a wedged camera (the count reaches the device only
-/// through the worker's loop) stops the count, and systemd restarts the service, which
-/// reopens everything from a fresh process.
+/// through the worker's loop), stops the count, and systemd restarts the service.
 pub(super) fn watch(
     pipeline: &gst::Pipeline,
     frames: Arc<AtomicU64>,
@@ -70,13 +69,10 @@ pub(super) fn watch(
     switch: Option<&SourceSwitch>,
 ) {
     let source: HashSet<String> = switch.map(|s| s.element_names()).unwrap_or_default();
-    let on_screen = switch.map(|s| s.on_screen());
     if let Some(tee) = pipeline.by_name("fanout") {
         if let Some(pad) = tee.static_pad("sink") {
             pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
-                if on_screen.as_ref().is_none_or(|o| o.load(Ordering::Relaxed)) {
-                    frames.fetch_add(1, Ordering::Relaxed);
-                }
+                frames.fetch_add(1, Ordering::Relaxed);
                 gst::PadProbeReturn::Ok
             });
         }
