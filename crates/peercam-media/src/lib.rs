@@ -7,12 +7,14 @@
 //!   them into a gst-launch line), [`probe`] (cameras and encoders present), [`select`]
 //!   (the choice), [`check`] (the report).
 //! - Serving peers: [`worker`] (the process and its loop), [`negotiation`] (each peer's
-//!   negotiation, pure), [`fanout`] (capture, encode and the tee), [`peer`] (one webrtcbin
-//!   branch), [`ice`] (remote candidates).
+//!   negotiation, pure), [`fanout`] (capture, encode and the tee), [`keyframes`] (when the
+//!   shared encoder may start a keyframe, pure), [`peer`] (one webrtcbin branch), [`ice`]
+//!   (remote candidates).
 
 pub mod check;
 pub mod fanout;
 pub mod ice;
+pub mod keyframes;
 pub mod launch;
 pub mod negotiation;
 pub mod peer;
