@@ -149,7 +149,7 @@ mod tests {
         assert_eq!(gate.release(t0 + ms(500)), Verdict::Pass);
         // The released keyframe starts a new interval.
         assert_eq!(gate.request(t0 + ms(600)), Verdict::Hold(ms(400)));
-        assert_eq!(gate.counts(), (2, 3));
+        assert_eq!(gate.counts(), (2, 4));
     }
 
     #[test]
