@@ -298,6 +298,9 @@ async fn hostile_clients_cost_only_themselves_while_a_viewer_watches() {
     drop(c);
 
     tokio::time::sleep(Duration::from_secs(1)).await;
+    // Read while the watcher is still there: once it leaves, the idle worker may retire in
+    // favour of the warm spare, which is not a restart.
+    let serving = stats.worker_pids().0;
     let (frames, over, stall) = watch.finish().await;
     let fps = frames as f64 / over.as_secs_f64();
     eprintln!("watcher: {frames} frames in {over:?} ({fps:.1} fps), longest stall {stall:?}");
@@ -306,11 +309,7 @@ async fn hostile_clients_cost_only_themselves_while_a_viewer_watches() {
         stall < Duration::from_secs(1),
         "the watcher's picture stood still for {stall:?}"
     );
-    assert_eq!(
-        stats.worker_pids().0,
-        worker,
-        "the media worker was restarted"
-    );
+    assert_eq!(serving, worker, "the media worker was restarted");
     // Everything the hostile clients caused is released.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
