@@ -185,14 +185,16 @@ fn gate_keyframe_requests(tee: &gst::Element, gate: &Arc<Mutex<KeyframeGate>>) {
             return gst::PadProbeReturn::Ok;
         }
         let verdict = lock(&gate).request(Instant::now());
+        if let Verdict::Hold(after) = verdict {
+            log::debug!("keyframe request held for {after:?}");
+            release_later(pad.downgrade(), gate.clone(), after);
+        }
         match verdict {
             Verdict::Pass => gst::PadProbeReturn::Ok,
-            Verdict::Hold(after) => {
-                log::debug!("keyframe request held for {after:?}");
-                release_later(pad.downgrade(), gate.clone(), after);
-                gst::PadProbeReturn::Drop
-            }
-            Verdict::Drop => gst::PadProbeReturn::Drop,
+            // Handled, not Drop: the bindings release the event the probe was given, and with
+            // Handled the pad leaves it alone (with Drop it then unrefs a null pointer: a
+            // GStreamer-CRITICAL for every request dropped).
+            Verdict::Hold(_) | Verdict::Drop => gst::PadProbeReturn::Handled,
         }
     });
 }
