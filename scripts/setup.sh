@@ -16,8 +16,10 @@ packages=(
 )
 if [ "$want_test" = 1 ]; then
   # openssl: the TLS tests compare fingerprints with its output; dbus-daemon: the avahi
-  # coexistence test starts its own system bus (avahi may otherwise pull in dbus-broker).
-  packages+=(chromium iproute2 util-linux systemd avahi-daemon avahi-utils openssl dbus-daemon)
+  # coexistence test starts its own system bus (avahi may otherwise pull in dbus-broker);
+  # nftables: the lossy-link test drops packets with it.
+  packages+=(chromium iproute2 util-linux systemd avahi-daemon avahi-utils openssl dbus-daemon
+    nftables)
   # python3-venv: the aiortc interop test's virtualenv (tests/aiortc).
   packages+=(python3 python3-venv)
   # Any working Node.js will do (it may come from outside Debian with its own npm).

@@ -13,12 +13,19 @@
 //! When the launch line marks where its source ends, the source sits behind a switch
 //! ([`SourceSwitch`]) that can feed the encoder a placeholder instead; the worker opens and
 //! stops the source, so it does not start with the pipeline.
+//!
+//! Keyframe requests (the viewers' PLI/FIR, which webrtcbin turns into upstream
+//! GstForceKeyUnit events, and the device's own) all reach the encoder through the tee's sink
+//! pad, where a probe applies [`KeyframeGate`].
 
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use gstreamer as gst;
+use gstreamer::glib;
 use gstreamer::prelude::*;
 
+use super::keyframes::{KeyframeGate, Verdict};
 use super::MediaError;
 use crate::source_switch::SourceSwitch;
 
@@ -29,6 +36,8 @@ pub struct Fanout {
     branches: usize,
     /// The camera source's switch, when the launch line has one.
     switch: Option<SourceSwitch>,
+    /// Spaces the keyframes the shared encoder is asked for.
+    keyframes: Arc<Mutex<KeyframeGate>>,
 }
 
 impl Fanout {
@@ -43,11 +52,14 @@ impl Fanout {
             .by_name("fanout")
             .ok_or_else(|| MediaError::Pipeline("tee missing".into()))?;
         let switch = SourceSwitch::find(&pipeline)?;
+        let keyframes = Arc::new(Mutex::new(KeyframeGate::default()));
+        gate_keyframe_requests(&tee, &keyframes);
         Ok(Fanout {
             pipeline,
             tee,
             branches: 0,
             switch,
+            keyframes,
         })
     }
 
@@ -143,22 +155,97 @@ impl Fanout {
         let _ = self.pipeline.remove(bin);
     }
 
-    /// Asks the encoder for a keyframe with SPS/PPS.
+    /// Asks the encoder for a keyframe with SPS/PPS (a viewer joined): always sent, and
+    /// counted by the keyframe gate.
     pub fn force_keyframe(&self) {
+        lock(&self.keyframes).force(Instant::now());
         // Pushed from the tee's sink pad, the event travels upstream to the encoder.
         if let Some(pad) = self.tee.static_pad("sink") {
-            pad.push_event(force_key_unit_event());
+            pad.push_event(gated_key_unit_event());
         }
+    }
+}
+
+/// Set on the keyframe requests that already went through the gate (the device's own and
+/// released held ones), so the probe lets them pass. Encoders ignore unknown fields.
+const GATED: &str = "peercam-gated";
+
+/// A keyframe request the probe on the tee's sink pad lets through.
+fn gated_key_unit_event() -> gst::Event {
+    let mut s = force_key_unit_structure();
+    s.set(GATED, true);
+    gst::event::CustomUpstream::new(s)
+}
+
+/// The gate's lock; a panic elsewhere while holding it leaves plain data behind, still usable.
+fn lock(gate: &Mutex<KeyframeGate>) -> std::sync::MutexGuard<'_, KeyframeGate> {
+    gate.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Puts `gate` in front of the encoder: every upstream keyframe request leaving the tee's sink
+/// pad that has not been through the gate is passed, held or dropped as it says.
+fn gate_keyframe_requests(tee: &gst::Element, gate: &Arc<Mutex<KeyframeGate>>) {
+    let Some(pad) = tee.static_pad("sink") else {
+        return;
+    };
+    let gate = gate.clone();
+    pad.add_probe(gst::PadProbeType::EVENT_UPSTREAM, move |pad, info| {
+        let Some(gst::PadProbeData::Event(ev)) = &info.data else {
+            return gst::PadProbeReturn::Ok;
+        };
+        let Some(s) = ev.structure() else {
+            return gst::PadProbeReturn::Ok;
+        };
+        if s.name() != "GstForceKeyUnit" || s.has_field(GATED) {
+            return gst::PadProbeReturn::Ok;
+        }
+        let verdict = lock(&gate).request(Instant::now());
+        if let Verdict::Hold(after) = verdict {
+            log::debug!("keyframe request held for {after:?}");
+            release_later(pad.downgrade(), gate.clone(), after);
+        }
+        match verdict {
+            Verdict::Pass => gst::PadProbeReturn::Ok,
+            // Handled, not Drop: the bindings release the event the probe was given, and with
+            // Handled the pad leaves it alone (with Drop it then unrefs a null pointer: a
+            // GStreamer-CRITICAL for every request dropped).
+            Verdict::Hold(_) | Verdict::Drop => gst::PadProbeReturn::Handled,
+        }
+    });
+}
+
+/// After `after`, asks the gate to release its held request and sends it if so.
+fn release_later(pad: glib::WeakRef<gst::Pad>, gate: Arc<Mutex<KeyframeGate>>, after: Duration) {
+    let clock = gst::SystemClock::obtain();
+    let at = clock.time() + gst::ClockTime::from_nseconds(after.as_nanos() as u64);
+    let timer = clock.new_single_shot_id(at);
+    let armed = timer.wait_async(move |_, _, _| {
+        let verdict = lock(&gate).release(Instant::now());
+        match verdict {
+            Verdict::Pass => {
+                if let Some(pad) = pad.upgrade() {
+                    pad.push_event(gated_key_unit_event());
+                }
+            }
+            Verdict::Hold(after) => release_later(pad, gate, after),
+            Verdict::Drop => {}
+        }
+    });
+    if armed.is_err() {
+        log::warn!("could not arm the keyframe timer; a held keyframe request is dropped");
     }
 }
 
 /// The upstream GstForceKeyUnit event that encoders (x264enc, openh264enc, v4l2h264enc) obey.
 pub fn force_key_unit_event() -> gst::Event {
-    let s = gst::Structure::builder("GstForceKeyUnit")
+    gst::event::CustomUpstream::new(force_key_unit_structure())
+}
+
+fn force_key_unit_structure() -> gst::Structure {
+    gst::Structure::builder("GstForceKeyUnit")
         .field("all-headers", true)
         .field("count", 0u32)
-        .build();
-    gst::event::CustomUpstream::new(s)
+        .build()
 }
 
 impl Drop for Fanout {

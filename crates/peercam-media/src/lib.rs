@@ -7,16 +7,17 @@
 //!   them into a gst-launch line), [`probe`] (cameras and encoders present), [`select`]
 //!   (the choice), [`check`] (the report).
 //! - Serving peers: [`worker`] (the process and its loop), [`negotiation`] (each peer's
-//!   negotiation, pure), [`fanout`] (capture, encode and the tee), [`source_switch`] (the
-//!   placeholder fed to the encoder while the camera source has failed), [`source_health`]
-//!   (when the source has failed and when to reopen it, pure), [`peer`] (one webrtcbin
-//!   branch), [`ice`] (remote candidates), [`certificate`] (the DTLS certificate a peer
-//!   presents).
+//!   negotiation, pure), [`fanout`] (capture, encode and the tee), [`keyframes`] (when the
+//!   shared encoder may start a keyframe, pure), [`source_switch`] (the placeholder fed to the
+//!   encoder while the camera source has failed), [`source_health`] (when the source has
+//!   failed and when to reopen it, pure), [`peer`] (one webrtcbin branch), [`ice`] (remote
+//!   candidates), [`certificate`] (the DTLS certificate a peer presents).
 
 pub mod certificate;
 pub mod check;
 pub mod fanout;
 pub mod ice;
+pub mod keyframes;
 pub mod launch;
 pub mod negotiation;
 pub mod peer;

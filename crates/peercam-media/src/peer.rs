@@ -112,6 +112,62 @@ fn tune_ice_agent(ice_agent: &glib::Object) {
     }
 }
 
+/// How long a sent packet stays available for retransmission, milliseconds.
+///
+/// A LAN's round trip is 1-5 ms (Wi-Fi with retries: tens of ms, sometimes 100-200). A
+/// receiver notices a loss when the next packet arrives (up to one frame, 33 ms at 30 fps,
+/// when a frame's last packet is lost) and Chromium repeats its NACK about once per round trip,
+/// up to ten times. One second covers all of that with room, while a retransmission older
+/// than that would arrive after the viewer's picture froze and it asked for a keyframe.
+const RTX_HISTORY_MS: u32 = 1000;
+
+/// The most packets kept for retransmission: one second at about 8 Mbit/s of ~1200-byte
+/// packets (a 1080p stream), so a packet ceiling never cuts [`RTX_HISTORY_MS`] short at the
+/// camera's bitrates, and memory stays bounded (~1.2 MB per viewer) whatever the encoder
+/// produces. webrtcbin's own default is 500 packets.
+const RTX_HISTORY_PACKETS: u32 = 1000;
+
+/// Lets the viewer repair losses: NACK (generic feedback, RFC 4585) and retransmission on
+/// an RTX payload type (RFC 4588), offered or answered for this transceiver, and a history
+/// sized for a LAN on the `rtprtxsend` webrtcbin then adds. Without it a lost packet costs
+/// the viewer a frozen picture until the next keyframe. One encode is shared by every viewer,
+/// so this is the repair that costs the encoder nothing: each viewer's retransmissions come
+/// from its own branch. Set before the offer or answer is made.
+fn repair_losses(webrtc: &gst::Element, transceiver: &gst_webrtc::WebRTCRTPTransceiver) {
+    if transceiver.find_property("do-nack").is_some() {
+        transceiver.set_property("do-nack", true);
+    }
+    let Some(bin) = webrtc.downcast_ref::<gst::Bin>() else {
+        return;
+    };
+    bin.connect_deep_element_added(|_, _, element| {
+        let size = |rtx: &gst::Element| {
+            rtx.set_property("max-size-time", RTX_HISTORY_MS);
+            rtx.set_property("max-size-packets", RTX_HISTORY_PACKETS);
+            log::debug!(
+                "retransmission history: {RTX_HISTORY_MS} ms, at most {RTX_HISTORY_PACKETS} packets"
+            );
+        };
+        // webrtcbin adds its retransmission sender inside a bin of its own.
+        match element.downcast_ref::<gst::Bin>() {
+            Some(aux) => aux
+                .iterate_recurse()
+                .into_iter()
+                .flatten()
+                .filter(is_rtx_sender)
+                .for_each(|e| size(&e)),
+            None if is_rtx_sender(element) => size(element),
+            None => {}
+        }
+    });
+}
+
+fn is_rtx_sender(element: &gst::Element) -> bool {
+    element
+        .factory()
+        .is_some_and(|f| f.name().as_str() == "rtprtxsend")
+}
+
 fn rtp_caps(pt: u8) -> gst::Caps {
     gst::Caps::builder("application/x-rtp")
         .field("media", "video")
@@ -338,6 +394,7 @@ impl Peer {
             .map_err(|e| MediaError::Pipeline(format!("linking webrtcbin: {e:?}")))?;
         if let Some(t) = pad.property::<Option<gst_webrtc::WebRTCRTPTransceiver>>("transceiver") {
             t.set_direction(gst_webrtc::WebRTCRTPTransceiverDirection::Sendonly);
+            repair_losses(&self.webrtc, &t);
         }
         Ok(pad)
     }
