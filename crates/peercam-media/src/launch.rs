@@ -1,102 +1,16 @@
-//! Turning descriptions into gst-launch text: the video parameters, placeholder
-//! substitution, device quoting, and the two pipelines built from fragments (the capture
-//! pipeline and the hardware encoder's trial).
+//! The two pipelines built from description fragments: the capture pipeline and the hardware
+//! encoder's trial (a fragment's own text comes from `description`).
 //!
 //! Pure text: nothing here reads files or runs GStreamer.
 
-use super::pipeline::{Fragment, PipelineError};
-use crate::config::CameraConfig;
+pub use super::description::VideoParams;
+use super::description::{Fragment, PipelineError};
 use crate::source_switch::SWITCH;
 
 /// Caps the capture pipeline ends in: what browsers decode, and what `rtph264pay` needs to
 /// put `profile-level-id` in its caps (it only does for `stream-format=avc`).
 pub const H264_CAPS: &str =
     "video/x-h264,stream-format=avc,alignment=au,profile=constrained-baseline";
-
-/// Size, rate and bitrate the capture pipeline is built for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct VideoParams {
-    /// Width, pixels.
-    pub width: u32,
-    /// Height, pixels.
-    pub height: u32,
-    /// Frames per second.
-    pub fps: u32,
-    /// Encoder bitrate, kbit/s.
-    pub bitrate_kbps: u32,
-}
-
-impl VideoParams {
-    /// Frames between keyframes: two seconds, so a new viewer waits at most that long when
-    /// its keyframe request is not honoured.
-    pub fn keyint(&self) -> u64 {
-        2 * u64::from(self.fps)
-    }
-
-    /// Bitrate in bit/s, for encoders that count that way.
-    pub fn bitrate_bps(&self) -> u64 {
-        1000 * u64::from(self.bitrate_kbps)
-    }
-}
-
-impl From<&CameraConfig> for VideoParams {
-    fn from(c: &CameraConfig) -> Self {
-        VideoParams {
-            width: c.width,
-            height: c.height,
-            fps: c.fps,
-            bitrate_kbps: c.bitrate_kbps,
-        }
-    }
-}
-
-impl Fragment {
-    /// The fragment with placeholders filled in. `device` is used by sources that take one;
-    /// without it they fall back to their `default_device`.
-    pub fn expand(
-        &self,
-        params: &VideoParams,
-        device: Option<&str>,
-    ) -> Result<String, PipelineError> {
-        let p = params;
-        if p.width == 0 || p.height == 0 || p.fps == 0 || p.bitrate_kbps == 0 {
-            return Err(PipelineError::BadParams(*p));
-        }
-        let device = match self.device {
-            None => None,
-            Some(api) => {
-                let device = device.or(self.default_device.as_deref()).ok_or_else(|| {
-                    PipelineError::NoDevice {
-                        path: self.path.clone(),
-                        api,
-                    }
-                })?;
-                Some(
-                    quote_device(device).ok_or_else(|| PipelineError::BadDevice {
-                        path: self.path.clone(),
-                        device: device.to_owned(),
-                    })?,
-                )
-            }
-        };
-        substitute(self.launch.trim(), |name| match name {
-            "width" => Some(p.width.to_string()),
-            "height" => Some(p.height.to_string()),
-            "fps" => Some(p.fps.to_string()),
-            "bitrate_kbps" => Some(p.bitrate_kbps.to_string()),
-            "bitrate_bps" => Some(p.bitrate_bps().to_string()),
-            "keyint" => Some(p.keyint().to_string()),
-            "device" => device.clone(),
-            _ => None,
-        })
-        // Validation accepted every placeholder, so this only fails for a Fragment built by
-        // hand; report it against the file rather than panic.
-        .map_err(|message| PipelineError::Invalid {
-            path: self.path.clone(),
-            message,
-        })
-    }
-}
 
 /// The capture pipeline's gst-launch description:
 /// `<source> ! input-selector name=source-switch ! <encoder> ! video/x-h264,stream-format=avc,alignment=au,profile=constrained-baseline`.
@@ -133,51 +47,6 @@ pub fn trial_description(
         "videotestsrc num-buffers=2 ! video/x-raw,width={},height={},framerate={}/1 ! {enc} ! \
          {H264_CAPS} ! fakesink",
         params.width, params.height, params.fps
-    ))
-}
-
-/// Replaces `{name}` with `value(name)`; `{{` and `}}` stand for literal braces. Fails on an
-/// unknown name or an unbalanced brace.
-pub(super) fn substitute(
-    template: &str,
-    mut value: impl FnMut(&str) -> Option<String>,
-) -> Result<String, String> {
-    let mut out = String::with_capacity(template.len() + 32);
-    let mut rest = template;
-    while let Some(i) = rest.find(['{', '}']) {
-        out.push_str(&rest[..i]);
-        let brace = &rest[i..i + 1];
-        let after = &rest[i + 1..];
-        if let Some(tail) = after.strip_prefix(brace) {
-            out.push_str(brace);
-            rest = tail;
-            continue;
-        }
-        if brace == "}" {
-            return Err("a lone '}' (write '}}' for a literal brace)".into());
-        }
-        let end = after
-            .find('}')
-            .ok_or("an unclosed '{' (write '{{' for a literal brace)")?;
-        let name = &after[..end];
-        let v = value(name).ok_or_else(|| format!("unknown placeholder {{{name}}}"))?;
-        out.push_str(&v);
-        rest = &after[end + 1..];
-    }
-    out.push_str(rest);
-    Ok(out)
-}
-
-/// `device` as a quoted gst-launch value, or `None` when it cannot be one. Camera ids can
-/// hold spaces and other characters the parser would split on; quotes and backslashes are
-/// escaped so no id can add elements or properties.
-pub(super) fn quote_device(device: &str) -> Option<String> {
-    if device.is_empty() || device.chars().any(char::is_control) {
-        return None;
-    }
-    Some(format!(
-        "\"{}\"",
-        device.replace('\\', "\\\\").replace('"', "\\\"")
     ))
 }
 
@@ -282,28 +151,6 @@ package = "gstreamer1.0-plugins-bad"
         assert!(
             e.contains("/p/sources/cam.toml") && e.contains("V4L2"),
             "{e}"
-        );
-    }
-
-    #[test]
-    fn literal_braces_and_unbalanced_ones() {
-        assert_eq!(
-            substitute("a {{x}} {w}", |_| Some("1".into())).unwrap(),
-            "a {x} 1"
-        );
-        assert!(substitute("a {w", |_| Some("1".into())).is_err());
-        assert!(substitute("a } b", |_| Some("1".into())).is_err());
-        assert!(substitute("a {w} b", |_| None).unwrap_err().contains("{w}"));
-    }
-
-    #[test]
-    fn params_derive_keyint_and_bits() {
-        assert_eq!(PARAMS_720.keyint(), 60);
-        assert_eq!(PARAMS_720.bitrate_bps(), 2_000_000);
-        let p = VideoParams::from(&CameraConfig::default());
-        assert_eq!(
-            (p.width, p.height, p.fps, p.bitrate_kbps),
-            (1280, 720, 30, 2000)
         );
     }
 }

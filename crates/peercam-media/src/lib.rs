@@ -15,6 +15,7 @@
 
 pub mod certificate;
 pub mod check;
+pub mod description;
 pub mod fanout;
 pub mod ice;
 pub mod keyframes;

@@ -8,19 +8,19 @@
 //! ```
 //!
 //! This module owns the file format (documented in `pipelines/README.md`), where the files
-//! are looked for, and their validation. It never opens a device or starts GStreamer:
-//! `launch` turns descriptions into gst-launch text, `probe` asks the machine, `select`
-//! decides.
+//! are looked for and how they are read; what a description is and the rules it must meet
+//! are in `description`. It never opens a device or starts GStreamer: `launch` turns
+//! descriptions into gst-launch text, `probe` asks the machine, `select` decides.
 
-use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-pub use super::launch::{describe, trial_description, VideoParams, H264_CAPS};
-use super::launch::{quote_device, substitute};
+pub use super::description::{
+    DeviceApi, Element, Fragment, HardwareCheck, Kind, PipelineError, VideoParams,
+};
 
 /// Environment variable naming the pipelines directory when the config does not.
 pub const ENV_DIR: &str = "PEERCAM_PIPELINES";
@@ -31,81 +31,6 @@ pub const SYSTEM_DIR: &str = "/usr/share/peercam/pipelines";
 /// Files larger than this are not descriptions; refusing them keeps a mistaken path (a video,
 /// a device node) from being read into memory.
 const MAX_FILE_BYTES: u64 = 64 * 1024;
-
-/// Sources or encoders.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// `sources/`: produce raw video.
-    Source,
-    /// `encoders/`: raw video in, H.264 out.
-    Encoder,
-}
-
-impl Kind {
-    /// The subdirectory holding this kind's files.
-    pub fn dir(self) -> &'static str {
-        match self {
-            Kind::Source => "sources",
-            Kind::Encoder => "encoders",
-        }
-    }
-}
-
-impl fmt::Display for Kind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Kind::Source => "source",
-            Kind::Encoder => "encoder",
-        })
-    }
-}
-
-/// What `{device}` names in a source.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DeviceApi {
-    /// A libcamera camera id (`libcamerasrc camera-name=`).
-    Libcamera,
-    /// A V4L2 device node such as `/dev/video0` (`v4l2src device=`).
-    V4l2,
-}
-
-impl fmt::Display for DeviceApi {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            DeviceApi::Libcamera => "libcamera",
-            DeviceApi::V4l2 => "V4L2",
-        })
-    }
-}
-
-/// A GStreamer element a description needs, and where it comes from.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Element {
-    /// Element factory name, e.g. `x264enc`.
-    pub factory: String,
-    /// Debian package that provides it.
-    pub package: String,
-    /// What else it takes when the package alone is not enough (hardware, permissions).
-    #[serde(default)]
-    pub note: Option<String>,
-}
-
-/// Checks `auto` makes before choosing an encoder that may exist without working.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HardwareCheck {
-    /// A file (in sysfs) that names the hardware.
-    #[serde(default)]
-    pub sysfs_path: Option<PathBuf>,
-    /// Text `sysfs_path` must contain.
-    #[serde(default)]
-    pub sysfs_contains: Option<String>,
-    /// Encode two test frames before trusting it.
-    #[serde(default)]
-    pub trial: bool,
-}
 
 /// `sources/<name>.toml` as written.
 #[derive(Deserialize)]
@@ -129,85 +54,6 @@ struct EncoderFile {
     elements: Vec<Element>,
     #[serde(default)]
     probe: HardwareCheck,
-}
-
-/// A loaded and validated source or encoder description.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Fragment {
-    /// Source or encoder.
-    pub kind: Kind,
-    /// The file's stem: what the config and `auto` call it.
-    pub name: String,
-    /// The file it came from, for messages.
-    pub path: PathBuf,
-    /// One line for people.
-    pub description: String,
-    /// gst-launch fragment with `{placeholders}`.
-    pub launch: String,
-    /// Elements it needs, with their packages.
-    pub elements: Vec<Element>,
-    /// Sources only: what `{device}` is, if the source takes one.
-    pub device: Option<DeviceApi>,
-    /// Sources only: the device used when none was found or given.
-    pub default_device: Option<String>,
-    /// Encoders only: checks before `auto` picks it.
-    pub probe: HardwareCheck,
-}
-
-/// A description that cannot be used. Every variant names the file (or the name asked for).
-#[derive(Debug, thiserror::Error)]
-pub enum PipelineError {
-    /// The pipelines directory or its `sources/`/`encoders/` is missing or unreadable.
-    #[error("{path}: cannot list pipeline descriptions: {error}")]
-    Dir {
-        path: PathBuf,
-        error: std::io::Error,
-    },
-    /// No file for that name.
-    #[error("{path}: no {kind} named {name:?} (file not found)")]
-    Missing {
-        kind: Kind,
-        name: String,
-        path: PathBuf,
-    },
-    /// A name that cannot be a file stem (and must not become a path elsewhere).
-    #[error("{kind} name {name:?} is not valid: use letters, digits, '-' and '_'")]
-    BadName { kind: Kind, name: String },
-    /// The file exists but could not be read.
-    #[error("{path}: {error}")]
-    Read {
-        path: PathBuf,
-        error: std::io::Error,
-    },
-    /// Not TOML, unknown keys or wrong types (the message has the line).
-    #[error("{path}: {message}")]
-    Parse { path: PathBuf, message: String },
-    /// Well-formed but wrong: bad placeholder, empty field, inconsistent settings.
-    #[error("{path}: {message}")]
-    Invalid { path: PathBuf, message: String },
-    /// A GStreamer element the description needs is not installed.
-    #[error("{path}: GStreamer element {element} not found (package {package}{})", note_suffix(.note))]
-    MissingElement {
-        path: PathBuf,
-        element: String,
-        package: String,
-        note: Option<String>,
-    },
-    /// A source needs a device and none was found or given.
-    #[error("{path}: needs a {api} device; none was found and the file has no default_device")]
-    NoDevice { path: PathBuf, api: DeviceApi },
-    /// A device name that cannot be put in a pipeline description.
-    #[error("{path}: device {device:?} cannot be used (empty or control characters)")]
-    BadDevice { path: PathBuf, device: String },
-    /// Size, rate or bitrate of zero.
-    #[error("video parameters must not be zero: {0:?}")]
-    BadParams(VideoParams),
-}
-
-fn note_suffix(note: &Option<String>) -> String {
-    note.as_deref()
-        .map(|n| format!("; {n}"))
-        .unwrap_or_default()
 }
 
 /// Where the pipelines directory came from.
@@ -405,116 +251,6 @@ pub fn parse(text: &str, path: &Path, kind: Kind, name: &str) -> Result<Fragment
             message,
         })?;
     Ok(fragment)
-}
-
-/// Placeholders every description may use.
-const PARAMS: [&str; 6] = [
-    "width",
-    "height",
-    "fps",
-    "bitrate_kbps",
-    "bitrate_bps",
-    "keyint",
-];
-
-impl Fragment {
-    fn validate(&self) -> Result<(), String> {
-        if self.description.trim().is_empty() {
-            return Err("description must not be empty".into());
-        }
-        let launch = self.launch.trim();
-        if launch.is_empty() {
-            return Err("launch must not be empty".into());
-        }
-        if launch.starts_with('!') || launch.ends_with('!') {
-            return Err(
-                "launch must not begin or end with '!': fragments are joined with ' ! '".into(),
-            );
-        }
-        let mut used = BTreeSet::new();
-        substitute(launch, |name| {
-            let known = PARAMS.contains(&name) || (name == "device" && self.device.is_some());
-            known.then(|| {
-                used.insert(name.to_owned());
-                String::new()
-            })
-        })
-        .map_err(|e| format!("launch: {e}"))?;
-        if let Some(api) = self.device {
-            if !used.contains("device") {
-                return Err(format!(
-                    "device = \"{}\" but launch has no {{device}}",
-                    api.to_string().to_lowercase()
-                ));
-            }
-        } else if self.default_device.is_some() {
-            return Err("default_device is set but device is not".into());
-        }
-        if let Some(device) = &self.default_device {
-            quote_device(device)
-                .ok_or_else(|| format!("default_device {device:?} cannot be used"))?;
-        }
-        if self.elements.is_empty() {
-            return Err("elements must list at least one element".into());
-        }
-        let in_launch = launch_elements(launch);
-        for e in &self.elements {
-            if e.factory.trim().is_empty() || e.package.trim().is_empty() {
-                return Err("every element needs a factory and a package".into());
-            }
-            if !in_launch.contains(&e.factory.as_str()) {
-                return Err(format!("element {} is listed but not in launch", e.factory));
-            }
-        }
-        if let Some(unlisted) = in_launch
-            .iter()
-            .find(|f| !self.elements.iter().any(|e| e.factory == **f))
-        {
-            return Err(format!(
-                "element {unlisted} is in launch but not listed in elements (its package is \
-                 needed for the error when it is missing)"
-            ));
-        }
-        let p = &self.probe;
-        if p.sysfs_contains.is_some() != p.sysfs_path.is_some() {
-            return Err("probe: sysfs_path and sysfs_contains go together".into());
-        }
-        Ok(())
-    }
-
-    /// Elements this description needs that `has_element` says are not installed.
-    pub fn missing_elements(&self, has_element: impl Fn(&str) -> bool) -> Vec<&Element> {
-        self.elements
-            .iter()
-            .filter(|e| !has_element(&e.factory))
-            .collect()
-    }
-
-    /// An error naming the file, the first missing element and its package, if any is missing.
-    pub fn require_elements(
-        &self,
-        has_element: impl Fn(&str) -> bool,
-    ) -> Result<(), PipelineError> {
-        match self.missing_elements(has_element).first() {
-            None => Ok(()),
-            Some(e) => Err(PipelineError::MissingElement {
-                path: self.path.clone(),
-                element: e.factory.clone(),
-                package: e.package.clone(),
-                note: e.note.clone(),
-            }),
-        }
-    }
-}
-
-/// Element factory names in a launch fragment: the first word of each `!`-separated part,
-/// skipping caps (they contain '/') and references to named elements (`name.`).
-fn launch_elements(launch: &str) -> Vec<&str> {
-    launch
-        .split('!')
-        .filter_map(|part| part.split_whitespace().next())
-        .filter(|word| !word.contains(['/', '.', '(', '=', '"', '\'']))
-        .collect()
 }
 
 #[cfg(test)]
@@ -728,16 +464,5 @@ package = "gstreamer1.0-plugins-bad"
         let r = resolve_dir(None, None, exe, |_| false);
         assert_eq!(r.origin, DirOrigin::SourceTree);
         assert!(r.path.ends_with("pipelines"));
-    }
-
-    #[test]
-    fn launch_element_names() {
-        assert_eq!(
-            launch_elements(
-                "v4l2src device={device} ! image/jpeg,width=1 ! jpegdec ! t. ! \
-                 v4l2h264enc extra-controls=\"controls,a=1\" ! video/x-h264,level=(string)4"
-            ),
-            ["v4l2src", "jpegdec", "v4l2h264enc"]
-        );
     }
 }

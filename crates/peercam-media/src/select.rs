@@ -13,9 +13,9 @@ use std::fmt;
 use std::path::Path;
 use std::time::Duration;
 
+use super::launch::{describe, trial_description};
 use super::pipeline::{
-    self, describe, pipelines_dir, trial_description, DeviceApi, Fragment, Kind, PipelineError,
-    PipelinesDir, VideoParams,
+    self, pipelines_dir, DeviceApi, Fragment, Kind, PipelineError, PipelinesDir, VideoParams,
 };
 use super::probe::{Camera, Cameras, Probe, SystemProbe};
 use crate::config::CameraConfig;
@@ -71,8 +71,8 @@ pub struct Selection {
     pub rejected_sources: Vec<Rejected>,
     /// Encoders passed over, in the order tried.
     pub rejected_encoders: Vec<Rejected>,
-    /// The gst-launch description, as [`pipeline::describe`] documents: no sink, ends in
-    /// [`pipeline::H264_CAPS`]; append `! tee name=...`.
+    /// The gst-launch description, as [`crate::launch::describe`] documents: no sink, ends in
+    /// [`crate::launch::H264_CAPS`]; append `! tee name=...`.
     pub launch: String,
 }
 
@@ -476,7 +476,7 @@ mod tests {
         assert!(s
             .launch
             .contains("video_bitrate=2000000,h264_i_frame_period=60"));
-        assert!(s.launch.ends_with(pipeline::H264_CAPS), "{}", s.launch);
+        assert!(s.launch.ends_with(crate::launch::H264_CAPS), "{}", s.launch);
         let trials = fake.trials.borrow();
         assert_eq!(trials.len(), 1);
         assert!(

@@ -14,9 +14,8 @@ use std::sync::Arc;
 use gstreamer as gst;
 use gstreamer::prelude::*;
 
-use peercam_media::pipeline::{
-    self, describe, DirOrigin, Kind, PipelineError, PipelinesDir, VideoParams,
-};
+use peercam_media::launch::{describe, H264_CAPS};
+use peercam_media::pipeline::{self, DirOrigin, Kind, PipelineError, PipelinesDir, VideoParams};
 use peercam_media::probe::{Probe, SystemProbe};
 use peercam_media::select::{self, AUTO};
 use peercam_wire::config::CameraConfig;
@@ -263,7 +262,7 @@ fn auto_on_this_machine() {
         assert_eq!(s.encoder.fragment.name, "x264");
         assert!(s.rejected_encoders[0].reason.contains("v4l2h264enc"));
     }
-    assert!(s.launch.ends_with(pipeline::H264_CAPS), "{}", s.launch);
+    assert!(s.launch.ends_with(H264_CAPS), "{}", s.launch);
     // The service appends its tee to the description; that must parse and build.
     gst::parse::launch(&format!("{} ! tee name=fanout ! fakesink", s.launch)).unwrap();
 }
