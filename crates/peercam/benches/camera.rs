@@ -38,6 +38,9 @@
 #[allow(dead_code)]
 mod support;
 
+#[path = "support/media_program.rs"]
+mod media_program;
+
 use std::collections::HashMap;
 use std::fs::File;
 use std::net::SocketAddr;
@@ -1108,6 +1111,7 @@ async fn run(opts: &Opts) -> Result<()> {
 }
 
 fn main() -> Result<()> {
+    media_program::ensure_built();
     let opts = Opts::parse()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

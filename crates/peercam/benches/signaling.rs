@@ -28,6 +28,9 @@
 //! other work on a shared machine stays out of the latency figures (the kernel's real-time
 //! throttling still leaves that work 5% of each second).
 
+#[path = "support/media_program.rs"]
+mod media_program;
+
 use std::fs::File;
 use std::io;
 use std::io::{BufRead, Write};
@@ -1176,6 +1179,7 @@ fn verdict(ok: bool) -> &'static str {
 }
 
 fn main() -> Result<()> {
+    media_program::ensure_built();
     let args: Vec<String> = std::env::args().skip(1).collect();
     if let [flag, port, count] = &args[..] {
         if flag == "--idle-worker" {

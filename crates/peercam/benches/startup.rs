@@ -6,6 +6,9 @@
 //! network namespace (loopback only) so that the mDNS advertiser runs as on a device without
 //! sending anything onto the LAN; elsewhere the service runs with `--no-discovery`.
 
+#[path = "support/media_program.rs"]
+mod media_program;
+
 use std::os::unix::net::UnixDatagram;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -18,6 +21,9 @@ const RUNS: usize = 10;
 const TARGET: Duration = Duration::from_millis(500);
 
 fn main() {
+    if std::env::var_os(NETNS_MARK).is_none() {
+        media_program::ensure_built();
+    }
     if let Some(status) = rerun_in_netns() {
         std::process::exit(status);
     }
