@@ -2,7 +2,8 @@
 //! it over loopback WebSockets, printing:
 //!
 //! - memory per idle member (server RSS before/after, divided by members) at 1,000 and at the
-//!   full count (20,000 by default);
+//!   full count (20,000 by default), and the server's RSS 2 s and 6 s after they all left,
+//!   against its idle baseline;
 //! - relay latency (p50/p99/max) of `text` messages paced at 10,000 msg/s across 1,000
 //!   members, and the rate achieved;
 //! - unpaced relay throughput (msg/s);
@@ -490,6 +491,11 @@ fn loadavg() -> String {
         .unwrap_or_else(|_| "?".into())
 }
 
+/// How far `kib` is above `base`, percent.
+fn above(kib: u64, base: u64) -> f64 {
+    (kib as f64 - base as f64) * 100.0 / base.max(1) as f64
+}
+
 fn kib(bytes: f64) -> String {
     format!("{:.1} KiB", bytes / 1024.0)
 }
@@ -500,6 +506,9 @@ fn kib(bytes: f64) -> String {
 /// Idle members live in child processes of this benchmark, at most this many each, so that no
 /// client process needs more descriptors than the per-process limit allows.
 const IDLE_PER_WORKER: usize = 5_000;
+
+/// When the server's RSS is read again after every member has left, seconds.
+const AFTER_LEAVE_SECS: [u64; 2] = [2, 6];
 
 struct IdlePoint {
     members: usize,
@@ -515,7 +524,8 @@ struct IdleReport {
     workers: usize,
     server_fds: usize,
     connect_secs: f64,
-    after_close_kib: u64,
+    /// Server RSS (KiB) this many seconds after the last member left.
+    after_leave: Vec<(u64, u64)>,
     after_close_fds: usize,
 }
 
@@ -773,8 +783,13 @@ async fn idle_phase(count: usize) -> Result<IdleReport> {
     for w in &mut workers {
         w.wait(Duration::from_secs(30)).await;
     }
-    sleep(Duration::from_secs(2)).await;
-    let after_close_kib = server.rss_kib()?;
+    let mut after_leave = Vec::new();
+    let mut waited = 0;
+    for at in AFTER_LEAVE_SECS {
+        sleep(Duration::from_secs(at - waited)).await;
+        waited = at;
+        after_leave.push((at, server.rss_kib()?));
+    }
     let after_close_fds = server.open_fds();
     Ok(IdleReport {
         after_close_fds,
@@ -785,7 +800,7 @@ async fn idle_phase(count: usize) -> Result<IdleReport> {
         workers: workers.len(),
         server_fds,
         connect_secs,
-        after_close_kib,
+        after_leave,
     })
 }
 
@@ -1244,10 +1259,13 @@ async fn run(o: Opts) -> Result<()> {
             r.server_fds,
             r.connect_secs
         );
-        println!(
-            "2 s after all closed: server RSS {} KiB, fds open {}",
-            r.after_close_kib, r.after_close_fds
-        );
+        for (at, rss) in &r.after_leave {
+            println!(
+                "{at} s after all closed: server RSS {rss} KiB ({:+.0}% of the baseline)",
+                above(*rss, r.base_kib)
+            );
+        }
+        println!("fds open after all closed: {}", r.after_close_fds);
         if let Some(p) = r.points.last() {
             summary.push(format!(
                 "idle members: {} of {} held at {} each (target <= 16 KiB; gst-webrtc-signalling-server ~131 KB): {}{}",
@@ -1269,6 +1287,14 @@ async fn run(o: Opts) -> Result<()> {
                 "memory at {} members: {} each",
                 p.members,
                 kib(p.per_member)
+            ));
+        }
+        if let Some((at, rss)) = r.after_leave.last() {
+            let over = above(*rss, r.base_kib);
+            summary.push(format!(
+                "RSS {at} s after all members left: {rss} KiB, {over:+.0}% of idle \
+                 (target <= +20%): {}",
+                verdict(over <= 20.0)
             ));
         }
     }

@@ -8,6 +8,10 @@ use std::collections::HashMap;
 
 use super::protocol::{ConversationKind, ErrorCode, Incoming, Outgoing};
 
+pub mod capacity;
+
+use capacity::{release_spare, release_spare_vec};
+
 /// A member id: opaque, chosen by the server, unique per connection.
 pub type MemberId = String;
 
@@ -134,6 +138,7 @@ impl Signaling {
     pub fn disconnect(&mut self, id: &str) -> Vec<Delivery> {
         let out = self.leave(id);
         self.members.remove(id);
+        release_spare(&mut self.members);
         out
     }
 
@@ -436,6 +441,7 @@ impl Signaling {
             Err(e) => return e,
         };
         self.pairs.remove(&key);
+        release_spare(&mut self.pairs);
         vec![(
             to.to_owned(),
             Outgoing::NegotiationFailed {
@@ -520,11 +526,13 @@ impl Signaling {
         self.members.insert(from.to_owned(), None);
         self.pairs
             .retain(|_, p| p.offerer != from && p.answerer != from);
+        release_spare(&mut self.pairs);
         let mut out = Vec::new();
         // The member's conversation exists while the member is in it.
         let conv = self.conversations.get_mut(&conv_id).expect("conversation");
         let was_broadcaster = conv.broadcaster().is_some_and(|b| b == from);
         conv.members.retain(|m| m != from);
+        release_spare_vec(&mut conv.members);
         let left = |to: &MemberId| {
             (
                 to.clone(),
@@ -555,6 +563,7 @@ impl Signaling {
             // Broadcast viewers lose the broadcaster, so their pairs went too.
             let orphans = std::mem::take(&mut conv.members);
             self.conversations.remove(&conv_id);
+            release_spare(&mut self.conversations);
             for m in orphans {
                 self.members.insert(m, None);
             }

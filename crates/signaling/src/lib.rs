@@ -4,7 +4,8 @@
 //! targets drive it directly.
 //!
 //! - [`protocol`]: the wire envelope and signals (`../shared/PROTOCOL.md` is the contract).
-//! - [`conversation`]: conversations, members and pair states, `handle(from, msg) -> deliveries`.
+//! - [`conversation`]: conversations, members and pair states, `handle(from, msg) -> deliveries`;
+//!   [`conversation::capacity`] says when its maps give back the room of members who left.
 //! - [`limits`]: the transport's limits and its pure admission rules (Origin, rate, liveness).
 
 pub mod conversation;

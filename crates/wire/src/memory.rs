@@ -12,9 +12,24 @@
 //! returned to the system when a session ends. Buffer pools recycle frames while video flows,
 //! so mapping costs nothing per frame (CPU unchanged in `cargo bench --bench camera`; RSS once
 //! every viewer had left fell from 56 MB to 40 MB, see BENCHMARKS.md).
+//!
+//! Small blocks are another matter: the memory of thousands of connections that have closed
+//! stays in the heap, free but resident, wherever a block still in use sits above it.
+//! [`TrimPolicy`] decides, with the time passed in, when enough connections have gone for
+//! [`release_free_memory`] (`malloc_trim`) to be worth it, and no more often than every
+//! [`TRIM_INTERVAL`], so a busy server does not spend its time trimming.
+
+use std::time::{Duration, Instant};
 
 /// Blocks of this size or larger are mapped on their own, bytes.
 const MMAP_THRESHOLD: i32 = 128 * 1024;
+
+/// Connections that must have closed since the last trim (and at least half of the most
+/// seen since) before the next: a few MB at several KB each.
+const TRIM_AFTER_GONE: usize = 500;
+
+/// The least time between two trims.
+pub const TRIM_INTERVAL: Duration = Duration::from_secs(2);
 
 /// Applies the setting above. Call first thing in `main`, before any thread starts.
 pub fn tune_allocator() {
@@ -23,5 +38,106 @@ pub fn tune_allocator() {
     // refusal (0) leaves glibc's default, which works, only less frugally.
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
+    }
+}
+
+/// Hands the heap's free pages back to the system (`malloc_trim`). Takes a few milliseconds
+/// per hundred MB of heap, during which other threads wait to allocate: call it rarely, as
+/// [`TrimPolicy`] says, and off the async threads.
+pub fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free pages of the allocator's own arenas to the
+    // system; it is thread-safe and touches no memory in use.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+/// When to release free memory after many connections have gone. Pure: fed the number of
+/// open connections and the time, it answers whether to trim now.
+#[derive(Debug, Default)]
+pub struct TrimPolicy {
+    /// The most connections seen since the last trim.
+    peak: usize,
+    /// When the last trim was due, if one was.
+    last: Option<Instant>,
+}
+
+impl TrimPolicy {
+    /// A policy that has seen no connections yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Notes `connections` open at `now`; true when the memory of those that closed since
+    /// the last trim should be released now (at least [`TRIM_AFTER_GONE`] and half of the
+    /// most seen have gone, and the last trim was [`TRIM_INTERVAL`] ago or more).
+    pub fn due(&mut self, connections: usize, now: Instant) -> bool {
+        self.peak = self.peak.max(connections);
+        let gone = self.peak - connections;
+        if gone < TRIM_AFTER_GONE || gone * 2 < self.peak {
+            return false;
+        }
+        if self
+            .last
+            .is_some_and(|last| now.saturating_duration_since(last) < TRIM_INTERVAL)
+        {
+            return false;
+        }
+        self.last = Some(now);
+        self.peak = connections;
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_crowd_leaving_is_trimmed_after_and_at_most_every_interval() {
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let mut p = TrimPolicy::new();
+        assert!(!p.due(20_000, at(0)));
+        // Not yet half gone.
+        assert!(!p.due(12_000, at(1)));
+        assert!(p.due(9_000, at(2)));
+        // Half gone again, but too soon after the last trim.
+        assert!(!p.due(1_000, at(3)));
+        assert!(p.due(0, at(4)));
+        // Nothing more has gone.
+        assert!(!p.due(0, at(10)));
+    }
+
+    #[test]
+    fn a_few_leaving_or_a_steady_crowd_are_not_trimmed() {
+        let t0 = Instant::now();
+        let mut p = TrimPolicy::new();
+        assert!(!p.due(400, t0));
+        assert!(!p.due(0, t0 + Duration::from_secs(5)));
+        let mut p = TrimPolicy::new();
+        for s in 0..100 {
+            let n = if s % 2 == 0 { 10_000 } else { 9_000 };
+            assert!(!p.due(n, t0 + Duration::from_secs(s)));
+        }
+    }
+
+    #[test]
+    fn a_crowd_that_returns_and_leaves_again_is_trimmed_again() {
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let mut p = TrimPolicy::new();
+        p.due(5_000, at(0));
+        assert!(p.due(0, at(1)));
+        assert!(!p.due(5_000, at(2)));
+        assert!(p.due(100, at(60)));
+    }
+
+    #[test]
+    fn releasing_free_memory_is_harmless() {
+        let v: Vec<Vec<u8>> = (0..1000).map(|i| vec![0; 100 + i]).collect();
+        drop(v);
+        release_free_memory();
     }
 }

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::mpsc;
 
+use super::conversation::capacity::release_spare;
 use super::conversation::{Delivery, MemberId, Settings, Signaling};
 use super::protocol::{Incoming, Outgoing};
 
@@ -106,6 +107,7 @@ impl Hub {
     pub fn disconnect(&self, id: &str) {
         let mut inner = self.lock();
         if inner.sinks.remove(id).is_some() {
+            release_spare(&mut inner.sinks);
             let out = inner.core.disconnect(id);
             dispatch(&mut inner, out);
         }
@@ -142,6 +144,7 @@ fn dispatch(inner: &mut Inner, mut out: Vec<Delivery>) {
         }
         for id in dropped {
             if inner.sinks.remove(&id).is_some() {
+                release_spare(&mut inner.sinks);
                 out.extend(inner.core.disconnect(&id));
             }
         }

@@ -1,11 +1,13 @@
 //! The WebSocket transport: one task per connection that admits it (Origin, connection cap),
 //! reads frames under a size and rate limit, feeds them to the [`Hub`], writes the member's
-//! bounded queue back out, sends nextRTC `ping`s, and notices a silently dead peer.
+//! bounded queue back out, sends nextRTC `ping`s, and notices a silently dead peer. Once many
+//! connections have closed, it has their freed memory handed back to the system
+//! ([`TrimPolicy`]).
 //!
 //! It never interprets a message beyond parsing it; every rule lives in the core.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
@@ -16,6 +18,7 @@ use tokio::time::{timeout, Instant};
 use super::hub::{Hub, MemberSink, Overflow};
 use super::limits::{origin_allowed, Limits, Liveness, RateLimiter, Tick, Verdict};
 use super::protocol::{ErrorCode, Incoming, Outgoing};
+use crate::memory::{release_free_memory, TrimPolicy};
 
 /// The signaling endpoint: hub, limits and the live connection count.
 pub struct SignalingServer {
@@ -23,6 +26,8 @@ pub struct SignalingServer {
     limits: Limits,
     allowed_origins: Vec<String>,
     connections: AtomicUsize,
+    /// Whether the task that releases the memory of closed connections has started.
+    trimming: AtomicBool,
 }
 
 /// Close codes (RFC 6455).
@@ -33,6 +38,9 @@ const CLOSE_TRY_LATER: u16 = 1013;
 
 /// The longest a connection the hub has let go waits to write its close frame.
 const GOING_AWAY_WAIT: Duration = Duration::from_secs(1);
+
+/// How often the connection count is shown to the [`TrimPolicy`].
+const TRIM_CHECK: Duration = Duration::from_secs(1);
 
 /// Keeps the connection count right however a connection task ends.
 struct Slot<'a>(&'a AtomicUsize);
@@ -62,6 +70,7 @@ impl SignalingServer {
             limits,
             allowed_origins,
             connections: AtomicUsize::new(0),
+            trimming: AtomicBool::new(false),
         })
     }
 
@@ -107,6 +116,9 @@ impl SignalingServer {
     }
 
     async fn serve(self: Arc<Self>, socket: WebSocket) {
+        if !self.trimming.swap(true, Ordering::Relaxed) {
+            tokio::spawn(release_after_departures(Arc::downgrade(&self)));
+        }
         let count = self.connections.fetch_add(1, Ordering::Relaxed) + 1;
         let _slot = Slot(&self.connections);
         if count > self.limits.max_connections {
@@ -131,6 +143,24 @@ impl SignalingServer {
         let reason = conn.run().await;
         log::debug!(member = id.as_str(); "disconnected: {reason}");
         self.hub.disconnect(&id);
+    }
+}
+
+/// For as long as the server lives: hands the memory of closed connections back to the
+/// system when the [`TrimPolicy`] says enough have gone.
+async fn release_after_departures(server: Weak<SignalingServer>) {
+    let mut policy = TrimPolicy::new();
+    let mut check = tokio::time::interval(TRIM_CHECK);
+    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        check.tick().await;
+        let Some(connections) = server.upgrade().map(|s| s.connections()) else {
+            return;
+        };
+        if policy.due(connections, std::time::Instant::now()) {
+            // malloc_trim holds the allocator for milliseconds: not on an async thread.
+            let _ = tokio::task::spawn_blocking(release_free_memory).await;
+        }
     }
 }
 
