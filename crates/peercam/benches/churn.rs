@@ -34,6 +34,8 @@
 //! something behind).
 
 // The viewers and the client of the camera tests; the benchmark uses only those.
+#[path = "support/media_program.rs"]
+mod media_program;
 #[path = "../tests/support/mod.rs"]
 #[allow(dead_code)]
 mod support;
@@ -928,6 +930,7 @@ async fn run(opts: &Opts) -> Result<bool> {
 }
 
 fn main() -> Result<()> {
+    media_program::ensure_built();
     let opts = Opts::parse()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
