@@ -151,7 +151,9 @@ impl Fanout {
         if let Some(pad) = tee_pad {
             self.tee.release_request_pad(pad);
         }
-        let _ = bin.set_state(gst::State::Null);
+        if let Err(e) = bin.set_state(gst::State::Null) {
+            log::warn!("branch {} did not stop: {e}", bin.name());
+        }
         let _ = self.pipeline.remove(bin);
     }
 

@@ -518,11 +518,18 @@ impl Worker {
         let Some(peer) = self.peers.remove(key) else {
             return;
         };
-        if let Some(fanout) = self.fanout.as_mut() {
-            fanout.remove(peer.bin(), peer.tee_pad.as_ref());
-            if fanout.branches() == 0 {
-                // Nobody watches: stop the camera and the encoder.
-                self.stop_capture();
+        match self.fanout.as_mut() {
+            Some(fanout) => {
+                fanout.remove(peer.bin(), peer.tee_pad.as_ref());
+                if fanout.branches() == 0 {
+                    // Nobody watches: stop the camera and the encoder.
+                    self.stop_capture();
+                }
+            }
+            // Its pipeline is gone already; the branch must still reach NULL before it is
+            // dropped, or webrtcbin is disposed while running.
+            None => {
+                let _ = peer.bin().set_state(gst::State::Null);
             }
         }
     }
