@@ -51,6 +51,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::Value;
+use support::fixtures::DEAD_ANSWER;
 use support::gst_viewer::{Consume, Session};
 use support::ws::{Client, Msg, Next};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -75,24 +76,6 @@ const SETTLE: Duration = Duration::from_secs(10);
 // Targets.
 const MAX_RSS_GROWTH: f64 = 0.05;
 const MIN_WATCHER_FPS: f64 = 29.0;
-
-/// An answer to the camera's offer that passes every check but whose ICE can never
-/// complete (nobody answers its credentials); the same as the hostile-client test's.
-const DEAD_ANSWER: &str = "v=0\r\n\
-o=- 1 2 IN IP4 127.0.0.1\r\n\
-s=-\r\n\
-t=0 0\r\n\
-a=group:BUNDLE video0\r\n\
-m=video 9 UDP/TLS/RTP/SAVPF 96\r\n\
-c=IN IP4 0.0.0.0\r\n\
-a=ice-ufrag:dead\r\n\
-a=ice-pwd:deaddeaddeaddeaddeaddead\r\n\
-a=fingerprint:sha-256 1F:2A:3B:4C:5D:6E:7F:80:91:A2:B3:C4:D5:E6:F7:08:19:2A:3B:4C:5D:6E:7F:80:91:A2:B3:C4:D5:E6:F7:08\r\n\
-a=setup:active\r\n\
-a=mid:video0\r\n\
-a=recvonly\r\n\
-a=rtcp-mux\r\n\
-a=rtpmap:96 H264/90000\r\n";
 
 #[derive(Debug, Clone)]
 struct Opts {

@@ -18,7 +18,6 @@
 #[allow(dead_code)]
 mod support;
 
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -28,7 +27,7 @@ use gstreamer::prelude::*;
 use peercam::config::Config;
 use peercam::service::Device;
 use peercam_wire::Capture;
-use support::device::Server;
+use support::device::{media_program, Server};
 use support::gst_viewer::Session;
 
 const WIDTH: usize = 320;
@@ -44,10 +43,6 @@ fn launch(source: &str, tail: &str) -> String {
          ! videoconvert ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=60 bitrate=500 \
          ! video/x-h264,profile=constrained-baseline,stream-format=avc,alignment=au"
     )
-}
-
-fn media_program() -> std::path::PathBuf {
-    Path::new(env!("CARGO_BIN_EXE_peercam")).with_file_name("peercam-media")
 }
 
 /// What a decoded frame shows.

@@ -12,7 +12,6 @@
 #[allow(dead_code)]
 mod support;
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use peercam::camera::{self, CameraSettings, CameraSnapshot};
@@ -20,7 +19,7 @@ use peercam::config::Config;
 use peercam::service::Device;
 use peercam_wire::Capture;
 use peercam_wire::IceSettings;
-use support::device::Server;
+use support::device::{media_program, Server};
 use support::gst_viewer::Session;
 use support::ws::Next;
 
@@ -33,11 +32,6 @@ fn test_launch() -> String {
          ! videoconvert ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=60 bitrate=500 \
          ! video/x-h264,profile=constrained-baseline,stream-format=avc,alignment=au"
     )
-}
-
-/// The media program, built beside `peercam` in the workspace's target directory.
-fn media_program() -> std::path::PathBuf {
-    Path::new(env!("CARGO_BIN_EXE_peercam")).with_file_name("peercam-media")
 }
 
 async fn start_device(max_viewers: usize) -> Server {

@@ -13,16 +13,15 @@
 #[allow(dead_code)]
 mod support;
 
-use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use peercam::config::Config;
 use peercam::service::Device;
 use peercam_wire::Capture;
-use support::device::Server;
+use support::device::{media_program, Server};
+use support::fixtures::DEAD_ANSWER;
 use support::gst_viewer::Session;
+use support::watch::Watch;
 use support::ws::{Client, Msg};
 
 fn test_launch() -> String {
@@ -31,10 +30,6 @@ fn test_launch() -> String {
      ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=60 bitrate=800 \
      ! video/x-h264,profile=constrained-baseline,stream-format=avc,alignment=au"
         .into()
-}
-
-fn media_program() -> std::path::PathBuf {
-    Path::new(env!("CARGO_BIN_EXE_peercam")).with_file_name("peercam-media")
 }
 
 /// How long a hostile client waits for the camera's refusal.
@@ -60,85 +55,8 @@ a=rtpmap:{PT} H264/90000\r\n\
 a=rtcp-fb:{PT} nack pli\r\n\
 a=fmtp:{PT} level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f\r\n";
 
-/// An answer to the camera's offer that passes every check but whose ICE can never
-/// complete (nobody answers its credentials).
-const DEAD_ANSWER: &str = "v=0\r\n\
-o=- 1 2 IN IP4 127.0.0.1\r\n\
-s=-\r\n\
-t=0 0\r\n\
-a=group:BUNDLE video0\r\n\
-m=video 9 UDP/TLS/RTP/SAVPF 96\r\n\
-c=IN IP4 0.0.0.0\r\n\
-a=ice-ufrag:dead\r\n\
-a=ice-pwd:deaddeaddeaddeaddeaddead\r\n\
-a=fingerprint:sha-256 1F:2A:3B:4C:5D:6E:7F:80:91:A2:B3:C4:D5:E6:F7:08:19:2A:3B:4C:5D:6E:7F:80:91:A2:B3:C4:D5:E6:F7:08\r\n\
-a=setup:active\r\n\
-a=mid:video0\r\n\
-a=recvonly\r\n\
-a=rtcp-mux\r\n\
-a=rtpmap:96 H264/90000\r\n";
-
 fn room_offer(pt: &str) -> String {
     ROOM_OFFER.replace("{PT}", pt)
-}
-
-/// Frames the watcher decoded, sampled every 100 ms, and the longest time they stood still.
-struct Watch {
-    samples: Arc<Mutex<Vec<(Instant, u64)>>>,
-    stop: Arc<AtomicBool>,
-    task: tokio::task::JoinHandle<Session>,
-}
-
-impl Watch {
-    /// Starts pumping `session` (already playing) and sampling its frames.
-    fn start(mut session: Session) -> Watch {
-        let samples = Arc::new(Mutex::new(Vec::new()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let frames = session.viewer.frames.clone();
-        let (s, st) = (samples.clone(), stop.clone());
-        tokio::spawn(async move {
-            while !st.load(Ordering::Relaxed) {
-                s.lock()
-                    .unwrap()
-                    .push((Instant::now(), frames.load(Ordering::Relaxed)));
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        });
-        let st = stop.clone();
-        let task = tokio::spawn(async move {
-            session
-                .pump(Duration::from_secs(600), move |_| {
-                    st.load(Ordering::Relaxed)
-                })
-                .await;
-            session
-        });
-        Watch {
-            samples,
-            stop,
-            task,
-        }
-    }
-
-    /// Stops, and returns (frames over the whole watch, its duration, the longest stall).
-    async fn finish(self) -> (u64, Duration, Duration) {
-        self.stop.store(true, Ordering::Relaxed);
-        let session = self.task.await.expect("watcher");
-        let samples = self.samples.lock().unwrap().clone();
-        let (first, last) = (samples[0], samples[samples.len() - 1]);
-        // The longest time between one increase of the count and the next (or the end).
-        let mut longest = Duration::ZERO;
-        let mut last_increase = first.0;
-        for w in samples.windows(2) {
-            if w[1].1 > w[0].1 {
-                longest = longest.max(w[1].0 - last_increase);
-                last_increase = w[1].0;
-            }
-        }
-        longest = longest.max(last.0 - last_increase);
-        session.leave().await;
-        (last.1 - first.1, last.0 - first.0, longest)
-    }
 }
 
 /// Creates a MESH room, invites the camera into it, and returns the client with the

@@ -28,16 +28,15 @@ use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use peercam::config::Config;
 use peercam::service::Device;
 use peercam_wire::Capture;
 use serde_json::Value;
-use support::device::Server;
+use support::device::{media_program, Server};
 use support::gst_viewer::Session;
+use support::watch::Watch;
 
 const CAMERA_ADDR: &str = "10.213.9.1";
 const LAPTOP_ADDR: &str = "10.213.9.2";
@@ -48,10 +47,6 @@ fn test_launch() -> String {
      ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=60 bitrate=800 \
      ! video/x-h264,profile=constrained-baseline,stream-format=avc,alignment=au"
         .into()
-}
-
-fn media_program() -> PathBuf {
-    Path::new(env!("CARGO_BIN_EXE_peercam")).with_file_name("peercam-media")
 }
 
 /// The virtualenv's python and the viewer script, as `scripts/setup.sh --test` installs them.
@@ -183,63 +178,6 @@ async fn run_viewer(lab: &Lab, url: &str, args: &[&str], limit: Duration) -> (i3
         panic!("viewer.py printed no JSON line ({e}):\n{stdout}\n--- stderr:\n{stderr}")
     });
     (out.status.code().unwrap_or(-1), result)
-}
-
-/// Frames the watcher decoded, sampled every 100 ms, while its signaling is pumped.
-struct Watch {
-    samples: Arc<Mutex<Vec<(Instant, u64)>>>,
-    stop: Arc<AtomicBool>,
-    task: tokio::task::JoinHandle<Session>,
-}
-
-impl Watch {
-    fn start(mut session: Session) -> Watch {
-        let samples = Arc::new(Mutex::new(Vec::new()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let frames = session.viewer.frames.clone();
-        let (s, st) = (samples.clone(), stop.clone());
-        tokio::spawn(async move {
-            while !st.load(Ordering::Relaxed) {
-                s.lock()
-                    .unwrap()
-                    .push((Instant::now(), frames.load(Ordering::Relaxed)));
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        });
-        let st = stop.clone();
-        let task = tokio::spawn(async move {
-            session
-                .pump(Duration::from_secs(600), move |_| {
-                    st.load(Ordering::Relaxed)
-                })
-                .await;
-            session
-        });
-        Watch {
-            samples,
-            stop,
-            task,
-        }
-    }
-
-    /// Stops; returns (frames over the watch, its duration, the longest stall).
-    async fn finish(self) -> (u64, Duration, Duration) {
-        self.stop.store(true, Ordering::Relaxed);
-        let session = self.task.await.expect("watcher");
-        let samples = self.samples.lock().unwrap().clone();
-        let (first, last) = (samples[0], samples[samples.len() - 1]);
-        let mut longest = Duration::ZERO;
-        let mut last_increase = first.0;
-        for w in samples.windows(2) {
-            if w[1].1 > w[0].1 {
-                longest = longest.max(w[1].0 - last_increase);
-                last_increase = w[1].0;
-            }
-        }
-        longest = longest.max(last.0 - last_increase);
-        session.leave().await;
-        (last.1 - first.1, last.0 - first.0, longest)
-    }
 }
 
 /// Serves `device` on every address of the camera namespace (its loopback for the watcher,

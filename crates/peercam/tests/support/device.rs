@@ -8,6 +8,7 @@
 use std::future::Future;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
@@ -192,6 +193,12 @@ pub struct Stats {
     pub conversations: usize,
     /// Pairs negotiating or connected.
     pub pairs: usize,
+}
+
+/// The media program, built beside `peercam` in the workspace's target directory (the
+/// workspace's `cargo test` builds both).
+pub fn media_program() -> PathBuf {
+    Path::new(BIN).with_file_name("peercam-media")
 }
 
 /// A port nobody listens on right now (the command line needs a number).

@@ -1,8 +1,9 @@
 //! What the integration tests (and the camera benchmark) share, one concern a file: the
 //! device in-process or as a child process ([`device`]), the one strict nextRTC WebSocket
 //! client ([`ws`]), plain and TLS HTTP GETs ([`http`]), a TLS client that trusts exactly a
-//! device's certificate ([`tls`]), scratch directories ([`scratch`]) and the receiving
-//! GStreamer peer ([`gst_viewer`]).
+//! device's certificate ([`tls`]), scratch directories ([`scratch`]), the receiving
+//! GStreamer peer ([`gst_viewer`]) and a watcher sampling its frames ([`watch`]), and SDP
+//! sent in place of a real peer's ([`fixtures`]).
 //!
 //! Every wait here is bounded, so a broken device fails a test instead of hanging it. Nothing
 //! here decides what a test expects: it only connects, reads, waits and cleans up.
@@ -10,10 +11,12 @@
 use std::time::Duration;
 
 pub mod device;
+pub mod fixtures;
 pub mod gst_viewer;
 pub mod http;
 pub mod scratch;
 pub mod tls;
+pub mod watch;
 pub mod ws;
 
 /// The longest any single expected event may take. Generous against a loaded machine, short
