@@ -238,11 +238,6 @@ fn release_later(pad: glib::WeakRef<gst::Pad>, gate: Arc<Mutex<KeyframeGate>>, a
     }
 }
 
-/// The upstream GstForceKeyUnit event that encoders (x264enc, openh264enc, v4l2h264enc) obey.
-pub fn force_key_unit_event() -> gst::Event {
-    gst::event::CustomUpstream::new(force_key_unit_structure())
-}
-
 fn force_key_unit_structure() -> gst::Structure {
     gst::Structure::builder("GstForceKeyUnit")
         .field("all-headers", true)

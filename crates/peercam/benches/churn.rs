@@ -45,14 +45,13 @@ use std::fs::File;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::Value;
 use support::fixtures::DEAD_ANSWER;
 use support::gst_viewer::{Consume, Session};
+use support::watch::Watch;
 use support::ws::{Client, Msg, Next};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -254,87 +253,13 @@ async fn cycle(addr: SocketAddr, kind: Kind, i: usize) -> Result<()> {
 // ---------------------------------------------------------------------------------------------
 // The watcher.
 
-/// Frames the watcher decoded, sampled every 100 ms, while its signaling runs in a task.
-struct Watch {
-    /// (when, frames decoded so far), every 100 ms.
-    samples: Arc<Mutex<Vec<(Instant, u64)>>>,
-    /// Set to end the sampling and the signaling task.
-    stop: Arc<AtomicBool>,
-    /// The watcher's signaling, handing the session back when stopped.
-    task: tokio::task::JoinHandle<Session>,
-}
-
-impl Watch {
-    async fn start(addr: SocketAddr) -> Result<Watch> {
-        let mut session = Session::open_with(addr, "join", "camera", Consume::Decode).await;
-        if session.play(30, LIMIT).await < 30 {
-            bail!("the watcher got no video: {:?}", session.signals());
-        }
-        let samples = Arc::new(Mutex::new(Vec::new()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let frames = session.viewer.frames.clone();
-        let (s, st) = (samples.clone(), stop.clone());
-        tokio::spawn(async move {
-            while !st.load(Ordering::Relaxed) {
-                // Invariant: nothing panics while holding the lock.
-                s.lock()
-                    .unwrap()
-                    .push((Instant::now(), frames.load(Ordering::Relaxed)));
-                sleep(Duration::from_millis(100)).await;
-            }
-        });
-        let st = stop.clone();
-        let task = tokio::spawn(async move {
-            // Bounded by the stop flag, and by a day in case it is never set.
-            session
-                .pump(Duration::from_secs(86_400), move |_| {
-                    st.load(Ordering::Relaxed)
-                })
-                .await;
-            session
-        });
-        Ok(Watch {
-            samples,
-            stop,
-            task,
-        })
+/// The watcher: joined, playing, then sampled by the tests' [`Watch`].
+async fn start_watch(addr: SocketAddr) -> Result<Watch> {
+    let mut session = Session::open_with(addr, "join", "camera", Consume::Decode).await;
+    if session.play(30, LIMIT).await < 30 {
+        bail!("the watcher got no video: {:?}", session.signals());
     }
-
-    /// (frames, over how long, the longest stall) from `from` on.
-    fn so_far(&self, from: Instant) -> (u64, Duration, Duration) {
-        // Invariant: nothing panics while holding the lock.
-        let samples: Vec<(Instant, u64)> = self
-            .samples
-            .lock()
-            .unwrap()
-            .iter()
-            .copied()
-            .filter(|(t, _)| *t >= from)
-            .collect();
-        let (Some(&first), Some(&last)) = (samples.first(), samples.last()) else {
-            return (0, Duration::ZERO, Duration::ZERO);
-        };
-        // The longest time between one increase of the count and the next (or the end).
-        let mut longest = Duration::ZERO;
-        let mut last_increase = first.0;
-        for w in samples.windows(2) {
-            if w[1].1 > w[0].1 {
-                longest = longest.max(w[1].0 - last_increase);
-                last_increase = w[1].0;
-            }
-        }
-        longest = longest.max(last.0 - last_increase);
-        (last.1 - first.1, last.0 - first.0, longest)
-    }
-
-    async fn finish(self) -> Result<()> {
-        self.stop.store(true, Ordering::Relaxed);
-        let session = timeout(Duration::from_secs(5), self.task)
-            .await
-            .map_err(|_| anyhow!("the watcher's signaling did not stop"))??;
-        session.leave().await;
-        Ok(())
-    }
+    Ok(Watch::start(session))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -721,7 +646,7 @@ async fn run(opts: &Opts) -> Result<bool> {
         ),
         Some(k) => println!("cycles: {} {k:?} only", opts.cycles),
     }
-    let watch = Watch::start(device.addr).await?;
+    let watch = start_watch(device.addr).await?;
     sleep(Duration::from_secs(3)).await;
     let base = device.report("baseline", None).await?;
     let started = Instant::now();
@@ -782,7 +707,7 @@ async fn run(opts: &Opts) -> Result<bool> {
     let churn_time = started.elapsed();
     let last = device.report(&format!("after {ran}"), Some(&base)).await?;
     let (frames, over, stall) = watch.so_far(started);
-    watch.finish().await?;
+    watch.finish().await;
     // Churn that stopped early compares its end with itself.
     let mid = at_report.unwrap_or_else(|| last.clone());
 

@@ -376,6 +376,23 @@ fn stalling_pipelines(dir: &Path) {
     .unwrap();
 }
 
+/// Reads the service's notifications for 6.5 s from `from`: the longest time without a
+/// watchdog ping, and whether a status starting with `unhealthy` was sent.
+fn watchdog_over(svc: &mut Service, from: Instant, unhealthy_status: &str) -> (Duration, bool) {
+    let mut last_ping = from;
+    let mut longest = Duration::ZERO;
+    let mut unhealthy = false;
+    let deadline = from + Duration::from_millis(6500);
+    while let Some((at, line)) = svc.next_line(deadline) {
+        if line == "WATCHDOG=1" {
+            longest = longest.max(at - last_ping);
+            last_ping = at;
+        }
+        unhealthy |= line.starts_with(unhealthy_status);
+    }
+    (longest.max(deadline - last_ping), unhealthy)
+}
+
 #[test]
 fn a_camera_that_stops_keeps_the_watchdog_pinging_on_the_placeholder() {
     if let Some(passed) =
@@ -406,18 +423,7 @@ fn a_camera_that_stops_keeps_the_watchdog_pinging_on_the_placeholder() {
     let rt = runtime();
     let viewer = rt.block_on(join_camera(&svc.ws_url()));
     let joined = Instant::now();
-    let mut last_ping = joined;
-    let mut longest = Duration::ZERO;
-    let mut unhealthy = false;
-    let deadline = joined + Duration::from_millis(6500);
-    while let Some((at, line)) = svc.next_line(deadline) {
-        if line == "WATCHDOG=1" {
-            longest = longest.max(at - last_ping);
-            last_ping = at;
-        }
-        unhealthy |= line.starts_with("STATUS=unhealthy");
-    }
-    longest = longest.max(deadline - last_ping);
+    let (longest, unhealthy) = watchdog_over(&mut svc, joined, "STATUS=unhealthy");
     assert!(
         !unhealthy,
         "a stopped camera was taken for a wedged device\n{}",
@@ -468,18 +474,7 @@ fn a_wedged_encoder_stops_the_watchdog_pings() {
 
     // Pings stop: the longest gap while the branch is attached is well over the 1 s
     // WATCHDOG_USEC after which systemd would restart the service.
-    let mut last_ping = joined;
-    let mut longest = Duration::ZERO;
-    let mut unhealthy = false;
-    let deadline = joined + Duration::from_millis(6500);
-    while let Some((at, line)) = svc.next_line(deadline) {
-        if line == "WATCHDOG=1" {
-            longest = longest.max(at - last_ping);
-            last_ping = at;
-        }
-        unhealthy |= line.starts_with("STATUS=unhealthy: camera wedged");
-    }
-    longest = longest.max(deadline - last_ping);
+    let (longest, unhealthy) = watchdog_over(&mut svc, joined, "STATUS=unhealthy: camera wedged");
     assert!(unhealthy, "no unhealthy status\n{}", svc.logs());
     assert!(
         longest >= Duration::from_millis(2500),

@@ -10,8 +10,13 @@ use super::gst_viewer::Session;
 
 /// Frames the watcher decoded, sampled every 100 ms, and the longest time they stood still.
 pub struct Watch {
+    /// (when, frames decoded so far), every 100 ms.
     samples: Arc<Mutex<Vec<(Instant, u64)>>>,
+    /// When sampling started.
+    started: Instant,
+    /// Set to end the sampling and the signaling task.
     stop: Arc<AtomicBool>,
+    /// The watcher's signaling, handing the session back when stopped.
     task: tokio::task::JoinHandle<Session>,
 }
 
@@ -24,6 +29,7 @@ impl Watch {
         let (s, st) = (samples.clone(), stop.clone());
         tokio::spawn(async move {
             while !st.load(Ordering::Relaxed) {
+                // Invariant: nothing panics while holding the lock.
                 s.lock()
                     .unwrap()
                     .push((Instant::now(), frames.load(Ordering::Relaxed)));
@@ -32,8 +38,9 @@ impl Watch {
         });
         let st = stop.clone();
         let task = tokio::spawn(async move {
+            // Bounded by the stop flag, and by a day in case it is never set.
             session
-                .pump(Duration::from_secs(600), move |_| {
+                .pump(Duration::from_secs(86_400), move |_| {
                     st.load(Ordering::Relaxed)
                 })
                 .await;
@@ -41,17 +48,26 @@ impl Watch {
         });
         Watch {
             samples,
+            started: Instant::now(),
             stop,
             task,
         }
     }
 
-    /// Stops, and returns (frames over the whole watch, its duration, the longest stall).
-    pub async fn finish(self) -> (u64, Duration, Duration) {
-        self.stop.store(true, Ordering::Relaxed);
-        let session = self.task.await.expect("watcher");
-        let samples = self.samples.lock().unwrap().clone();
-        let (first, last) = (samples[0], samples[samples.len() - 1]);
+    /// (frames, over how long, the longest time the count stood still) from `from` on.
+    pub fn so_far(&self, from: Instant) -> (u64, Duration, Duration) {
+        // Invariant: nothing panics while holding the lock.
+        let samples: Vec<(Instant, u64)> = self
+            .samples
+            .lock()
+            .unwrap()
+            .iter()
+            .copied()
+            .filter(|(t, _)| *t >= from)
+            .collect();
+        let (Some(&first), Some(&last)) = (samples.first(), samples.last()) else {
+            return (0, Duration::ZERO, Duration::ZERO);
+        };
         // The longest time between one increase of the count and the next (or the end).
         let mut longest = Duration::ZERO;
         let mut last_increase = first.0;
@@ -62,7 +78,15 @@ impl Watch {
             }
         }
         longest = longest.max(last.0 - last_increase);
-        session.leave().await;
         (last.1 - first.1, last.0 - first.0, longest)
+    }
+
+    /// Stops, leaves, and returns [`Watch::so_far`] over the whole watch.
+    pub async fn finish(self) -> (u64, Duration, Duration) {
+        let whole = self.so_far(self.started);
+        self.stop.store(true, Ordering::Relaxed);
+        let session = self.task.await.expect("watcher");
+        session.leave().await;
+        whole
     }
 }
