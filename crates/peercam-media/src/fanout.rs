@@ -129,32 +129,31 @@ impl Fanout {
         Ok(tee_pad)
     }
 
-    /// Removes a branch (fed or not); stops capture when it was the last.
-    pub fn remove(&mut self, bin: &gst::Bin, tee_pad: Option<&gst::Pad>) {
+    /// Takes a branch (fed or not) out of the pipeline without stopping it: its owner stops
+    /// it once its webrtcbin has settled (see [`crate::retiring`]). Stops capture when it was
+    /// the last.
+    pub fn detach(&mut self, bin: &gst::Bin, tee_pad: Option<&gst::Pad>) {
         self.branches = self.branches.saturating_sub(1);
-        if self.branches == 0 {
-            // Nothing streams after this, so the branch can be taken apart directly.
-            let _ = self.pipeline.set_state(gst::State::Null);
-        } else if let Some(peer) = tee_pad.and_then(|p| p.peer()) {
-            // Unlink between two buffers so the tee never pushes into a half-removed branch.
-            let (tx, rx) = std::sync::mpsc::sync_channel::<()>(1);
-            if let Some(pad) = tee_pad {
+        if let Some(pad) = tee_pad {
+            if let Some(peer) = pad.peer() {
+                // Unlink between two buffers so the tee never pushes into a half-removed
+                // branch.
+                let (tx, rx) = std::sync::mpsc::sync_channel::<()>(1);
                 pad.add_probe(gst::PadProbeType::IDLE, move |pad, _| {
                     let _ = pad.unlink(&peer);
                     let _ = tx.try_send(());
                     gst::PadProbeReturn::Remove
                 });
+                // Branch queues are leaky, so the tee is never blocked for long.
+                let _ = rx.recv_timeout(Duration::from_secs(2));
             }
-            // Branch queues are leaky, so the tee is never blocked for long.
-            let _ = rx.recv_timeout(Duration::from_secs(2));
-        }
-        if let Some(pad) = tee_pad {
             self.tee.release_request_pad(pad);
         }
-        if let Err(e) = bin.set_state(gst::State::Null) {
-            log::warn!("branch {} did not stop: {e}", bin.name());
-        }
         let _ = self.pipeline.remove(bin);
+        if self.branches == 0 {
+            // Nothing streams after this.
+            let _ = self.pipeline.set_state(gst::State::Null);
+        }
     }
 
     /// Asks the encoder for a keyframe with SPS/PPS (a viewer joined): always sent, and

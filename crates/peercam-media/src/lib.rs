@@ -10,7 +10,8 @@
 //!   negotiation, pure), [`fanout`] (capture, encode and the tee), [`keyframes`] (when the
 //!   shared encoder may start a keyframe, pure), [`source_switch`] (the placeholder fed to the
 //!   encoder while the camera source has failed), [`source_health`] (when the source has
-//!   failed and when to reopen it, pure), [`peer`] (one webrtcbin branch), [`ice`] (remote
+//!   failed and when to reopen it, pure), [`peer`] (one webrtcbin branch), [`retiring`] (when a
+//!   departed peer may be stopped, pure), [`ice`] (remote
 //!   candidates), [`certificate`] (the DTLS certificate a peer presents).
 
 pub mod certificate;
@@ -24,6 +25,7 @@ pub mod negotiation;
 pub mod peer;
 pub mod pipeline;
 pub mod probe;
+pub mod retiring;
 pub mod select;
 pub mod source_health;
 pub mod source_switch;

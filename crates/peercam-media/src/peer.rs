@@ -6,14 +6,17 @@
 //! ```
 //!
 //! GStreamer calls back on its own threads; the handlers here hold only weak references and
-//! forward [`PeerEvent`]s to the owner (camera.rs), which does every state change. The owner
-//! calls [`Peer::close`] (and the branch is detached) when the peer leaves.
+//! forward [`PeerEvent`]s to the owner (the worker's loop), which does every state change.
+//! When the peer leaves, the owner detaches the branch, has it settle ([`Peer::settle`]) and
+//! then stops it ([`Peer::stop`]); see [`crate::retiring`].
 
 use gstreamer as gst;
 use gstreamer::glib;
 use gstreamer::prelude::*;
 use gstreamer_sdp as gst_sdp;
 use gstreamer_webrtc as gst_webrtc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use peercam_sdp::relabel_h264;
@@ -44,6 +47,9 @@ pub enum PeerEvent {
     GatheringWaitOver,
     /// Negotiation failed.
     Failed(String),
+    /// The departed peer's webrtcbin has worked through everything queued before it left
+    /// (see [`Peer::settle`]); the number is the one it was retired under.
+    Settled(u64),
 }
 
 /// Where peer events go; bounded, and events that do not fit are dropped with a log line
@@ -76,6 +82,8 @@ pub struct Peer {
     offered_mline: Option<u32>,
     /// Answerer: the offer's text and H.264 payload type, until our caps have settled.
     pending_offer: Option<(String, u8)>,
+    /// Where its events go.
+    outbox: Outbox,
 }
 
 fn make(factory: &str) -> Result<gst::Element, MediaError> {
@@ -225,9 +233,30 @@ fn profile_level_id(avcc: &[u8]) -> Option<String> {
     }
 }
 
-fn send(tx: &EventSender, key: &PeerKey, ev: PeerEvent) {
-    if tx.try_send((key.clone(), ev)).is_err() {
-        log::warn!(peer = key.1.as_str(); "peer event dropped: owner busy or gone");
+/// Where one peer's GStreamer callbacks post its events, until it leaves.
+#[derive(Clone)]
+struct Outbox {
+    /// The owner's queue.
+    tx: EventSender,
+    /// The peer the events are about.
+    key: PeerKey,
+    /// Cleared when the peer leaves: a member that comes back under the same key must not
+    /// get the departed peer's late events.
+    live: Arc<AtomicBool>,
+}
+
+impl Outbox {
+    fn send(&self, ev: PeerEvent) {
+        if self.live.load(Ordering::Acquire) {
+            self.post(ev);
+        }
+    }
+
+    /// Posts even after the peer left (its settling is reported then).
+    fn post(&self, ev: PeerEvent) {
+        if self.tx.try_send((self.key.clone(), ev)).is_err() {
+            log::warn!(peer = self.key.1.as_str(); "peer event dropped: owner busy or gone");
+        }
     }
 }
 
@@ -283,7 +312,7 @@ impl Peer {
             .map_err(|e| MediaError::Pipeline(e.to_string()))?;
 
         let peer = Peer {
-            key,
+            key: key.clone(),
             role,
             bin,
             webrtc,
@@ -292,8 +321,13 @@ impl Peer {
             tee_pad: None,
             offered_mline: None,
             pending_offer: None,
+            outbox: Outbox {
+                tx: events,
+                key,
+                live: Arc::new(AtomicBool::new(true)),
+            },
         };
-        peer.connect_signals(&events);
+        peer.connect_signals();
         if role == Role::Offerer {
             peer.link_webrtc_pad()?;
         }
@@ -310,31 +344,31 @@ impl Peer {
         self.role
     }
 
-    fn connect_signals(&self, events: &EventSender) {
-        let (tx, key) = (events.clone(), self.key.clone());
+    fn connect_signals(&self) {
+        let out = self.outbox.clone();
         self.webrtc
             .connect("on-ice-candidate", false, move |values| {
                 let mline = values.get(1).and_then(|v| v.get::<u32>().ok());
                 let candidate = values.get(2).and_then(|v| v.get::<String>().ok());
                 if let (Some(mline), Some(candidate)) = (mline, candidate) {
-                    send(&tx, &key, PeerEvent::LocalCandidate { mline, candidate });
+                    out.send(PeerEvent::LocalCandidate { mline, candidate });
                 }
                 None
             });
-        let (tx, key) = (events.clone(), self.key.clone());
+        let out = self.outbox.clone();
         self.webrtc
             .connect_notify(Some("connection-state"), move |webrtc, _| {
                 let state =
                     webrtc.property::<gst_webrtc::WebRTCPeerConnectionState>("connection-state");
-                send(&tx, &key, PeerEvent::State(state));
+                out.send(PeerEvent::State(state));
             });
-        let (tx, key) = (events.clone(), self.key.clone());
+        let out = self.outbox.clone();
         self.webrtc
             .connect_notify(Some("ice-gathering-state"), move |webrtc, _| {
                 let state =
                     webrtc.property::<gst_webrtc::WebRTCICEGatheringState>("ice-gathering-state");
                 if state == gst_webrtc::WebRTCICEGatheringState::Complete {
-                    send(&tx, &key, PeerEvent::GatheringComplete);
+                    out.send(PeerEvent::GatheringComplete);
                 }
             });
         // Media the remote sends is not used: give any incoming stream a sink so it cannot
@@ -358,7 +392,7 @@ impl Peer {
             }
         });
         // The caps carrying profile-level-id are what make the offer's a=fmtp right.
-        let (tx, key) = (events.clone(), self.key.clone());
+        let out = self.outbox.clone();
         if let Some(src) = self.capsfilter.static_pad("src") {
             src.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |_, info| {
                 let Some(gst::PadProbeData::Event(ev)) = &info.data else {
@@ -372,7 +406,7 @@ impl Peer {
                     .structure(0)
                     .is_some_and(|s| s.has_field("profile-level-id"));
                 if ready {
-                    send(&tx, &key, PeerEvent::CapsReady(caps));
+                    out.send(PeerEvent::CapsReady(caps));
                     gst::PadProbeReturn::Remove
                 } else {
                     gst::PadProbeReturn::Ok
@@ -400,16 +434,16 @@ impl Peer {
     }
 
     /// Offerer: makes the offer (call once caps are ready).
-    pub fn create_offer(&self, caps: &gst::Caps, events: &EventSender) {
+    pub fn create_offer(&self, caps: &gst::Caps) {
         if let Some(t) = self
             .webrtc
             .emit_by_name::<Option<gst_webrtc::WebRTCRTPTransceiver>>("get-transceiver", &[&0i32])
         {
             t.set_property("codec-preferences", caps);
         }
-        let (tx, key) = (events.clone(), self.key.clone());
+        let out = self.outbox.clone();
         let promise = gst::Promise::with_change_func(move |reply| {
-            send(&tx, &key, description_from_reply(reply, "offer"));
+            out.send(description_from_reply(reply, "offer"));
         });
         self.webrtc
             .emit_by_name::<()>("create-offer", &[&None::<gst::Structure>, &promise]);
@@ -420,6 +454,13 @@ impl Peer {
     /// about to arrive, so that the viewer's own offer does not pay for the process's first
     /// one (creating and setting up the SDP, ICE, DTLS and RTP elements takes 20-60 ms once).
     pub fn rehearse_offer(&self) -> Result<(), MediaError> {
+        let rehearsed = self.rehearse();
+        // Stopped whatever happened: a webrtcbin must not be dropped while running.
+        let _ = self.bin.set_state(gst::State::Null);
+        rehearsed
+    }
+
+    fn rehearse(&self) -> Result<(), MediaError> {
         let fail = |what: &str| MediaError::Pipeline(format!("rehearsing an offer: {what}"));
         self.bin
             .set_state(gst::State::Ready)
@@ -443,7 +484,6 @@ impl Peer {
         self.webrtc
             .emit_by_name::<()>("set-local-description", &[&offer, &applied]);
         applied.wait();
-        let _ = self.bin.set_state(gst::State::Null);
         Ok(())
     }
 
@@ -474,7 +514,7 @@ impl Peer {
     /// to a browser (WebRTC's profile parser maps both to constrained baseline), but webrtcbin
     /// compares the strings and, once the offer is applied, refuses a stream labelled
     /// otherwise. Relabelling the offer makes webrtcbin, our stream and the answer agree.
-    pub fn apply_offer(&mut self, ours: &gst::Caps, events: &EventSender) {
+    pub fn apply_offer(&mut self, ours: &gst::Caps) {
         let Some((sdp, pt)) = self.pending_offer.take() else {
             return;
         };
@@ -486,15 +526,12 @@ impl Peer {
             None => sdp,
         };
         let Ok(msg) = gst_sdp::SDPMessage::parse_buffer(sdp.as_bytes()) else {
-            send(
-                events,
-                &self.key,
-                PeerEvent::Failed("the offer is not valid SDP".into()),
-            );
+            self.outbox
+                .send(PeerEvent::Failed("the offer is not valid SDP".into()));
             return;
         };
         let desc = gst_webrtc::WebRTCSessionDescription::new(gst_webrtc::WebRTCSDPType::Offer, msg);
-        let (tx, key) = (events.clone(), self.key.clone());
+        let out = self.outbox.clone();
         let promise = gst::Promise::with_change_func(move |reply| {
             let ev = match reply {
                 Ok(Some(s)) if s.has_field("error") => PeerEvent::Failed(format!(
@@ -506,7 +543,7 @@ impl Peer {
                 Ok(_) => PeerEvent::RemoteOfferSet,
                 Err(e) => PeerEvent::Failed(format!("remote offer: {e:?}")),
             };
-            send(&tx, &key, ev);
+            out.send(ev);
         });
         self.webrtc
             .emit_by_name::<()>("set-remote-description", &[&desc, &promise]);
@@ -535,10 +572,10 @@ impl Peer {
     }
 
     /// Answerer: makes the answer (call once caps are ready and the offer is applied).
-    pub fn create_answer(&self, events: &EventSender) {
-        let (tx, key) = (events.clone(), self.key.clone());
+    pub fn create_answer(&self) {
+        let out = self.outbox.clone();
         let promise = gst::Promise::with_change_func(move |reply| {
-            send(&tx, &key, description_from_reply(reply, "answer"));
+            out.send(description_from_reply(reply, "answer"));
         });
         self.webrtc
             .emit_by_name::<()>("create-answer", &[&None::<gst::Structure>, &promise]);
@@ -566,6 +603,27 @@ impl Peer {
     pub fn add_candidate(&self, mline: u32, candidate: &str) {
         self.webrtc
             .emit_by_name::<()>("add-ice-candidate", &[&mline, &candidate]);
+    }
+
+    /// The peer has left: no more of its events reach the owner, and [`PeerEvent::Settled`]
+    /// with `number` is posted once its webrtcbin has worked through what is queued. The
+    /// marker is a statistics request: webrtcbin runs its work in order on its own thread, so
+    /// the request's answer comes after everything queued before it (at once if that thread
+    /// has stopped).
+    pub fn settle(&self, number: u64) {
+        self.outbox.live.store(false, Ordering::Release);
+        let out = self.outbox.clone();
+        let promise = gst::Promise::with_change_func(move |_| out.post(PeerEvent::Settled(number)));
+        self.webrtc
+            .emit_by_name::<()>("get-stats", &[&None::<gst::Pad>, &promise]);
+    }
+
+    /// Stops the branch, once it has settled and is out of the pipeline. Blocks while
+    /// webrtcbin takes down its transports.
+    pub fn stop(&self) {
+        if let Err(e) = self.bin.set_state(gst::State::Null) {
+            log::warn!(peer = self.key.1.as_str(); "branch did not stop: {e}");
+        }
     }
 }
 

@@ -26,6 +26,7 @@ mod bus;
 mod dtls;
 mod mdns;
 mod prime;
+mod reap;
 mod run;
 mod source;
 mod start;

@@ -29,6 +29,7 @@ use crate::negotiation::{Action, Connection, Event, Negotiation, OfferCaps, SdpK
 use crate::peer::{
     early_offer_caps, offer_caps, profile_of, EventSender, Peer, PeerEvent, PeerKey, Role,
 };
+use crate::retiring::Retiring;
 use crate::source_health;
 use crate::MediaError;
 use peercam_signaling::{Incoming, Outgoing};
@@ -76,6 +77,9 @@ pub(super) struct Worker {
     negotiation: Peers,
     /// The GStreamer peers, by the negotiation's keys.
     peers: HashMap<PeerKey, Peer>,
+    /// Departed peers, out of the pipeline, waiting for their webrtcbin to settle before
+    /// they are stopped.
+    retiring: Retiring<Peer>,
     /// Encoded frames of the camera's picture since start (not the placeholder's), advanced
     /// by a pad probe on the tee: the device's proof that the camera works (see bus.rs).
     frames: Arc<AtomicU64>,
@@ -115,6 +119,7 @@ impl Worker {
                 settings.dtls.map(|d| d.fingerprint),
             ),
             peers: HashMap::new(),
+            retiring: Retiring::new(),
             frames: Arc::new(AtomicU64::new(0)),
             bus_errors,
             handled: 0,
@@ -159,6 +164,7 @@ impl Worker {
                     let actions = self.negotiation.tick(Instant::now());
                     self.carry_out(actions);
                     self.on_source_tick();
+                    self.reap_overdue();
                 }
             }
             self.report();
@@ -166,6 +172,9 @@ impl Worker {
         let actions = self.negotiation.clear();
         self.carry_out(actions);
         self.stop_capture();
+        for peer in self.retiring.drain() {
+            peer.stop();
+        }
     }
 
     /// Drops the capture (camera and encoder stop) and the source's health with it.
@@ -257,6 +266,12 @@ impl Worker {
 
     fn on_event(&mut self, key: PeerKey, ev: PeerEvent) {
         let event = match ev {
+            PeerEvent::Settled(number) => {
+                if let Some(peer) = self.retiring.settled(number) {
+                    super::reap::reap(peer);
+                }
+                return;
+            }
             PeerEvent::CapsReady(caps) => Event::CapsReady {
                 profile: profile_of(&caps),
                 caps,
@@ -378,22 +393,20 @@ impl Worker {
             Action::CreateOffer { key, caps } => {
                 if let Some(peer) = self.peers.get(&key) {
                     match caps {
-                        OfferCaps::Caps(caps) => peer.create_offer(&caps, &self.events),
-                        OfferCaps::AnyProfile => {
-                            peer.create_offer(&early_offer_caps(), &self.events)
-                        }
+                        OfferCaps::Caps(caps) => peer.create_offer(&caps),
+                        OfferCaps::AnyProfile => peer.create_offer(&early_offer_caps()),
                     }
                 }
             }
             Action::ApplyOffer { key, caps } => {
                 if let Some(peer) = self.peers.get_mut(&key) {
-                    peer.apply_offer(&caps, &self.events);
+                    peer.apply_offer(&caps);
                 }
             }
             Action::CreateAnswer(key) => {
                 if let Some(peer) = self.peers.get(&key) {
                     peer.decline_other_media();
-                    peer.create_answer(&self.events);
+                    peer.create_answer();
                 }
             }
             Action::SetLocal { key, description } => {
@@ -492,18 +505,21 @@ impl Worker {
         if starting {
             self.open_source();
         }
-        let Some(fanout) = self.fanout.as_mut() else {
-            return Err(MediaError::Pipeline("capture stopped".into()));
+        let linked = match self.fanout.as_mut() {
+            Some(fanout) => fanout.link(peer.bin()),
+            None => Err(MediaError::Pipeline("capture stopped".into())),
         };
-        match fanout.link(peer.bin()) {
-            Ok(pad) => peer.tee_pad = Some(pad),
+        match linked {
+            Ok(pad) => {
+                peer.tee_pad = Some(pad);
+                self.peers.insert(key.clone(), peer);
+                Ok(())
+            }
             Err(e) => {
-                fanout.remove(peer.bin(), None);
-                return Err(e);
+                self.retire(peer);
+                Err(e)
             }
         }
-        self.peers.insert(key.clone(), peer);
-        Ok(())
     }
 
     /// The capture has just started: its source (behind a switch) is opened, and its health
@@ -515,22 +531,33 @@ impl Worker {
     }
 
     fn remove_peer(&mut self, key: &PeerKey) {
-        let Some(peer) = self.peers.remove(key) else {
-            return;
-        };
-        match self.fanout.as_mut() {
-            Some(fanout) => {
-                fanout.remove(peer.bin(), peer.tee_pad.as_ref());
-                if fanout.branches() == 0 {
-                    // Nobody watches: stop the camera and the encoder.
-                    self.stop_capture();
-                }
+        if let Some(peer) = self.peers.remove(key) {
+            self.retire(peer);
+        }
+    }
+
+    /// Takes a departed peer's branch out of the pipeline at once (stopping the capture if
+    /// it was the last) and holds it until its webrtcbin has settled; it is stopped then
+    /// (see [`crate::retiring`]).
+    fn retire(&mut self, peer: Peer) {
+        if let Some(fanout) = self.fanout.as_mut() {
+            fanout.detach(peer.bin(), peer.tee_pad.as_ref());
+            if fanout.branches() == 0 {
+                // Nobody watches: stop the camera and the encoder.
+                self.stop_capture();
             }
-            // Its pipeline is gone already; the branch must still reach NULL before it is
-            // dropped, or webrtcbin is disposed while running.
-            None => {
-                let _ = peer.bin().set_state(gst::State::Null);
-            }
+        }
+        let number = self.retiring.hold(Instant::now(), peer);
+        if let Some(peer) = self.retiring.get(number) {
+            peer.settle(number);
+        }
+    }
+
+    /// Stops the departed peers whose webrtcbin did not settle in time.
+    fn reap_overdue(&mut self) {
+        for (peer, held) in self.retiring.overdue(Instant::now()) {
+            log::warn!("a departed peer did not settle in {held:?}; stopping it anyway");
+            super::reap::reap(peer);
         }
     }
 }
