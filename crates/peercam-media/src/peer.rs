@@ -15,7 +15,7 @@ use gstreamer::glib;
 use gstreamer::prelude::*;
 use gstreamer_sdp as gst_sdp;
 use gstreamer_webrtc as gst_webrtc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
@@ -243,9 +243,51 @@ struct Outbox {
     /// Cleared when the peer leaves: a member that comes back under the same key must not
     /// get the departed peer's late events.
     live: Arc<AtomicBool>,
+    /// The work asked of webrtcbin and not yet answered.
+    tasks: Arc<Tasks>,
 }
 
+/// The work a peer has queued on its webrtcbin (making and applying descriptions, which
+/// build and bring up its transports), so that a departed peer is stopped only once none is
+/// left (see [`crate::retiring`]).
+#[derive(Debug)]
+struct Tasks {
+    /// Queued and not yet answered.
+    pending: AtomicUsize,
+    /// The number the peer was retired under, once it was ([`NOT_RETIRED`] before).
+    retired_as: AtomicU64,
+}
+
+/// [`Tasks::retired_as`] of a peer still in service.
+const NOT_RETIRED: u64 = u64::MAX;
+
+/// What a promise's change function is given.
+type Reply<'a> = Result<Option<&'a gst::StructureRef>, gst::PromiseError>;
+
 impl Outbox {
+    /// A promise for a task queued on webrtcbin, counted until it is answered; `then` is
+    /// given the answer.
+    fn promise(&self, then: impl FnOnce(Reply, &Outbox) + Send + 'static) -> gst::Promise {
+        self.tasks.pending.fetch_add(1, Ordering::SeqCst);
+        let out = self.clone();
+        gst::Promise::with_change_func(move |reply| {
+            then(reply, &out);
+            if out.tasks.pending.fetch_sub(1, Ordering::SeqCst) == 1 {
+                out.settled_if_retired();
+            }
+        })
+    }
+
+    /// Reports [`PeerEvent::Settled`] if the peer has been retired and nothing it queued is
+    /// pending. Both the retiring and the last answer call it, so at least one sees both;
+    /// the owner ignores a second report.
+    fn settled_if_retired(&self) {
+        let number = self.tasks.retired_as.load(Ordering::SeqCst);
+        if number != NOT_RETIRED && self.tasks.pending.load(Ordering::SeqCst) == 0 {
+            self.post(PeerEvent::Settled(number));
+        }
+    }
+
     fn send(&self, ev: PeerEvent) {
         if self.live.load(Ordering::Acquire) {
             self.post(ev);
@@ -325,6 +367,10 @@ impl Peer {
                 tx: events,
                 key,
                 live: Arc::new(AtomicBool::new(true)),
+                tasks: Arc::new(Tasks {
+                    pending: AtomicUsize::new(0),
+                    retired_as: AtomicU64::new(NOT_RETIRED),
+                }),
             },
         };
         peer.connect_signals();
@@ -441,10 +487,9 @@ impl Peer {
         {
             t.set_property("codec-preferences", caps);
         }
-        let out = self.outbox.clone();
-        let promise = gst::Promise::with_change_func(move |reply| {
-            out.send(description_from_reply(reply, "offer"));
-        });
+        let promise = self
+            .outbox
+            .promise(|reply, out| out.send(description_from_reply(reply, "offer")));
         self.webrtc
             .emit_by_name::<()>("create-offer", &[&None::<gst::Structure>, &promise]);
     }
@@ -531,8 +576,7 @@ impl Peer {
             return;
         };
         let desc = gst_webrtc::WebRTCSessionDescription::new(gst_webrtc::WebRTCSDPType::Offer, msg);
-        let out = self.outbox.clone();
-        let promise = gst::Promise::with_change_func(move |reply| {
+        let promise = self.outbox.promise(|reply, out| {
             let ev = match reply {
                 Ok(Some(s)) if s.has_field("error") => PeerEvent::Failed(format!(
                     "remote offer refused: {}",
@@ -573,10 +617,9 @@ impl Peer {
 
     /// Answerer: makes the answer (call once caps are ready and the offer is applied).
     pub fn create_answer(&self) {
-        let out = self.outbox.clone();
-        let promise = gst::Promise::with_change_func(move |reply| {
-            out.send(description_from_reply(reply, "answer"));
-        });
+        let promise = self
+            .outbox
+            .promise(|reply, out| out.send(description_from_reply(reply, "answer")));
         self.webrtc
             .emit_by_name::<()>("create-answer", &[&None::<gst::Structure>, &promise]);
     }
@@ -584,8 +627,9 @@ impl Peer {
     /// Applies our own offer or answer (after it was sent, so it reaches the remote before
     /// any candidate does).
     pub fn set_local(&self, desc: &gst_webrtc::WebRTCSessionDescription) {
+        let promise = self.outbox.promise(|_, _| {});
         self.webrtc
-            .emit_by_name::<()>("set-local-description", &[desc, &None::<gst::Promise>]);
+            .emit_by_name::<()>("set-local-description", &[desc, &promise]);
     }
 
     /// Offerer: applies the remote answer.
@@ -594,8 +638,9 @@ impl Peer {
             .map_err(|_| MediaError::BadSdp("the answer is not valid SDP".into()))?;
         let desc =
             gst_webrtc::WebRTCSessionDescription::new(gst_webrtc::WebRTCSDPType::Answer, msg);
+        let promise = self.outbox.promise(|_, _| {});
         self.webrtc
-            .emit_by_name::<()>("set-remote-description", &[&desc, &None::<gst::Promise>]);
+            .emit_by_name::<()>("set-remote-description", &[&desc, &promise]);
         Ok(())
     }
 
@@ -605,17 +650,13 @@ impl Peer {
             .emit_by_name::<()>("add-ice-candidate", &[&mline, &candidate]);
     }
 
-    /// The peer has left: no more of its events reach the owner, and [`PeerEvent::Settled`]
-    /// with `number` is posted once its webrtcbin has worked through what is queued. The
-    /// marker is a statistics request: webrtcbin runs its work in order on its own thread, so
-    /// the request's answer comes after everything queued before it (at once if that thread
-    /// has stopped).
+    /// The peer has left, retired under `number`: no more of its events reach the owner, and
+    /// [`PeerEvent::Settled`] with `number` is posted once webrtcbin has answered everything
+    /// this peer asked of it (at once if nothing is pending).
     pub fn settle(&self, number: u64) {
         self.outbox.live.store(false, Ordering::Release);
-        let out = self.outbox.clone();
-        let promise = gst::Promise::with_change_func(move |_| out.post(PeerEvent::Settled(number)));
-        self.webrtc
-            .emit_by_name::<()>("get-stats", &[&None::<gst::Pad>, &promise]);
+        self.outbox.tasks.retired_as.store(number, Ordering::SeqCst);
+        self.outbox.settled_if_retired();
     }
 
     /// Stops the branch, once it has settled and is out of the pipeline. Blocks while

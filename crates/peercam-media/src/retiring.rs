@@ -6,9 +6,8 @@
 //! aborts on disposing a running element), and a transport it finishes after the stop keeps
 //! a reference to itself, so its sockets are never closed. So a peer that leaves is first
 //! detached from the stream (nothing of it is fed or counted any more), then held here until
-//! webrtcbin has worked through everything queued before it left (the owner queues a marker
-//! behind that work and reports when it comes out, [`Retiring::settled`]), and only then
-//! stopped. A webrtcbin that never gets through its queue is stopped anyway after
+//! webrtcbin has answered everything the peer asked of it (the owner counts those requests and
+//! reports when the last is answered, [`Retiring::settled`]), and only then stopped. A webrtcbin that never gets through its queue is stopped anyway after
 //! [`SETTLE_LIMIT`] ([`Retiring::overdue`]).
 //!
 //! It must not touch GStreamer: it keeps whatever the owner gives it and says when to stop it.

@@ -311,6 +311,8 @@ struct Proc {
     threads: u64,
     /// `VmRSS`, KiB.
     rss: u64,
+    /// `RssAnon` (heap and stacks, not the pages of files such as libraries), KiB.
+    anon: u64,
     /// `Pss` of `smaps_rollup`, KiB.
     pss: u64,
     /// What each descriptor is, numbers dropped (`socket`, `anon_inode:[eventfd]`, a path).
@@ -346,6 +348,7 @@ impl Proc {
             fd_kinds,
             threads: field(&status, "Threads")?,
             rss: field(&status, "VmRSS")?,
+            anon: field(&status, "RssAnon")?,
             pss: field(&rollup, "Pss")?,
         })
     }
@@ -380,6 +383,10 @@ struct Report {
 impl Report {
     fn rss(&self) -> u64 {
         self.procs.iter().map(|p| p.rss).sum()
+    }
+
+    fn anon(&self) -> u64 {
+        self.procs.iter().map(|p| p.anon).sum()
     }
 
     fn pss(&self) -> u64 {
@@ -577,8 +584,8 @@ impl Drop for Device {
 
 fn print_reports(reports: &[&Report]) {
     println!(
-        "{:<16} {:>8} {:<14} {:>5} {:>8} {:>9} {:>9}   {:>5} {:>8}",
-        "report", "pid", "process", "fds", "threads", "RSS", "PSS", "peers", "branches"
+        "{:<16} {:>8} {:<14} {:>5} {:>8} {:>9} {:>9} {:>9}   {:>5} {:>8}",
+        "report", "pid", "process", "fds", "threads", "RSS", "anon", "PSS", "peers", "branches"
     );
     for r in reports {
         for (i, p) in r.procs.iter().enumerate() {
@@ -588,26 +595,28 @@ fn print_reports(reports: &[&Report]) {
                 (String::new(), String::new())
             };
             println!(
-                "{:<16} {:>8} {:<14} {:>5} {:>8} {:>6.1} MB {:>6.1} MB   {:>5} {:>8}",
+                "{:<16} {:>8} {:<14} {:>5} {:>8} {:>6.1} MB {:>6.1} MB {:>6.1} MB   {:>5} {:>8}",
                 if i == 0 { r.label.as_str() } else { "" },
                 p.pid,
                 p.name,
                 p.fds,
                 p.threads,
                 mb(p.rss),
+                mb(p.anon),
                 mb(p.pss),
                 peers,
                 branches
             );
         }
         println!(
-            "{:<16} {:>8} {:<14} {:>5} {:>8} {:>6.1} MB {:>6.1} MB",
+            "{:<16} {:>8} {:<14} {:>5} {:>8} {:>6.1} MB {:>6.1} MB {:>6.1} MB",
             "",
             "",
             "(tree)",
             r.procs.iter().map(|p| p.fds).sum::<usize>(),
             r.procs.iter().map(|p| p.threads).sum::<u64>(),
             mb(r.rss()),
+            mb(r.anon()),
             mb(r.pss())
         );
     }
@@ -806,10 +815,13 @@ async fn run(opts: &Opts) -> Result<bool> {
                 opts.report_at.min(ran)
             ),
             format!(
-                "{:.1} → {:.1} MB ({:+.1} %)",
+                "{:.1} → {:.1} MB ({:+.1} %; anon {:.1} → {:.1} MB, {:+.1} %)",
                 mb(mid.rss()),
                 mb(last.rss()),
-                growth * 100.0
+                growth * 100.0,
+                mb(mid.anon()),
+                mb(last.anon()),
+                (last.anon() as f64 / mid.anon() as f64 - 1.0) * 100.0
             ),
             // A worker that restarted took its memory with it: not a comparison.
             growth <= MAX_RSS_GROWTH && pids(&mid) == pids(&last),

@@ -90,9 +90,71 @@ impl TrimPolicy {
     }
 }
 
+/// Peers released, one after another, before the media worker next trims: each leaves some
+/// hundreds of KB of small blocks (SDP, ICE, DTLS and RTP state) behind in the heap arenas.
+const TRIM_AFTER_RELEASED: usize = 50;
+
+/// When a process whose sessions end one at a time (the media worker: viewers come and go
+/// while others watch, so its count of open sessions never falls far) should release free
+/// memory: after [`TRIM_AFTER_RELEASED`] sessions have ended since the last trim, no more
+/// often than every [`TRIM_INTERVAL`]. Pure: fed the sessions ended and the time.
+#[derive(Debug, Default)]
+pub struct ReleaseTrim {
+    /// Sessions ended since the last trim.
+    released: usize,
+    /// When the last trim was due, if one was.
+    last: Option<Instant>,
+}
+
+impl ReleaseTrim {
+    /// Nothing released yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Notes that `n` more sessions have ended.
+    pub fn released(&mut self, n: usize) {
+        self.released = self.released.saturating_add(n);
+    }
+
+    /// True when the memory of the sessions ended since the last trim should be released
+    /// now.
+    pub fn due(&mut self, now: Instant) -> bool {
+        if self.released < TRIM_AFTER_RELEASED {
+            return false;
+        }
+        if self
+            .last
+            .is_some_and(|last| now.saturating_duration_since(last) < TRIM_INTERVAL)
+        {
+            return false;
+        }
+        self.last = Some(now);
+        self.released = 0;
+        true
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sessions_ending_one_at_a_time_are_trimmed_after_enough_and_at_most_every_interval() {
+        let t0 = Instant::now();
+        let mut p = ReleaseTrim::new();
+        assert!(!p.due(t0));
+        p.released(TRIM_AFTER_RELEASED - 1);
+        assert!(!p.due(t0));
+        p.released(1);
+        assert!(p.due(t0));
+        // Counted afresh after a trim.
+        assert!(!p.due(t0 + TRIM_INTERVAL));
+        p.released(TRIM_AFTER_RELEASED);
+        // Not again within the interval, but still owed.
+        assert!(!p.due(t0 + TRIM_INTERVAL / 2));
+        assert!(p.due(t0 + TRIM_INTERVAL));
+    }
 
     #[test]
     fn a_crowd_leaving_is_trimmed_after_and_at_most_every_interval() {

@@ -80,6 +80,8 @@ pub(super) struct Worker {
     /// Departed peers, out of the pipeline, waiting for their webrtcbin to settle before
     /// they are stopped.
     retiring: Retiring<Peer>,
+    /// When to hand the memory of released peers back to the system.
+    trim: wire::memory::ReleaseTrim,
     /// Encoded frames of the camera's picture since start (not the placeholder's), advanced
     /// by a pad probe on the tee: the device's proof that the camera works (see bus.rs).
     frames: Arc<AtomicU64>,
@@ -120,6 +122,7 @@ impl Worker {
             ),
             peers: HashMap::new(),
             retiring: Retiring::new(),
+            trim: wire::memory::ReleaseTrim::new(),
             frames: Arc::new(AtomicU64::new(0)),
             bus_errors,
             handled: 0,
@@ -165,6 +168,9 @@ impl Worker {
                     self.carry_out(actions);
                     self.on_source_tick();
                     self.reap_overdue();
+                    if self.trim.due(Instant::now()) {
+                        wire::memory::release_free_memory();
+                    }
                 }
             }
             self.report();
@@ -547,6 +553,7 @@ impl Worker {
                 self.stop_capture();
             }
         }
+        self.trim.released(1);
         let number = self.retiring.hold(Instant::now(), peer);
         if let Some(peer) = self.retiring.get(number) {
             peer.settle(number);
