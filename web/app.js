@@ -21,6 +21,7 @@
 //   timing.js      time to picture, step by step
 //   testhooks.js   window.peercam
 //   overlay.js     the stats overlay; fullscreen.js the Fullscreen API
+//   cameras.js     the other cameras on this network
 'use strict';
 
 import { createView } from '/view.js';
@@ -29,6 +30,7 @@ import { createSignaling } from '/signaling.js';
 import { createPeers } from '/peers.js';
 import { createSession } from '/session.js';
 import { installTestHooks } from '/testhooks.js';
+import { showCameras } from '/cameras.js';
 
 performance.mark('peercam-start');
 const params = new URLSearchParams(location.search);
@@ -70,3 +72,4 @@ addEventListener('pagehide', () => {
   signaling.close();
 });
 session.start();
+showCameras(document.getElementById('cameras'));

@@ -1,7 +1,7 @@
-//! HTTP routes: the page at `/`, device facts at `/api/info`, and the WebSocket upgrade at
-//! `/signaling`. The page's files are compiled into the binary.
+//! HTTP routes: the page at `/`, device facts at `/api/info`, the other cameras on the LAN at
+//! `/api/cameras`, and the WebSocket upgrade at `/signaling`. The page's files are compiled into the binary.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use axum::extract::{State, WebSocketUpgrade};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -43,6 +43,8 @@ pub struct AppState {
     ///
     /// [`CameraHandle::primer`]: crate::camera::CameraHandle::primer
     pub primer: Option<Arc<tokio::sync::Notify>>,
+    /// The other cameras on the LAN, while the device browses for them.
+    pub neighbours: Option<Arc<Mutex<crate::discovery::Neighbours>>>,
 }
 
 impl AppState {
@@ -62,6 +64,7 @@ pub fn router(state: AppState) -> Router {
     router
         .route("/api/info", get(info))
         .route("/api/stats", get(stats))
+        .route("/api/cameras", get(cameras))
         .route("/signaling", get(signaling))
         .with_state(state)
 }
@@ -127,6 +130,7 @@ const ASSETS: &[(&str, &str, &str)] = &[
     page_file!("media.js", JS),
     page_file!("view.js", JS),
     page_file!("timing.js", JS),
+    page_file!("cameras.js", JS),
     page_file!("testhooks.js", JS),
     page_file!("overlay.js", JS),
     page_file!("fullscreen.js", JS),
@@ -177,6 +181,26 @@ async fn stats(State(state): State<AppState>) -> Json<Stats> {
             let (active, spare) = c.worker_pids();
             Workers { active, spare }
         }),
+    })
+}
+
+/// What `/api/cameras` reports.
+#[derive(Serialize)]
+struct Cameras {
+    /// Whether the device browses the LAN (discovery on); without it the list stays empty.
+    browsing: bool,
+    /// The other cameras seen, by name.
+    cameras: Vec<crate::discovery::FoundCamera>,
+}
+
+async fn cameras(State(state): State<AppState>) -> Json<Cameras> {
+    Json(Cameras {
+        browsing: state.neighbours.is_some(),
+        cameras: state
+            .neighbours
+            .as_ref()
+            .map(|n| n.lock().unwrap_or_else(|e| e.into_inner()).list())
+            .unwrap_or_default(),
     })
 }
 

@@ -759,3 +759,175 @@ fn peercam_discover_finds_peercam_serve_and_its_url_serves_the_page() {
         "still advertised after SIGTERM: {after:?}"
     );
 }
+
+/// `peercam serve` named `name` in `ns`, no camera, on port 8080 of every address.
+fn serve_in(ns: &Netns, name: &str, scratch: &Scratch) -> Serve {
+    let dir = scratch.join(name.replace(' ', "-").to_lowercase());
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("peercam.toml");
+    std::fs::write(&config, "").unwrap();
+    let mut command = ns.command(
+        BIN,
+        &[
+            "serve",
+            "--config",
+            config.to_str().unwrap(),
+            "--listen",
+            "0.0.0.0:8080",
+            "--name",
+            name,
+            "--no-camera",
+        ],
+    );
+    command
+        .env("RUST_LOG", "info")
+        .env("STATE_DIRECTORY", dir.join("state"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut serve = Serve::spawn(command, 8080);
+    serve.line("ready", WAIT);
+    serve
+}
+
+/// `GET path` on `addr:8080` from `ns`, over bash's /dev/tcp; the whole response.
+fn http_get(ns: &Netns, addr: &str, path: &str) -> String {
+    let script = format!(
+        "exec 3<>/dev/tcp/{addr}/8080 && printf 'GET {path} HTTP/1.0\\r\\nHost: {addr}:8080\\r\\n\\r\\n' >&3 && cat <&3"
+    );
+    let mut get = ns.spawn("bash", &["-c", &script]);
+    assert!(get.wait(WAIT).success(), "GET {path}: {}", get.stderr());
+    get.remaining_lines(WAIT).join("\n")
+}
+
+/// The names and URLs a camera's `/api/cameras` lists.
+fn listed(ns: &Netns, addr: &str) -> Vec<(String, String)> {
+    let response = http_get(ns, addr, "/api/cameras");
+    let body = response.split_once("\n\n").map_or("", |(_, b)| b);
+    let json: Value = serde_json::from_str(body.trim())
+        .unwrap_or_else(|e| panic!("/api/cameras: {e}: {response}"));
+    assert_eq!(json["browsing"], true, "{json}");
+    json["cameras"]
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap_or_default().to_owned(),
+                c["http_url"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// Polls `check` every 250 ms until it holds or `within` passes; how long it took.
+fn within(within: Duration, mut check: impl FnMut() -> bool) -> Option<Duration> {
+    let start = Instant::now();
+    while start.elapsed() < within {
+        if check() {
+            return Some(start.elapsed());
+        }
+        thread::sleep(Duration::from_millis(250));
+    }
+    None
+}
+
+#[test]
+#[ignore = "needs root: network namespaces"]
+fn each_camera_lists_the_others_on_the_lan_and_drops_one_that_stops() {
+    // Two cameras and a laptop on one bridge (in the laptop's namespace), as on a home LAN.
+    let pid = std::process::id();
+    let a = Netns::create(format!("pc-nbA-{pid}")).unwrap_or_else(|e| panic!("{e}"));
+    let b = Netns::create(format!("pc-nbB-{pid}")).unwrap_or_else(|e| panic!("{e}"));
+    let laptop = Netns::create(format!("pc-nbL-{pid}")).unwrap_or_else(|e| panic!("{e}"));
+    laptop.ip(&[
+        "link",
+        "add",
+        "br0",
+        "type",
+        "bridge",
+        "mcast_snooping",
+        "0",
+    ]);
+    laptop.ip(&["addr", "add", "192.0.2.2/24", "dev", "br0"]);
+    laptop.ip(&["link", "set", "lo", "up"]);
+    laptop.ip(&["link", "set", "br0", "multicast", "on", "up"]);
+    for (ns, addr, port) in [(&a, "192.0.2.11", "pa"), (&b, "192.0.2.12", "pb")] {
+        ns.ip(&[
+            "link",
+            "add",
+            "eth0",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            port,
+            "netns",
+            &laptop.name,
+        ]);
+        ns.ip(&["addr", "add", &format!("{addr}/24"), "dev", "eth0"]);
+        ns.ip(&["link", "set", "lo", "up"]);
+        ns.ip(&["link", "set", "eth0", "multicast", "on", "up"]);
+        laptop.ip(&[
+            "link",
+            "set",
+            port,
+            "master",
+            "br0",
+            "multicast",
+            "on",
+            "up",
+        ]);
+    }
+    let scratch = Scratch::new("neighbours");
+    let _porch = serve_in(&a, "Porch Cam", &scratch);
+    let mut garden = serve_in(&b, "Garden Cam", &scratch);
+
+    // The laptop opens camera A by its address: A lists B (not itself), with B's address.
+    let found = within(WAIT, || {
+        listed(&laptop, "192.0.2.11")
+            .iter()
+            .any(|(name, _)| name == "Garden Cam")
+    });
+    let seen = listed(&laptop, "192.0.2.11");
+    assert!(found.is_some(), "Porch Cam lists {seen:?}");
+    eprintln!("Porch Cam listed Garden Cam after {found:?}: {seen:?}");
+    assert_eq!(
+        seen,
+        [(
+            "Garden Cam".to_owned(),
+            "http://192.0.2.12:8080/".to_owned()
+        )]
+    );
+    // And B lists A.
+    assert!(
+        within(WAIT, || listed(&laptop, "192.0.2.12")
+            .iter()
+            .any(|(name, _)| name == "Porch Cam"))
+        .is_some(),
+        "Garden Cam lists {:?}",
+        listed(&laptop, "192.0.2.12")
+    );
+    // The link works from the laptop: B's page.
+    let page = http_get(&laptop, "192.0.2.12", "/");
+    assert!(
+        page.contains(" 200 ") && page.contains("Garden Cam"),
+        "{page:.400}"
+    );
+    // A's page carries the list's place and its script.
+    let page = http_get(&laptop, "192.0.2.11", "/");
+    assert!(page.contains("id=\"cameras\""), "{page:.400}");
+
+    // B stops: its goodbye takes it off A's list within seconds.
+    garden.signal(libc::SIGTERM);
+    assert!(garden.exit_within(Duration::from_secs(5)).success());
+    let gone = within(Duration::from_secs(5), || {
+        listed(&laptop, "192.0.2.11").is_empty()
+    });
+    eprintln!("Garden Cam left Porch Cam's list after {gone:?}");
+    assert!(
+        gone.is_some(),
+        "still listed 5 s after stopping: {:?}",
+        listed(&laptop, "192.0.2.11")
+    );
+}

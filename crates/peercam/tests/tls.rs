@@ -218,6 +218,7 @@ async fn a_silent_client_is_let_go_after_the_handshake_timeout() {
                 info: device.info.clone(),
                 camera: None,
                 primer: None,
+                neighbours: None,
             });
             peercam::net::serve(
                 peercam::net::Listener::new(listener),

@@ -1,5 +1,5 @@
 //! mDNS / DNS-SD on the LAN: advertising this device (`_nextrtc._tcp` and `_http._tcp`) and
-//! browsing for devices (`peercam discover`).
+//! browsing for devices (`peercam discover`, and the other cameras the page lists).
 //!
 //! Owns the mdns-sd daemons it starts: an [`Advertiser`] holds one for as long as the device
 //! is advertised, a browse holds one for its duration. Everything here is blocking and
@@ -50,10 +50,12 @@
 
 mod advertise;
 mod browse;
+mod neighbours;
 mod table;
 
 pub use advertise::{txt_entries, Advertisement, Advertiser};
 pub use browse::{browse, camera_url, instance_from_fullname, BrowseEvent, Browser, FoundCamera};
+pub use neighbours::{Neighbourhood, Neighbours};
 pub use table::format_table;
 
 /// The service type nextRTC clients browse for.

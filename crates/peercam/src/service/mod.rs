@@ -32,6 +32,7 @@ use tokio::time::{timeout_at, Instant};
 use crate::camera::CameraError;
 use crate::camera::{self, CameraHandle, CameraSettings};
 use crate::config::Config;
+use crate::discovery::Neighbourhood;
 use crate::net::{self, Listener};
 use crate::signaling::{Hub, SignalingServer};
 use crate::tls::{Identity, TlsError};
@@ -60,6 +61,8 @@ pub struct Device {
     pub camera: Option<CameraHandle>,
     /// TLS for https and wss on the same port, once enabled.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// The browse for the other cameras on the LAN, once started.
+    pub neighbourhood: Option<Neighbourhood>,
 }
 
 impl Device {
@@ -85,7 +88,14 @@ impl Device {
             info,
             camera: None,
             tls: None,
+            neighbourhood: None,
         }
+    }
+
+    /// Lists the other cameras on the LAN on the page from now on (the device is advertised
+    /// as `own`, which is left out).
+    pub fn follow_neighbours(&mut self, own: &str) {
+        self.neighbourhood = Some(Neighbourhood::start(own));
     }
 
     /// Makes the port answer https and wss with `identity`, besides plain http.
@@ -148,6 +158,7 @@ impl Device {
             info: self.info.clone(),
             camera: self.camera.as_ref().map(|c| c.stats().clone()),
             primer: self.camera.as_ref().map(|c| c.primer()),
+            neighbours: self.neighbourhood.as_ref().map(|n| n.table()),
         });
         net::serve(
             Listener::new(listener),

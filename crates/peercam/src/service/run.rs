@@ -101,6 +101,11 @@ pub async fn run(config: Config) -> Result<(), ServiceError> {
         },
     };
 
+    if advertiser.is_some() {
+        // The page lists the other cameras that answer on the LAN.
+        device.follow_neighbours(&config.server.name);
+    }
+
     let url = format!("http://{local}/");
     let advertised = match &advertiser {
         Some(a) => format!(", advertised as {:?} on {}", config.server.name, a.host()),
