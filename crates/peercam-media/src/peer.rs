@@ -17,6 +17,7 @@ use gstreamer_sdp as gst_sdp;
 use gstreamer_webrtc as gst_webrtc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 use peercam_sdp::relabel_h264;
@@ -65,6 +66,14 @@ pub enum Role {
     Answerer,
 }
 
+/// How long a connected peer may send nothing (no RTCP: receiver reports, NACKs, keyframe
+/// requests) before the device takes its connection for gone. Browsers and aiortc report
+/// about every second, GStreamer receivers every 2.5-7.5 s; a viewer whose page crashed,
+/// whose network dropped or whose peer connection was closed without a word sends nothing.
+/// webrtcbin 1.22 has no ICE consent checks (RFC 7675), so without this its branch would be
+/// fed and counted for as long as its member stays connected to signaling.
+pub const SILENCE_LIMIT: Duration = Duration::from_secs(15);
+
 /// The RTP payload type of the device's video when it offers.
 pub const OFFER_PT: u8 = 96;
 
@@ -84,6 +93,11 @@ pub struct Peer {
     pending_offer: Option<(String, u8)>,
     /// Where its events go.
     outbox: Outbox,
+    /// When the peer was made: [`Peer::heard`] counts from here.
+    born: Instant,
+    /// Milliseconds after `born` when the peer was last heard from (its connection coming
+    /// up, or RTCP from it); 0 until its connection is up.
+    heard: Arc<AtomicU64>,
 }
 
 fn make(factory: &str) -> Result<gst::Element, MediaError> {
@@ -372,12 +386,30 @@ impl Peer {
                     retired_as: AtomicU64::new(NOT_RETIRED),
                 }),
             },
+            born: Instant::now(),
+            heard: Arc::new(AtomicU64::new(0)),
         };
         peer.connect_signals();
         if role == Role::Offerer {
             peer.link_webrtc_pad()?;
         }
         Ok(peer)
+    }
+
+    /// Marks the peer heard from, now; for GStreamer's threads.
+    fn hearing(&self) -> impl Fn() + Send + Sync + 'static {
+        let (born, heard) = (self.born, self.heard.clone());
+        move || {
+            // At least 1: 0 means never.
+            let ms = born.elapsed().as_millis().clamp(1, u128::from(u64::MAX)) as u64;
+            heard.store(ms, Ordering::Relaxed);
+        }
+    }
+
+    /// How long the peer has been silent at `now`, once its connection has come up; `None`
+    /// before.
+    pub fn silent_for(&self, now: Instant) -> Option<Duration> {
+        silence(self.born, self.heard.load(Ordering::Relaxed), now)
     }
 
     /// The branch bin, for the fan-out.
@@ -402,12 +434,30 @@ impl Peer {
                 None
             });
         let out = self.outbox.clone();
+        let heard = self.hearing();
         self.webrtc
             .connect_notify(Some("connection-state"), move |webrtc, _| {
                 let state =
                     webrtc.property::<gst_webrtc::WebRTCPeerConnectionState>("connection-state");
+                if state == gst_webrtc::WebRTCPeerConnectionState::Connected {
+                    heard();
+                }
                 out.send(PeerEvent::State(state));
             });
+        // rtpbin reports each RTCP packet a remote source sends as that source being active.
+        let rtpbin = self.webrtc.downcast_ref::<gst::Bin>().and_then(|bin| {
+            bin.iterate_elements()
+                .into_iter()
+                .flatten()
+                .find(|e| e.factory().is_some_and(|f| f.name() == "rtpbin"))
+        });
+        if let Some(rtpbin) = rtpbin {
+            let heard = self.hearing();
+            rtpbin.connect("on-ssrc-active", false, move |_| {
+                heard();
+                None
+            });
+        }
         let out = self.outbox.clone();
         self.webrtc
             .connect_notify(Some("ice-gathering-state"), move |webrtc, _| {
@@ -668,6 +718,11 @@ impl Peer {
     }
 }
 
+/// How long since a peer made at `born` was last heard from, `heard` ms after it (0: never).
+fn silence(born: Instant, heard: u64, now: Instant) -> Option<Duration> {
+    (heard > 0).then(|| now.saturating_duration_since(born + Duration::from_millis(heard)))
+}
+
 /// The number of m-lines in the remote description.
 fn sdp_media_count(webrtc: &gst::Element) -> u32 {
     webrtc
@@ -710,6 +765,18 @@ mod tests {
         assert_eq!(profile_level_id(&[0, 0x42, 0xc0, 0x1f]), None);
         assert_eq!(profile_level_id(&[1, 0x42]), None);
         assert_eq!(profile_level_id(&[]), None);
+    }
+
+    #[test]
+    fn silence_counts_from_when_the_peer_was_last_heard() {
+        let born = Instant::now();
+        assert_eq!(silence(born, 0, born + SILENCE_LIMIT * 2), None);
+        assert_eq!(
+            silence(born, 1500, born + Duration::from_millis(2000)),
+            Some(Duration::from_millis(500))
+        );
+        // A report newer than `now` (read on another thread) is no silence.
+        assert_eq!(silence(born, 3000, born), Some(Duration::ZERO));
     }
 
     #[test]

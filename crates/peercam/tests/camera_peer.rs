@@ -496,3 +496,59 @@ async fn a_viewer_who_leaves_before_a_worker_can_start_leaves_nothing_waiting() 
     let s = camera_stats(&running.device);
     assert_eq!((s.peers, s.branches), (0, 0), "{s:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewer_that_goes_silent_is_let_go_and_told_why_while_another_watches() {
+    let running = start_device(4).await;
+    let mut watcher = Session::join(running.addr, "camera").await;
+    assert!(
+        watcher.play(30, LIMIT).await >= 30,
+        "{:?}",
+        watcher.signals()
+    );
+    let mut gone = Session::join(running.addr, "camera").await;
+    assert!(gone.play(10, LIMIT).await >= 10, "{:?}", gone.signals());
+    wait_for(&running.device, "both connected", |s| s.connected == 2).await;
+
+    // Its page dies without a word: nothing more comes from it (no RTCP), while its signaling
+    // connection stays open.
+    gone.viewer.stop();
+    let since = Instant::now();
+    gone.pump(Duration::from_secs(30), |s| s.signals().contains(&"error"))
+        .await;
+    let took = since.elapsed();
+    let error = gone
+        .received
+        .iter()
+        .find(|m| m.signal == "error")
+        .unwrap_or_else(|| panic!("never let go: {:?}", gone.signals()));
+    assert_eq!(error.content, "NEGOTIATION_FAILED", "{error:?}");
+    assert!(
+        error.custom["message"].contains("heard nothing from you"),
+        "{error:?}"
+    );
+    eprintln!("let go after {took:?}: {:?}", error.custom["message"]);
+    // Not before its silence reached the limit (15 s since its last report, which a GStreamer
+    // receiver sends every 2.5-7.5 s), and soon after.
+    assert!(
+        took >= Duration::from_secs(7) && took <= Duration::from_secs(20),
+        "let go after {took:?}"
+    );
+    wait_for(&running.device, "only the watcher left", |s| {
+        (s.peers, s.branches) == (1, 1)
+    })
+    .await;
+
+    // The watcher, a GStreamer receiver reporting only every few seconds, was not taken
+    // for silent, and still plays.
+    assert!(
+        !watcher.signals().contains(&"error"),
+        "{:?}",
+        watcher.signals()
+    );
+    assert!(
+        watcher.play(30, LIMIT).await >= 30,
+        "{:?}",
+        watcher.signals()
+    );
+}

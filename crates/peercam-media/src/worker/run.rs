@@ -28,6 +28,7 @@ use crate::fanout::Fanout;
 use crate::negotiation::{Action, Connection, Event, Negotiation, OfferCaps, SdpKind};
 use crate::peer::{
     early_offer_caps, offer_caps, profile_of, EventSender, Peer, PeerEvent, PeerKey, Role,
+    SILENCE_LIMIT,
 };
 use crate::retiring::Retiring;
 use crate::source_health;
@@ -168,6 +169,7 @@ impl Worker {
                     self.carry_out(actions);
                     self.on_source_tick();
                     self.reap_overdue();
+                    self.drop_silent();
                     if self.trim.due(Instant::now()) {
                         wire::memory::release_free_memory();
                     }
@@ -557,6 +559,26 @@ impl Worker {
         let number = self.retiring.hold(Instant::now(), peer);
         if let Some(peer) = self.retiring.get(number) {
             peer.settle(number);
+        }
+    }
+
+    /// Lets go of the peers that have said nothing for [`SILENCE_LIMIT`] since their
+    /// connection came up: their member is told why.
+    fn drop_silent(&mut self) {
+        let now = Instant::now();
+        let silent: Vec<(PeerKey, Duration)> = self
+            .peers
+            .iter()
+            .filter_map(|(key, peer)| Some((key.clone(), peer.silent_for(now)?)))
+            .filter(|(_, quiet)| *quiet >= SILENCE_LIMIT)
+            .collect();
+        for (key, quiet) in silent {
+            log::info!(peer = key.1.as_str(); "nothing heard for {quiet:?}; letting the peer go");
+            let why = format!(
+                "the camera has heard nothing from you for {} s, so it stopped sending",
+                quiet.as_secs()
+            );
+            self.handle(&key, Event::Fault(why));
         }
     }
 

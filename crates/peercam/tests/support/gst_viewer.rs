@@ -214,6 +214,14 @@ impl Viewer {
     }
 }
 
+impl Viewer {
+    /// Stops receiving, as a page that crashed would: nothing more is sent to the camera
+    /// (no RTCP), while the signaling connection (elsewhere) stays as it is.
+    pub fn stop(&self) {
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}
+
 impl Drop for Viewer {
     fn drop(&mut self) {
         let _ = self.pipeline.set_state(gst::State::Null);
