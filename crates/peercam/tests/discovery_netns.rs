@@ -658,31 +658,7 @@ fn browse_json_with(ns: &Netns, program: &str, command: &str) -> Vec<Value> {
 fn peercam_discover_finds_peercam_serve_and_its_url_serves_the_page() {
     let lab = Lab::new("e2e");
     let scratch = Scratch::new("netns");
-    let config = scratch.join("peercam.toml");
-    std::fs::write(&config, "").unwrap();
-    // Where the service keeps its generated TLS certificate, as systemd's StateDirectory=.
-    let state = scratch.join("state");
-    let mut command = lab.camera.command(
-        BIN,
-        &[
-            "serve",
-            "--config",
-            config.to_str().unwrap(),
-            "--listen",
-            "0.0.0.0:8080",
-            "--name",
-            "Porch Cam",
-            "--no-camera",
-        ],
-    );
-    command
-        .env("RUST_LOG", "info")
-        .env("STATE_DIRECTORY", &state)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    let mut serve = Serve::spawn(command, 8080);
-    serve.line("ready", WAIT);
+    let (mut serve, state) = serve_in(&lab.camera, "Porch Cam", &scratch);
     serve.line("certificate SHA-256 ", WAIT);
     let fingerprint = support::tls::device_fingerprint(&state.join("cert.pem"));
     assert!(serve.logs().contains(&fingerprint), "{}", serve.logs());
@@ -760,8 +736,10 @@ fn peercam_discover_finds_peercam_serve_and_its_url_serves_the_page() {
     );
 }
 
-/// `peercam serve` named `name` in `ns`, no camera, on port 8080 of every address.
-fn serve_in(ns: &Netns, name: &str, scratch: &Scratch) -> Serve {
+/// `peercam serve` named `name` in `ns`, no camera, on port 8080 of every address, once
+/// ready; and its state directory (where it keeps its TLS certificate, as systemd's
+/// `StateDirectory=`).
+fn serve_in(ns: &Netns, name: &str, scratch: &Scratch) -> (Serve, PathBuf) {
     let dir = scratch.join(name.replace(' ', "-").to_lowercase());
     std::fs::create_dir_all(&dir).unwrap();
     let config = dir.join("peercam.toml");
@@ -779,15 +757,16 @@ fn serve_in(ns: &Netns, name: &str, scratch: &Scratch) -> Serve {
             "--no-camera",
         ],
     );
+    let state = dir.join("state");
     command
         .env("RUST_LOG", "info")
-        .env("STATE_DIRECTORY", dir.join("state"))
+        .env("STATE_DIRECTORY", &state)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     let mut serve = Serve::spawn(command, 8080);
     serve.line("ready", WAIT);
-    serve
+    (serve, state)
 }
 
 /// `GET path` on `addr:8080` from `ns`, over bash's /dev/tcp; the whole response.
@@ -880,8 +859,8 @@ fn each_camera_lists_the_others_on_the_lan_and_drops_one_that_stops() {
         ]);
     }
     let scratch = Scratch::new("neighbours");
-    let _porch = serve_in(&a, "Porch Cam", &scratch);
-    let mut garden = serve_in(&b, "Garden Cam", &scratch);
+    let (_porch, _) = serve_in(&a, "Porch Cam", &scratch);
+    let (mut garden, _) = serve_in(&b, "Garden Cam", &scratch);
 
     // The laptop opens camera A by its address: A lists B (not itself), with B's address.
     let found = within(WAIT, || {

@@ -78,16 +78,18 @@ impl TrimPolicy {
         if gone < TRIM_AFTER_GONE || gone * 2 < self.peak {
             return false;
         }
-        if self
-            .last
-            .is_some_and(|last| now.saturating_duration_since(last) < TRIM_INTERVAL)
-        {
+        if !interval_passed(self.last, now) {
             return false;
         }
         self.last = Some(now);
         self.peak = connections;
         true
     }
+}
+
+/// Whether [`TRIM_INTERVAL`] has passed at `now` since the trim at `last` (or there was none).
+fn interval_passed(last: Option<Instant>, now: Instant) -> bool {
+    last.is_none_or(|last| now.saturating_duration_since(last) >= TRIM_INTERVAL)
 }
 
 /// Peers released, one after another, before the media worker next trims: each leaves some
@@ -123,10 +125,7 @@ impl ReleaseTrim {
         if self.released < TRIM_AFTER_RELEASED {
             return false;
         }
-        if self
-            .last
-            .is_some_and(|last| now.saturating_duration_since(last) < TRIM_INTERVAL)
-        {
+        if !interval_passed(self.last, now) {
             return false;
         }
         self.last = Some(now);
