@@ -11,6 +11,14 @@
 /** After the WebSocket drops (device restarting, Wi-Fi blip): how long before trying again. */
 export const RECONNECT_MS = 3000;
 
+/** `path` with the access token the page was opened with, if any (the cookie the device set
+ *  carries it otherwise). */
+export function withToken(path) {
+  const token = window.peercamToken;
+  if (!token) return path;
+  return `${path}${path.includes('?') ? '&' : '?'}token=${encodeURIComponent(token)}`;
+}
+
 /** The device's facts as the page was served with them (read by index.html's script), or
  *  null. */
 export function embeddedInfo() {
@@ -39,7 +47,7 @@ export function createSignaling({ path, onConnecting, onOpen, onSignal, onClose 
     const early = window.peercamEarly;
     window.peercamEarly = null;
     const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
-    const socket = early ? early.ws : new WebSocket(`${scheme}//${location.host}${path()}`);
+    const socket = early ? early.ws : new WebSocket(`${scheme}//${location.host}${withToken(path())}`);
     ws = socket;
     socket.onopen = () => {
       performance.mark('peercam-ws-open');
