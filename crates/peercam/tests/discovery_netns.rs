@@ -708,6 +708,20 @@ fn peercam_discover_finds_peercam_serve_and_its_url_serves_the_page() {
     assert_eq!(camera["http_url"], "http://192.0.2.1:8080/", "{camera}");
     assert_eq!(camera["txt"]["tls"], "1", "{camera}");
     assert_eq!(camera["fingerprint"], fingerprint.as_str(), "{camera}");
+    // Private by default: the TXT says a token is needed, and the log gives the owner the
+    // link by the device's .local name, never by the address it listens on.
+    assert_eq!(camera["txt"]["auth"], "1", "{camera}");
+    let token = serve
+        .token()
+        .unwrap_or_else(|| panic!("no link in\n{}", serve.logs()));
+    let link = serve.line(" to watch", WAIT);
+    assert!(
+        link.contains(&format!(
+            "open https://porch-cam.local:8080/?token={token} to watch"
+        )),
+        "{link}"
+    );
+    assert!(!serve.logs().contains("://0.0.0.0"), "{}", serve.logs());
 
     // What a browser on the laptop is shown for that URL is the advertised certificate.
     {
@@ -731,16 +745,22 @@ fn peercam_discover_finds_peercam_serve_and_its_url_serves_the_page() {
         );
     }
 
-    // Fetch the page from the laptop, with bash's /dev/tcp (no HTTP client needed there).
-    let mut get = lab.laptop.spawn(
-        "bash",
-        &[
-            "-c",
-            "exec 3<>/dev/tcp/192.0.2.1/8080 && printf 'GET / HTTP/1.0\\r\\nHost: 192.0.2.1:8080\\r\\n\\r\\n' >&3 && cat <&3",
-        ],
+    // Fetch the page from the laptop, with bash's /dev/tcp (no HTTP client needed there):
+    // refused without the token, served with it.
+    let fetch = |path: &str| {
+        let script = format!(
+            "exec 3<>/dev/tcp/192.0.2.1/8080 && printf 'GET {path} HTTP/1.0\\r\\nHost: 192.0.2.1:8080\\r\\n\\r\\n' >&3 && cat <&3"
+        );
+        let mut get = lab.laptop.spawn("bash", &["-c", &script]);
+        assert!(get.wait(WAIT).success(), "GET: {}", get.stderr());
+        get.remaining_lines(WAIT).join("\n")
+    };
+    let refused = fetch("/");
+    assert!(
+        refused.starts_with("HTTP/1.0 401") || refused.starts_with("HTTP/1.1 401"),
+        "{refused:.300}"
     );
-    assert!(get.wait(WAIT).success(), "GET: {}", get.stderr());
-    let page = get.remaining_lines(WAIT).join("\n");
+    let page = fetch(&format!("/?token={token}"));
     assert!(
         page.starts_with("HTTP/1.0 200") || page.starts_with("HTTP/1.1 200"),
         "{page:.300}"

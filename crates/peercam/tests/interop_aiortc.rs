@@ -221,7 +221,7 @@ async fn scenario(lab: &Lab) {
     let (server, port) = serve_everywhere(device).await;
     let url = with_token(
         &format!("ws://{CAMERA_ADDR}:{port}/signaling"),
-        server.token(),
+        server.token().as_deref(),
     );
     let stats = server.device.camera.as_ref().unwrap().stats().clone();
 
@@ -238,7 +238,10 @@ async fn scenario(lab: &Lab) {
     );
 
     // 2. A client that rejects the camera's certificate, while a viewer watches.
-    let loopback = with_token(&format!("ws://127.0.0.1:{port}/signaling"), server.token());
+    let loopback = with_token(
+        &format!("ws://127.0.0.1:{port}/signaling"),
+        server.token().as_deref(),
+    );
     let mut watcher = Session::join(&loopback, "camera").await;
     let got = watcher.play(30, Duration::from_secs(20)).await;
     assert!(got >= 30, "the watcher decoded {got} frames");

@@ -76,7 +76,7 @@ async fn https_http_and_wss_share_the_port() {
     let cert = dir.join("cert.pem");
     let fingerprint = file_fingerprint(&cert);
 
-    let info = https_info(server.addr, &cert, server.token()).await;
+    let info = https_info(server.addr, &cert, server.token().as_deref()).await;
     assert_eq!(info["tls"], true, "{info}");
     assert_eq!(info["fingerprint"], fingerprint.as_str(), "{info}");
     assert_eq!(fingerprint.len(), 95);
@@ -85,7 +85,7 @@ async fn https_http_and_wss_share_the_port() {
     let by_ip = tls_connect(&connector(&cert), server.addr, "127.0.0.1")
         .await
         .expect("127.0.0.1 is in the certificate");
-    let (status, _) = get_over(by_ip, "localhost", "/", server.token()).await;
+    let (status, _) = get_over(by_ip, "localhost", "/", server.token().as_deref()).await;
     assert_eq!(status, 200);
 
     // Plain http on the same port.
@@ -96,7 +96,7 @@ async fn https_http_and_wss_share_the_port() {
 
     // wss: a signaling session over TLS.
     let url = format!("wss://localhost:{}/signaling", server.addr.port());
-    let mut request = with_token(&url, server.token())
+    let mut request = with_token(&url, server.token().as_deref())
         .into_client_request()
         .unwrap();
     // As a browser sends it from the page served over https.
@@ -178,7 +178,7 @@ async fn stalled_and_garbage_clients_hold_up_nobody() {
         .unwrap();
 
     let started = Instant::now();
-    let info = https_info(server.addr, &cert, server.token()).await;
+    let info = https_info(server.addr, &cert, server.token().as_deref()).await;
     assert_eq!(info["tls"], true);
     let (status, _) = server.get("/api/stats").await;
     assert_eq!(status, 200);

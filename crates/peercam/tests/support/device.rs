@@ -53,8 +53,6 @@ pub struct Server {
     pub addr: SocketAddr,
     /// The device, for tests that look inside (hub, camera).
     pub device: Arc<Device>,
-    /// Its access token when it needs one.
-    token: Option<String>,
     /// Resolves the shutdown future; dropping it does as well.
     stop: Option<oneshot::Sender<()>>,
     /// The serving task, until [`Server::stop`] joins it.
@@ -86,7 +84,6 @@ impl Server {
             .await
             .expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("listener address");
-        let token = device.access.token().map(|t| t.reveal().to_owned());
         let device = Arc::new(device);
         let (stop, stopped) = oneshot::channel::<()>();
         let shutdown: Shutdown = Box::pin(async move {
@@ -97,20 +94,19 @@ impl Server {
         Server {
             addr,
             device,
-            token,
             stop: Some(stop),
             task: Some(task),
         }
     }
 
-    /// The device's access token, `None` when it needs none.
-    pub fn token(&self) -> Option<&str> {
-        self.token.as_deref()
+    /// The device's access token (the one in use now), `None` when it needs none.
+    pub fn token(&self) -> Option<String> {
+        self.device.access.token().map(|t| t.reveal().to_owned())
     }
 
     /// The signaling endpoint's URL, with the access token as a nextRTC client carries it.
     pub fn ws_url(&self) -> String {
-        with_token(&self.ws_url_bare(), self.token())
+        with_token(&self.ws_url_bare(), self.token().as_deref())
     }
 
     /// The signaling endpoint's URL without any token.
@@ -141,7 +137,7 @@ impl Server {
     /// GETs `path` over plain HTTP/1.0 with the access token; returns the status code and
     /// the body.
     pub async fn get(&self, path: &str) -> (u16, String) {
-        http::get_authorized(self.addr, path, self.token()).await
+        http::get_authorized(self.addr, path, self.token().as_deref()).await
     }
 
     /// The counts `/api/stats` reports.
