@@ -272,7 +272,7 @@ impl Connection<'_> {
                     let _ = self
                         .reply_error(
                             ErrorCode::Unauthorized,
-                            "this camera's access token has changed: open the new link (run \
+                            "This camera's access token has changed: open the new link (run \
                              `peercam token` on the device, or look in its journal)"
                                 .into(),
                         )
