@@ -8,7 +8,7 @@
 // (media.js) other than through them.
 'use strict';
 
-import { embeddedInfo, RECONNECT_MS, withToken } from '/signaling.js';
+import { embeddedInfo, RECONNECT_MS } from '/signaling.js';
 import * as timing from '/timing.js';
 
 // After "busy", "ended" or "no camera yet": how long to wait before asking again. Long
@@ -307,7 +307,7 @@ export function createSession({ mode, room, autoInvite, view, media, signaling, 
     info = embeddedInfo();
     while (!info) {
       try {
-        const res = await fetch(withToken('/api/info'), { cache: 'no-store' });
+        const res = await fetch('/api/info', { cache: 'no-store' });
         if (!res.ok) throw new Error(`HTTP ${res.status}`);
         info = await res.json();
       } catch (err) {

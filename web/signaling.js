@@ -11,8 +11,8 @@
 /** After the WebSocket drops (device restarting, Wi-Fi blip): how long before trying again. */
 export const RECONNECT_MS = 3000;
 
-/** `path` with the access token the page was opened with, if any (the cookie the device set
- *  carries it otherwise). */
+/** `path` with the access token the page was opened with, if any: for a link to the device's
+ *  other origin, where its cookie may not be (this page's own requests carry the cookie). */
 export function withToken(path) {
   const token = window.peercamToken;
   if (!token) return path;
@@ -47,7 +47,7 @@ export function createSignaling({ path, onConnecting, onOpen, onSignal, onClose 
     const early = window.peercamEarly;
     window.peercamEarly = null;
     const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
-    const socket = early ? early.ws : new WebSocket(`${scheme}//${location.host}${withToken(path())}`);
+    const socket = early ? early.ws : new WebSocket(`${scheme}//${location.host}${path()}`);
     ws = socket;
     socket.onopen = () => {
       performance.mark('peercam-ws-open');
