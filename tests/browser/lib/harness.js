@@ -339,8 +339,7 @@ async function launchPeercam(t, port, args, env) {
         const how = exited.error ? exited.error.message : `exit ${exited.code ?? exited.signal}`;
         throw Object.assign(new Error(`peercam ended (${how}): ${output.trim()}`), { fatal: true });
       }
-      // Ready once its start-up line (with the link) is out and /api/info answers.
-      if (!/ ready: /.test(output)) return null;
+      // With the token: its file is made before the port answers.
       return api('/api/info').catch(() => null);
     },
     Boolean,
