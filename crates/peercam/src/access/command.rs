@@ -57,12 +57,24 @@ pub fn token(
         ));
     };
     let path = store::token_path(dir);
+    // The packaged service's directory is its own user's: others need root to read it.
+    let hint = |e: String| {
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let root = unsafe { libc::geteuid() } == 0;
+        if root {
+            AccessError(e)
+        } else {
+            AccessError(format!(
+                "{e} (the service's token needs root: sudo peercam token)"
+            ))
+        }
+    };
     let random = || {
         Token::generate().map_err(|e| AccessError(format!("no random bytes from the system: {e}")))
     };
     let (token, note) = if rotate {
         let token = random()?;
-        store::replace(&path, &token).map_err(AccessError)?;
+        store::replace(&path, &token).map_err(hint)?;
         let note = format!(
             "a new access token is in {}: links, bookmarks' cookies and open sessions made with \
              the old one no longer work (a running camera ends them within a second or two)",
@@ -70,10 +82,10 @@ pub fn token(
         );
         (token, Some(note))
     } else {
-        match store::read(&path).map_err(AccessError)? {
+        match store::read(&path).map_err(hint)? {
             Some((token, _)) => (token, None),
             None => {
-                let (token, _) = store::create(&path, &random()?).map_err(AccessError)?;
+                let (token, _) = store::create(&path, &random()?).map_err(hint)?;
                 (
                     token,
                     Some(format!("made the access token in {}", path.display())),
