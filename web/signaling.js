@@ -11,6 +11,14 @@
 /** After the WebSocket drops (device restarting, Wi-Fi blip): how long before trying again. */
 export const RECONNECT_MS = 3000;
 
+/** `path` with the access token the page was opened with, if any: for a link to the device's
+ *  other origin, where its cookie may not be (this page's own requests carry the cookie). */
+export function withToken(path) {
+  const token = window.peercamToken;
+  if (!token) return path;
+  return `${path}${path.includes('?') ? '&' : '?'}token=${encodeURIComponent(token)}`;
+}
+
 /** The device's facts as the page was served with them (read by index.html's script), or
  *  null. */
 export function embeddedInfo() {

@@ -10,6 +10,7 @@
 
 import { createOverlay } from '/overlay.js';
 import * as fullscreen from '/fullscreen.js';
+import { withToken } from '/signaling.js';
 
 /** The view of a page in `mode` ('watch' or 'room'). */
 export function createView({ mode }) {
@@ -71,7 +72,8 @@ export function createView({ mode }) {
     const why = 'This browser allows the camera and microphone only on https:// or localhost ' +
       'pages; you can see the others but they cannot see you.';
     if (!info.tls || !info.fingerprint || location.protocol !== 'http:') return [why];
-    const url = `https://${location.host}${location.pathname}${location.search}`;
+    // With the token this page was opened with: the https origin may not have the cookie.
+    const url = `https://${location.host}${withToken(`${location.pathname}${location.search}`)}`;
     const link = document.createElement('a');
     link.href = url;
     link.textContent = url;

@@ -65,7 +65,7 @@ async function assertClean(...pages) {
 test('one viewer watches the camera', { timeout: 60000 }, async (t) => {
   const peercam = await startCamera(t, { card: true });
   const browser = await launchBrowser(t, { fakeMedia: false });
-  const viewer = await openPage(t, browser, `${peercam.url}/`, { name: 'viewer' });
+  const viewer = await openPage(t, browser, peercam.link('/'), { name: 'viewer' });
 
   await waitForFrames(viewer.page, 1);
   assert.equal(await waitForState(viewer.page, 'live'), 'Live');
@@ -81,7 +81,7 @@ test('three viewers watch the camera at once', { timeout: 60000 }, async (t) => 
   const peercam = await startCamera(t);
   const browser = await launchBrowser(t, { fakeMedia: false });
   const viewers = await Promise.all(
-    [1, 2, 3].map((n) => openPage(t, browser, `${peercam.url}/`, { name: `viewer-${n}` })),
+    [1, 2, 3].map((n) => openPage(t, browser, peercam.link('/'), { name: `viewer-${n}` })),
   );
   await Promise.all(viewers.map((v) => waitForFrames(v.page, 1)));
   await assertVideoFlows(viewers.map((v) => v.page), { width: 640 });
@@ -93,8 +93,8 @@ test('three viewers watch the camera at once', { timeout: 60000 }, async (t) => 
 test('a viewer leaves and comes back', { timeout: 60000 }, async (t) => {
   const peercam = await startCamera(t);
   const browser = await launchBrowser(t, { fakeMedia: false });
-  const stay = await openPage(t, browser, `${peercam.url}/`, { name: 'stays' });
-  const go = await openPage(t, browser, `${peercam.url}/`, { name: 'goes' });
+  const stay = await openPage(t, browser, peercam.link('/'), { name: 'stays' });
+  const go = await openPage(t, browser, peercam.link('/'), { name: 'goes' });
   await waitForFrames(stay.page, 1);
   await waitForFrames(go.page, 1);
 
@@ -107,7 +107,7 @@ test('a viewer leaves and comes back', { timeout: 60000 }, async (t) => {
   );
   await assertVideoFlows([stay.page]);
 
-  const back = await openPage(t, browser, `${peercam.url}/`, { name: 'back' });
+  const back = await openPage(t, browser, peercam.link('/'), { name: 'back' });
   await waitForFrames(back.page, 1);
   await assertVideoFlows([stay.page, back.page]);
   assert.equal((await cameraStats(peercam)).connected, 2);
@@ -117,9 +117,9 @@ test('a viewer leaves and comes back', { timeout: 60000 }, async (t) => {
 test('a mesh call invites the camera', { timeout: 60000 }, async (t) => {
   const peercam = await startCamera(t, { card: true });
   const browser = await launchBrowser(t);
-  const a = await openPage(t, browser, `${peercam.url}/?room=call`, { name: 'a' });
+  const a = await openPage(t, browser, peercam.link('/?room=call'), { name: 'a' });
   await waitForState(a.page, 'waiting');
-  const b = await openPage(t, browser, `${peercam.url}/?room=call&invite=1`, { name: 'b' });
+  const b = await openPage(t, browser, peercam.link('/?room=call&invite=1'), { name: 'b' });
 
   // Each page sees the other page and the camera: two remote peers with video each. Its own
   // camera needs a secure context, which in the https pass comes from https alone.
@@ -142,11 +142,11 @@ test('a mesh call invites the camera', { timeout: 60000 }, async (t) => {
 test('a viewer over the limit is told so in words, then gets in', { timeout: 60000 }, async (t) => {
   const peercam = await startCamera(t, { config: 'max_viewers = 1\n' });
   const browser = await launchBrowser(t, { fakeMedia: false });
-  const first = await openPage(t, browser, `${peercam.url}/`, { name: 'first' });
+  const first = await openPage(t, browser, peercam.link('/'), { name: 'first' });
   await waitForFrames(first.page, 1);
   assert.equal(await waitForState(first.page, 'live'), 'Live');
 
-  const second = await openPage(t, browser, `${peercam.url}/`, { name: 'second' });
+  const second = await openPage(t, browser, peercam.link('/'), { name: 'second' });
   assert.equal(
     await waitForState(second.page, 'busy'),
     'peercam already has its maximum of 1 viewer; trying again shortly…',
@@ -171,7 +171,7 @@ test('a viewer over the limit is told so in words, then gets in', { timeout: 600
 test('the video comes back by itself after the device restarts', { timeout: 60000 }, async (t) => {
   const peercam = await startCamera(t);
   const browser = await launchBrowser(t, { fakeMedia: false });
-  const viewer = await openPage(t, browser, `${peercam.url}/`, { name: 'viewer' });
+  const viewer = await openPage(t, browser, peercam.link('/'), { name: 'viewer' });
   await waitForFrames(viewer.page, 1);
 
   assert.equal((await peercam.stop()).code, 0);
@@ -190,7 +190,7 @@ test('the video comes back by itself after the device restarts', { timeout: 6000
 test('a browser that can decode none of the camera video is told why, in words', { timeout: 60000 }, async (t) => {
   const peercam = await startCamera(t);
   const browser = await launchBrowser(t, { fakeMedia: false });
-  const viewer = await openPage(t, browser, `${peercam.url}/`, { name: 'viewer' });
+  const viewer = await openPage(t, browser, peercam.link('/'), { name: 'viewer' });
   await waitForFrames(viewer.page, 1);
   // From the next load on, this browser answers as one without H.264 does (Firefox offline):
   // the video section rejected.

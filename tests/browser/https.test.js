@@ -30,7 +30,7 @@ test('over plain http a room links to itself on https', ONCE, async (t) => {
   const browser = await launchBrowser(t);
   // Not localhost: over http, no secure context and so no camera, as on a LAN.
   const host = `${TEST_HOST}:${peercam.port}`;
-  const http = await openPage(t, browser, `http://${host}/?room=x`, {
+  const http = await openPage(t, browser, peercam.link('/?room=x', `http://${host}`), {
     name: 'http',
     scheme: 'http',
   });
@@ -39,7 +39,8 @@ test('over plain http a room links to itself on https', ONCE, async (t) => {
   assert.deepEqual(await pageOrigin(page), { protocol: 'http:', host, secure: false });
   assert.equal(await page.evaluate(() => typeof navigator.mediaDevices), 'undefined');
 
-  const https = `https://${host}/?room=x`;
+  // The same room on https, with the token the page was opened with.
+  const https = peercam.link('/?room=x', `https://${host}`);
   assert.equal(await page.getAttribute('#notice a', 'href'), https);
   assert.equal(await page.textContent('#notice a'), https);
   const { fingerprint } = await peercam.api('/api/info');
@@ -78,7 +79,7 @@ test('the browser accepts the certificates it was told of, and no other', ONCE, 
   const other = await startPeercam(t, NO_CAMERA);
   assert.notEqual(other.info.fingerprint, known.info.fingerprint);
 
-  const page = await openPage(t, browser, `https://${TEST_HOST}:${known.port}/`, {
+  const page = await openPage(t, browser, known.link('/', `https://${TEST_HOST}:${known.port}`), {
     scheme: 'https',
   });
   await waitForState(page.page, 'waiting');
@@ -95,6 +96,6 @@ test('the browser accepts the certificates it was told of, and no other', ONCE, 
   }
   // Plain http needs no certificate.
   const plain = await context.newPage();
-  await plain.goto(`http://${TEST_HOST}:${other.port}/`);
+  await plain.goto(other.link('/', `http://${TEST_HOST}:${other.port}`));
   assert.equal(await plain.evaluate(() => location.protocol), 'http:');
 });

@@ -30,7 +30,7 @@ async function cameraStats(peercam) {
 
 /** Opens the page, waits for its first frame, closes it; returns {join, load} in ms. */
 async function oneJoin(t, browser, peercam, i) {
-  const viewer = await openPage(t, browser, `${peercam.url}/`, { name: `join-${i}` });
+  const viewer = await openPage(t, browser, peercam.link('/'), { name: `join-${i}` });
   const timing = await waitFor(
     'the first frame',
     () => viewer.page.evaluate(() => window.peercam && window.peercam.timing),
@@ -115,7 +115,7 @@ test('join → first frame in Chromium', { timeout: 600000 }, async (t) => {
     cold.push(await oneJoin(t, browser, peercam, i));
   }
 
-  const background = await openPage(t, browser, `${peercam.url}/`, { name: 'background' });
+  const background = await openPage(t, browser, peercam.link('/'), { name: 'background' });
   await waitForFrames(background.page, 10);
   const warm = [];
   for (let i = 1; i <= JOINS; i++) {

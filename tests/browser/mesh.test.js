@@ -23,7 +23,7 @@ import {
 test('two pages in a mesh room see each other', { timeout: 60000 }, async (t) => {
   const peercam = await startPeercam(t, NO_CAMERA);
   const browser = await launchBrowser(t);
-  const url = `${peercam.url}/?room=mesh-test`;
+  const url = peercam.link('/?room=mesh-test');
   const a = await openPage(t, browser, url, { name: 'a' });
   const b = await openPage(t, browser, url, { name: 'b' });
 
@@ -77,7 +77,7 @@ test('two pages in a mesh room see each other', { timeout: 60000 }, async (t) =>
 test('inviting the camera where there is none says so', { timeout: 60000 }, async (t) => {
   const peercam = await startPeercam(t, NO_CAMERA);
   const browser = await launchBrowser(t);
-  const a = await openPage(t, browser, `${peercam.url}/?room=lonely&invite=1`, { name: 'a' });
+  const a = await openPage(t, browser, peercam.link('/?room=lonely&invite=1'), { name: 'a' });
 
   await waitForState(a.page, 'waiting');
   const notice = await waitFor(

@@ -68,7 +68,7 @@ function watchLayout(page) {
 test('the stats overlay shows the figures of the video', { timeout: 60000 }, async (t) => {
   const peercam = await startCardCamera(t);
   const browser = await launchBrowser(t, { fakeMedia: false });
-  const viewer = await openPage(t, browser, `${peercam.url}/`, { name: 'viewer' });
+  const viewer = await openPage(t, browser, peercam.link('/'), { name: 'viewer' });
   const { page } = viewer;
   await page.setViewportSize({ width: 1280, height: 800 });
   await waitForFrames(page, 1);
@@ -117,7 +117,7 @@ test('the stats overlay shows the figures of the video', { timeout: 60000 }, asy
   assert.equal(await page.locator('.stats').count(), 0);
 
   // `?stats=1` turns it on for a browser that never chose.
-  const fresh = await openPage(t, browser, `${peercam.url}/?stats=1`, { name: 'fresh' });
+  const fresh = await openPage(t, browser, peercam.link('/?stats=1'), { name: 'fresh' });
   await waitForFrames(fresh.page, 1);
   await waitForFigures(fresh.page);
   await assertClean(viewer, fresh);
@@ -126,7 +126,7 @@ test('the stats overlay shows the figures of the video', { timeout: 60000 }, asy
 test('the watch view fills phone and desktop windows', { timeout: 60000 }, async (t) => {
   const peercam = await startCardCamera(t);
   const browser = await launchBrowser(t, { fakeMedia: false });
-  const viewer = await openPage(t, browser, `${peercam.url}/`, { name: 'viewer' });
+  const viewer = await openPage(t, browser, peercam.link('/'), { name: 'viewer' });
   const { page } = viewer;
   await waitForFrames(page, 1);
   await waitForState(page, 'live');
@@ -157,7 +157,7 @@ test('the watch view fills phone and desktop windows', { timeout: 60000 }, async
 test('fullscreen from the button, double-click and the f key', { timeout: 60000 }, async (t) => {
   const peercam = await startCardCamera(t, { width: 640, height: 480 });
   const browser = await launchBrowser(t, { fakeMedia: false });
-  const viewer = await openPage(t, browser, `${peercam.url}/`, { name: 'viewer' });
+  const viewer = await openPage(t, browser, peercam.link('/'), { name: 'viewer' });
   const { page } = viewer;
   await waitForFrames(page, 1);
   const element = () => page.evaluate(() => document.fullscreenElement?.id ?? null);
@@ -193,7 +193,7 @@ test('fullscreen from the button, double-click and the f key', { timeout: 60000 
 test('in a room a double-clicked tile goes fullscreen', { timeout: 60000 }, async (t) => {
   const peercam = await startPeercam(t, NO_CAMERA);
   const browser = await launchBrowser(t);
-  const url = `${peercam.url}/?room=big`;
+  const url = peercam.link('/?room=big');
   const a = await openPage(t, browser, url, { name: 'a' });
   const b = await openPage(t, browser, url, { name: 'b' });
   await waitForFrames(a.page, 1);
@@ -220,8 +220,8 @@ test('the watch view opens a room; Leave leaves, Rejoin returns', { timeout: 600
   const peercam = await startPeercam(t, NO_CAMERA);
   const browser = await launchBrowser(t);
   const room = encodeURIComponent('kitchen chat');
-  const a = await openPage(t, browser, `${peercam.url}/?room=${room}`, { name: 'a' });
-  const b = await openPage(t, browser, `${peercam.url}/`, { name: 'b' });
+  const a = await openPage(t, browser, peercam.link(`/?room=${room}`), { name: 'a' });
+  const b = await openPage(t, browser, peercam.link('/'), { name: 'b' });
   await waitForState(b.page, 'waiting');
   assert.equal(await b.page.isVisible('#leave'), false);
 

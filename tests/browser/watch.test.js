@@ -27,7 +27,7 @@ test('watch page without a camera says so, cleanly', { timeout: 60000 }, async (
   const name = 'Porch & <Door>';
   const peercam = await startPeercam(t, NO_CAMERA, { config: `[server]\nname = "${name}"\n` });
   const browser = await launchBrowser(t, { fakeMedia: false });
-  const viewer = await openPage(t, browser, `${peercam.url}/`, { name: 'viewer' });
+  const viewer = await openPage(t, browser, peercam.link('/'), { name: 'viewer' });
   const { page } = viewer;
 
   const status = await waitForState(page, 'waiting');
@@ -52,13 +52,13 @@ test('watch page without a camera says so, cleanly', { timeout: 60000 }, async (
 test('watch page waits for a camera that never offers', { timeout: 60000 }, async (t) => {
   const peercam = await startPeercam(t, NO_CAMERA);
   const browser = await launchBrowser(t, { fakeMedia: false });
-  const camPage = await openPage(t, browser, `${peercam.url}/api/info`, {
+  const camPage = await openPage(t, browser, peercam.link('/api/info'), {
     name: 'camera',
     ignoreFavicon: true,
   });
   await startFakeCamera(camPage.page, peercam.info.conversation, { silent: true });
 
-  const viewer = await openPage(t, browser, `${peercam.url}/`, { name: 'viewer' });
+  const viewer = await openPage(t, browser, peercam.link('/'), { name: 'viewer' });
   const { page } = viewer;
   assert.equal(await waitForState(page, 'waiting'), "Waiting for peercam's video…");
   assert.equal(await page.evaluate(() => window.peercam.conversation), peercam.info.conversation);
@@ -77,7 +77,7 @@ test('watch page waits for a camera that never offers', { timeout: 60000 }, asyn
 test('two viewers watch a broadcaster that offers', { timeout: 60000 }, async (t) => {
   const peercam = await startPeercam(t, NO_CAMERA);
   const browser = await launchBrowser(t);
-  const camPage = await openPage(t, browser, `${peercam.url}/api/info`, {
+  const camPage = await openPage(t, browser, peercam.link('/api/info'), {
     name: 'camera',
     ignoreFavicon: true,
   });
@@ -85,7 +85,7 @@ test('two viewers watch a broadcaster that offers', { timeout: 60000 }, async (t
 
   const viewers = [];
   for (const name of ['viewer-1', 'viewer-2']) {
-    viewers.push(await openPage(t, browser, `${peercam.url}/`, { name }));
+    viewers.push(await openPage(t, browser, peercam.link('/'), { name }));
   }
   for (const { page } of viewers) {
     await waitForFrames(page, 1);
@@ -121,7 +121,7 @@ test('two viewers watch a broadcaster that offers', { timeout: 60000 }, async (t
 test('watch page reconnects when the device comes back', { timeout: 60000 }, async (t) => {
   const first = await startPeercam(t, NO_CAMERA);
   const browser = await launchBrowser(t, { fakeMedia: false });
-  const viewer = await openPage(t, browser, `${first.url}/`, { name: 'viewer' });
+  const viewer = await openPage(t, browser, first.link('/'), { name: 'viewer' });
   await waitForState(viewer.page, 'waiting');
 
   const stopped = await first.stop();
@@ -143,10 +143,10 @@ test('watch page reconnects when the device comes back', { timeout: 60000 }, asy
 test('a full server says busy, then lets the viewer in', { timeout: 60000 }, async (t) => {
   const peercam = await startPeercam(t, NO_CAMERA, { config: '[limits]\nmax_connections = 1\n' });
   const browser = await launchBrowser(t, { fakeMedia: false });
-  const first = await openPage(t, browser, `${peercam.url}/`, { name: 'first' });
+  const first = await openPage(t, browser, peercam.link('/'), { name: 'first' });
   await waitForState(first.page, 'waiting');
 
-  const second = await openPage(t, browser, `${peercam.url}/`, { name: 'second' });
+  const second = await openPage(t, browser, peercam.link('/'), { name: 'second' });
   assert.match(await waitForState(second.page, 'busy'), /^peercam is busy: .*Trying again shortly…$/);
   const errors = await second.page.evaluate(() => window.peercam.errors);
   assert.deepEqual(errors.map((e) => e.code), ['SERVER_BUSY']);

@@ -382,6 +382,8 @@ struct Device {
     child: Child,
     addr: SocketAddr,
     log: PathBuf,
+    /// The access token file in its state directory (what `peercam token` reads).
+    token_file: PathBuf,
 }
 
 /// The camera part of `/api/stats`.
@@ -433,7 +435,13 @@ impl Device {
             .stderr(out)
             .spawn()
             .context("starting peercam serve")?;
-        let mut device = Device { child, addr, log };
+        let token_file = dir.join("token");
+        let mut device = Device {
+            child,
+            addr,
+            log,
+            token_file,
+        };
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             if let Some(status) = device.child.try_wait()? {
@@ -506,12 +514,32 @@ impl Device {
             .unwrap_or_else(|| "?".into())
     }
 
+    /// The device's access token, from its state directory.
+    fn token(&self) -> Result<String> {
+        let text = std::fs::read_to_string(&self.token_file)
+            .with_context(|| format!("reading {}", self.token_file.display()))?;
+        Ok(text.trim().to_owned())
+    }
+
+    /// The signaling endpoint's URL with the access token, as a nextRTC client uses it.
+    fn ws_url(&self) -> Result<String> {
+        Ok(format!(
+            "ws://{}/signaling?token={}",
+            self.addr,
+            self.token()?
+        ))
+    }
+
     /// `GET /api/stats`, camera part.
     async fn stats(&self) -> Result<CameraStats> {
+        let token = self.token()?;
         let get = async {
             let mut s = TcpStream::connect(self.addr).await?;
-            s.write_all(b"GET /api/stats HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-                .await?;
+            let request = format!(
+                "GET /api/stats HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n\
+                 Connection: close\r\n\r\n"
+            );
+            s.write_all(request.as_bytes()).await?;
             let mut body = Vec::new();
             s.read_to_end(&mut body).await?;
             anyhow::Ok(body)
@@ -577,8 +605,8 @@ struct Watching {
 }
 
 impl Watching {
-    async fn start(addr: SocketAddr, consume: Consume) -> Result<Watching> {
-        let mut session = Session::open_with(addr, "join", "camera", consume).await;
+    async fn start(url: &str, consume: Consume) -> Result<Watching> {
+        let mut session = Session::open_with(url, "join", "camera", consume).await;
         session.pump(LIMIT, |s| s.first_frame.is_some()).await;
         if session.first_frame.is_none() {
             bail!("a viewer got no video: signals {:?}", session.signals());
@@ -631,7 +659,7 @@ async fn join_once(
     jitter_ms: Option<u32>,
     already: u64,
 ) -> Result<(Join, String)> {
-    let mut s = Session::open_with(device.addr, "join", "camera", Consume::Decode).await;
+    let mut s = Session::open_with(&device.ws_url()?, "join", "camera", Consume::Decode).await;
     if let Some(ms) = jitter_ms {
         // The jitterbuffer is made when the stream arrives, well after this.
         s.viewer.webrtc.set_property("latency", ms);
@@ -902,7 +930,7 @@ async fn run(opts: &Opts) -> Result<()> {
     let mut windows = Vec::new();
     for &n in &STEPS {
         while viewers.len() < n {
-            viewers.push(Watching::start(device.addr, window_consume).await?);
+            viewers.push(Watching::start(&device.ws_url()?, window_consume).await?);
         }
         device
             .wait_stats(&format!("{n} connected viewers"), |c| {
@@ -928,7 +956,7 @@ async fn run(opts: &Opts) -> Result<()> {
     device.save_smaps(opts.smaps.as_deref(), "after-leave")?;
     // Sequential joins while one viewer keeps capture running: with webrtcbin's default
     // jitterbuffer, then with none, which leaves the device's and the connection's share.
-    let holder = Watching::start(device.addr, window_consume).await?;
+    let holder = Watching::start(&device.ws_url()?, window_consume).await?;
     let mut watched = Vec::new();
     let mut watched_nojb = Vec::new();
     for _ in 0..opts.joins {

@@ -198,8 +198,8 @@ async fn wait_for(c: &mut Client, signal: &str) -> Result<Msg> {
 }
 
 /// A signaling-only churn client.
-async fn cheap(addr: SocketAddr, kind: Kind, left: bool) -> Result<()> {
-    let request = format!("ws://{addr}/signaling").into_client_request()?;
+async fn cheap(url: &str, kind: Kind, left: bool) -> Result<()> {
+    let request = url.into_client_request()?;
     let mut c = Client::connect(request, None, "churn").await?;
     c.send("join", "", "camera", &[]).await;
     wait_for(&mut c, "joined").await?;
@@ -217,8 +217,8 @@ async fn cheap(addr: SocketAddr, kind: Kind, left: bool) -> Result<()> {
 }
 
 /// A GStreamer churn viewer.
-async fn viewer(addr: SocketAddr, kind: Kind, left: bool) -> Result<()> {
-    let mut s = Session::open_with(addr, "join", "camera", Consume::Decode).await;
+async fn viewer(url: &str, kind: Kind, left: bool) -> Result<()> {
+    let mut s = Session::open_with(url, "join", "camera", Consume::Decode).await;
     if kind == Kind::Connected {
         s.pump(LIMIT, |s| s.viewer.connected_at.get().is_some())
             .await;
@@ -242,11 +242,11 @@ async fn viewer(addr: SocketAddr, kind: Kind, left: bool) -> Result<()> {
     Ok(())
 }
 
-async fn cycle(addr: SocketAddr, kind: Kind, i: usize) -> Result<()> {
+async fn cycle(url: &str, kind: Kind, i: usize) -> Result<()> {
     let left = sends_left(i);
     match kind {
-        Kind::Joined | Kind::Offered | Kind::Answered => cheap(addr, kind, left).await,
-        Kind::Connected | Kind::Playing => viewer(addr, kind, left).await,
+        Kind::Joined | Kind::Offered | Kind::Answered => cheap(url, kind, left).await,
+        Kind::Connected | Kind::Playing => viewer(url, kind, left).await,
     }
 }
 
@@ -254,8 +254,8 @@ async fn cycle(addr: SocketAddr, kind: Kind, i: usize) -> Result<()> {
 // The watcher.
 
 /// The watcher: joined, playing, then sampled by the tests' [`Watch`].
-async fn start_watch(addr: SocketAddr) -> Result<Watch> {
-    let mut session = Session::open_with(addr, "join", "camera", Consume::Decode).await;
+async fn start_watch(url: &str) -> Result<Watch> {
+    let mut session = Session::open_with(url, "join", "camera", Consume::Decode).await;
     if session.play(30, LIMIT).await < 30 {
         bail!("the watcher got no video: {:?}", session.signals());
     }
@@ -426,6 +426,8 @@ struct Device {
     addr: SocketAddr,
     /// Its standard output and error.
     log: PathBuf,
+    /// The access token file in its state directory (what `peercam token` reads).
+    token_file: PathBuf,
 }
 
 /// The camera part of `/api/stats`.
@@ -469,7 +471,13 @@ impl Device {
             .stderr(out)
             .spawn()
             .context("starting peercam serve")?;
-        let mut device = Device { child, addr, log };
+        let token_file = dir.join("token");
+        let mut device = Device {
+            child,
+            addr,
+            log,
+            token_file,
+        };
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             if let Some(status) = device.child.try_wait()? {
@@ -496,12 +504,32 @@ impl Device {
         format!("{} (log {})", tail, self.log.display())
     }
 
+    /// The device's access token, from its state directory.
+    fn token(&self) -> Result<String> {
+        let text = std::fs::read_to_string(&self.token_file)
+            .with_context(|| format!("reading {}", self.token_file.display()))?;
+        Ok(text.trim().to_owned())
+    }
+
+    /// The signaling endpoint's URL with the access token, as a nextRTC client uses it.
+    fn ws_url(&self) -> Result<String> {
+        Ok(format!(
+            "ws://{}/signaling?token={}",
+            self.addr,
+            self.token()?
+        ))
+    }
+
     /// `GET /api/stats`, camera part.
     async fn stats(&self) -> Result<CameraStats> {
+        let token = self.token()?;
         let get = async {
             let mut s = TcpStream::connect(self.addr).await?;
-            s.write_all(b"GET /api/stats HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-                .await?;
+            let request = format!(
+                "GET /api/stats HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n\
+                 Connection: close\r\n\r\n"
+            );
+            s.write_all(request.as_bytes()).await?;
             let mut body = Vec::new();
             s.read_to_end(&mut body).await?;
             anyhow::Ok(body)
@@ -655,7 +683,8 @@ async fn run(opts: &Opts) -> Result<bool> {
         ),
         Some(k) => println!("cycles: {} {k:?} only", opts.cycles),
     }
-    let watch = start_watch(device.addr).await?;
+    let url = device.ws_url()?;
+    let watch = start_watch(&url).await?;
     sleep(Duration::from_secs(3)).await;
     let base = device.report("baseline", None).await?;
     let started = Instant::now();
@@ -677,7 +706,7 @@ async fn run(opts: &Opts) -> Result<bool> {
         }
         let t0 = Instant::now();
         let k = opts.only.unwrap_or_else(|| kind(i));
-        let result = cycle(device.addr, k, i).await;
+        let result = cycle(&url, k, i).await;
         // Invariant: KINDS lists every Kind.
         let slot = KINDS.iter().position(|&x| x == k).unwrap();
         let tally = &mut tallies[slot];

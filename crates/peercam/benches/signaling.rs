@@ -144,7 +144,15 @@ enabled = false
 
 [discovery]
 enabled = false
+
+# The access token clients carry (`?token=` on the WebSocket URL), set here as an owner may
+# set one of their own.
+[auth]
+token = \"signaling-bench-token-0123456789abcdef\"
 ";
+
+/// `auth.token` of [`SERVER_CONFIG`].
+const TOKEN: &str = "signaling-bench-token-0123456789abcdef";
 
 /// The `peercam serve` child process; killed when dropped.
 struct Server {
@@ -381,7 +389,7 @@ async fn connect(port: u16) -> Result<Ws> {
     let config = WebSocketConfig::default()
         .read_buffer_size(4096)
         .write_buffer_size(0);
-    let url = format!("ws://127.0.0.1:{port}/signaling");
+    let url = format!("ws://127.0.0.1:{port}/signaling?token={TOKEN}");
     let (ws, _) = client_async_with_config(url, stream, Some(config)).await?;
     Ok(ws)
 }

@@ -2,8 +2,10 @@
 //! mDNS and systemd, and the supervisor of the media worker that runs the camera. It does not
 //! link GStreamer: `peercam-media` does (see the workspace's README, Layout).
 
+pub mod access;
 pub mod camera;
 pub mod discovery;
+pub mod gate;
 pub mod net;
 pub mod service;
 pub mod signaling;

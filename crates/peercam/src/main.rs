@@ -42,6 +42,10 @@ enum Command {
     Check(Settings),
     /// List the peercam cameras (and other nextRTC devices) advertised on the LAN.
     Discover(DiscoverArgs),
+    /// Print the link that opens the camera, with its access token (made now if the camera
+    /// has not started yet); `--rotate` replaces the token first, ending every session made
+    /// with the old one.
+    Token(TokenArgs),
     /// Print the configuration in effect (the file with the flags applied), or with
     /// `--default` a commented default file to start /etc/peercam/peercam.toml from.
     Config(ConfigArgs),
@@ -104,6 +108,21 @@ struct DiscoverArgs {
     /// fingerprint per camera) instead of a table.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+struct TokenArgs {
+    /// Replace the token with a new one: links, bookmarks' cookies and open sessions made
+    /// with the old one stop working (a running camera notices within a second or two).
+    #[arg(long)]
+    rotate: bool,
+    /// Directory holding the token [default: server.state_dir, else $STATE_DIRECTORY, else
+    /// /var/lib/peercam when it exists (the packaged service's), else
+    /// ~/.local/state/peercam].
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    #[command(flatten)]
+    settings: Settings,
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -177,6 +196,19 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             return check(&config);
         }
         Some(Command::Discover(args)) => return discover(&args),
+        Some(Command::Token(args)) => {
+            let config = args.settings.resolve()?;
+            let dir = args
+                .state_dir
+                .clone()
+                .or_else(|| peercam::access::command_state_dir(&config));
+            let outcome = peercam::access::command::token(&config, dir.as_deref(), args.rotate)?;
+            if let Some(note) = &outcome.note {
+                eprintln!("peercam: {note}");
+            }
+            println!("{}", outcome.link);
+            return Ok(());
+        }
         Some(Command::Config(args)) => {
             if args.default {
                 print!("{}", Config::default_file());
@@ -208,14 +240,22 @@ fn check(config: &Config) -> anyhow::Result<()> {
         .stdin(std::process::Stdio::piped())
         .spawn()
         .with_context(|| format!("running {}", program.display()))?;
+    // The media program has no use for the access token: it does not get it.
+    let mut shared = config.clone();
+    shared.auth.token = None;
     if let Some(mut stdin) = child.stdin.take() {
         stdin
-            .write_all(serde_json::to_string(config)?.as_bytes())
+            .write_all(serde_json::to_string(&shared)?.as_bytes())
             .with_context(|| format!("writing to {}", program.display()))?;
     }
     let status = child.wait()?;
     if !status.success() {
         anyhow::bail!("{} check: {status}", program.display());
+    }
+    let dir = peercam::access::command_state_dir(config);
+    match peercam::access::command::token(config, dir.as_deref(), false) {
+        Ok(outcome) => println!("\nOpen {} to watch.", outcome.link),
+        Err(e) => println!("\nThe link to open is unknown: {e}"),
     }
     Ok(())
 }

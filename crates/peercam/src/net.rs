@@ -32,13 +32,14 @@ use std::time::Duration;
 
 use axum::Router;
 use hyper::server::conn::http1;
+use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
+use tower_service::Service as _;
 
 /// Time a new connection has to send its first byte and, for https, to complete the TLS
 /// handshake. A browser does both in one round trip or two.
@@ -132,6 +133,16 @@ impl Listener {
     }
 }
 
+/// Who is on the other end of a request's connection: the routes read it from the request's
+/// extensions (the access check counts failures per address; cookies are `Secure` over TLS).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peer {
+    /// The client's address.
+    pub addr: SocketAddr,
+    /// Whether the connection is TLS (https, wss).
+    pub tls: bool,
+}
+
 /// What a connection speaks, by its first byte.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {
@@ -201,8 +212,12 @@ async fn connection(
     handshake_timeout: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
+    let plain = Peer {
+        addr: peer,
+        tls: false,
+    };
     let Some(acceptor) = acceptor else {
-        return http(stream, app, stop).await;
+        return http(stream, app, plain, stop).await;
     };
     let opened = tokio::select! {
         opened = tokio::time::timeout(handshake_timeout, open(stream, acceptor)) => opened,
@@ -210,8 +225,14 @@ async fn connection(
         () = stopped(&mut stop) => return,
     };
     match opened {
-        Ok(Ok(Opened::Plain(stream))) => http(stream, app, stop).await,
-        Ok(Ok(Opened::Tls(stream))) => http(*stream, app, stop).await,
+        Ok(Ok(Opened::Plain(stream))) => http(stream, app, plain, stop).await,
+        Ok(Ok(Opened::Tls(stream))) => {
+            let tls = Peer {
+                addr: peer,
+                tls: true,
+            };
+            http(*stream, app, tls, stop).await
+        }
         Ok(Err(e)) => log::debug!("{peer}: {e}"),
         Err(_) => log::debug!("{peer}: no request or handshake within {handshake_timeout:?}"),
     }
@@ -251,15 +272,20 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
 /// HTTP/1.1 with upgrades (the WebSocket at /signaling) over `io`, until the client closes,
 /// an upgrade takes the connection over, or shutdown: then the request in flight is answered
 /// and the connection closed.
-async fn http<I>(io: I, app: Router, mut stop: watch::Receiver<bool>)
+async fn http<I>(io: I, app: Router, peer: Peer, mut stop: watch::Receiver<bool>)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let mut builder = http1::Builder::new();
     // Without a timer hyper applies no header-read timeout (30 s by default) at all.
     builder.timer(TokioTimer::new());
+    let service = service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+        request.extensions_mut().insert(peer);
+        let mut app = app.clone();
+        async move { app.call(request).await }
+    });
     let conn = builder
-        .serve_connection(TokioIo::new(io), TowerToHyperService::new(app))
+        .serve_connection(TokioIo::new(io), service)
         .with_upgrades();
     let mut conn = pin!(conn);
     let result = tokio::select! {

@@ -1,16 +1,18 @@
 //! HTTP routes: the page at `/`, device facts at `/api/info`, the other cameras on the LAN at
-//! `/api/cameras`, and the WebSocket upgrade at `/signaling`. The page's files are compiled into the binary.
+//! `/api/cameras`, and the WebSocket upgrade at `/signaling`. The page's files are compiled
+//! into the binary. Every route is behind the access check (`crate::gate`).
 
 use std::sync::{Arc, Mutex};
 
-use axum::extract::{State, WebSocketUpgrade};
+use axum::extract::{Extension, State, WebSocketUpgrade};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
 
-use crate::signaling::{HubStats, SignalingServer};
+use crate::access::Access;
+use crate::signaling::{Admission, HubStats, SignalingServer};
 
 /// What `/api/info` reports.
 #[derive(Debug, Clone, Serialize)]
@@ -45,6 +47,8 @@ pub struct AppState {
     pub primer: Option<Arc<tokio::sync::Notify>>,
     /// The other cameras on the LAN, while the device browses for them.
     pub neighbours: Option<Arc<Mutex<crate::discovery::Neighbours>>>,
+    /// Who may use the routes.
+    pub access: Arc<Access>,
 }
 
 impl AppState {
@@ -61,11 +65,16 @@ pub fn router(state: AppState) -> Router {
     for &(path, content_type, body) in ASSETS {
         router = router.route(path, get(move || async move { asset(content_type, body) }));
     }
+    let access = state.access.clone();
     router
         .route("/api/info", get(info))
         .route("/api/stats", get(stats))
         .route("/api/cameras", get(cameras))
         .route("/signaling", get(signaling))
+        .layer(axum::middleware::from_fn_with_state(
+            access,
+            crate::gate::guard,
+        ))
         .with_state(state)
 }
 
@@ -207,6 +216,7 @@ async fn cameras(State(state): State<AppState>) -> Json<Cameras> {
 async fn signaling(
     State(state): State<AppState>,
     headers: HeaderMap,
+    admission: Option<Extension<Admission>>,
     ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
     let ws = match ws {
@@ -220,12 +230,15 @@ async fn signaling(
                 .into_response()
         }
     };
-    state.prime();
+    let admission = admission.map_or(Admission::Open, |Extension(a)| a);
+    if !matches!(admission, Admission::Refused(..)) {
+        state.prime();
+    }
     let text = |name| headers.get(name).and_then(|v| v.to_str().ok());
     state
         .signaling
         .clone()
-        .upgrade(ws, text(header::ORIGIN), text(header::HOST))
+        .upgrade(ws, text(header::ORIGIN), text(header::HOST), admission)
 }
 
 fn html_escape(s: &str) -> String {

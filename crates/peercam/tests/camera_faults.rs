@@ -133,7 +133,7 @@ async fn two_viewers_through_faults(launch: String, watch: Duration, freeze: Dur
 
     let mut sessions = Vec::new();
     for _ in 0..2 {
-        let mut s = Session::join(server.addr, "camera").await;
+        let mut s = Session::join(&server.ws_url(), "camera").await;
         let got = s.play(10, Duration::from_secs(20)).await;
         assert!(
             got >= 10,

@@ -93,7 +93,7 @@ const LIMIT: Duration = Duration::from_secs(20);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_viewer_decodes_the_cameras_video() {
     let running = start_device(4).await;
-    let mut a = Session::join(running.addr, "camera").await;
+    let mut a = Session::join(&running.ws_url(), "camera").await;
     let got = a.play(45, LIMIT).await;
     assert!(
         got >= 45,
@@ -117,7 +117,7 @@ async fn three_viewers_share_one_encode_and_leaving_releases_everything() {
     let running = start_device(8).await;
     let mut viewers = Vec::new();
     for _ in 0..3 {
-        viewers.push(Session::join(running.addr, "camera").await);
+        viewers.push(Session::join(&running.ws_url(), "camera").await);
     }
     for _ in 0..2 {
         for v in viewers.iter_mut() {
@@ -151,7 +151,7 @@ async fn three_viewers_share_one_encode_and_leaving_releases_everything() {
         assert!(v.play(15, LIMIT).await >= 15, "a remaining viewer stalled");
     }
     // It rejoins and plays again.
-    let mut back = Session::join(running.addr, "camera").await;
+    let mut back = Session::join(&running.ws_url(), "camera").await;
     assert!(
         back.play(15, LIMIT).await >= 15,
         "rejoined viewer got no video"
@@ -194,9 +194,9 @@ async fn a_viewer_vanishing_mid_negotiation_leaves_nothing_behind() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_viewer_limit_refuses_the_next_viewer_without_a_hiccup() {
     let running = start_device(1).await;
-    let mut first = Session::join(running.addr, "camera").await;
+    let mut first = Session::join(&running.ws_url(), "camera").await;
     assert!(first.play(15, LIMIT).await >= 15);
-    let mut second = Session::join(running.addr, "camera").await;
+    let mut second = Session::join(&running.ws_url(), "camera").await;
     second
         .pump(Duration::from_secs(5), |s| s.signals().contains(&"error"))
         .await;
@@ -221,7 +221,7 @@ async fn the_viewer_limit_refuses_the_next_viewer_without_a_hiccup() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_invited_camera_answers_a_mesh_members_offer() {
     let running = start_device(4).await;
-    let mut member = Session::open(running.addr, "create", "kitchen").await;
+    let mut member = Session::open(&running.ws_url(), "create", "kitchen").await;
     member
         .pump(Duration::from_secs(5), |s| s.signals().contains(&"created"))
         .await;
@@ -300,7 +300,7 @@ async fn the_media_worker_exits_with_its_last_viewer_and_a_fresh_one_waits() {
     let first = spare.expect("a spare worker waits from the start");
     assert_eq!(active, None, "nobody watches yet");
 
-    let mut a = Session::join(running.addr, "camera").await;
+    let mut a = Session::join(&running.ws_url(), "camera").await;
     assert!(a.play(15, LIMIT).await >= 15, "no video");
     assert_eq!(
         worker_pids(&running.device).0,
@@ -329,7 +329,7 @@ async fn the_media_worker_exits_with_its_last_viewer_and_a_fresh_one_waits() {
     assert!(alive(spare.unwrap()));
 
     // The fresh spare serves the next viewer.
-    let mut b = Session::join(running.addr, "camera").await;
+    let mut b = Session::join(&running.ws_url(), "camera").await;
     assert!(
         b.play(15, LIMIT).await >= 15,
         "no video from the new worker"
@@ -340,7 +340,7 @@ async fn the_media_worker_exits_with_its_last_viewer_and_a_fresh_one_waits() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crashed_media_worker_costs_viewers_a_rejoin_not_the_device() {
     let running = start_device(4).await;
-    let mut a = Session::join(running.addr, "camera").await;
+    let mut a = Session::join(&running.ws_url(), "camera").await;
     assert!(a.play(15, LIMIT).await >= 15, "no video");
     let crashed = worker_pids(&running.device).0.expect("an active worker");
 
@@ -364,7 +364,7 @@ async fn a_crashed_media_worker_costs_viewers_a_rejoin_not_the_device() {
     .await;
 
     // Signaling carried on, and a viewer joining again gets video from a new worker.
-    let mut b = Session::join(running.addr, "camera").await;
+    let mut b = Session::join(&running.ws_url(), "camera").await;
     assert!(b.play(30, LIMIT).await >= 30, "no video after the crash");
     let s = camera_stats(&running.device);
     assert_eq!((s.peers, s.connected), (1, 1), "{s:?}");
@@ -378,7 +378,7 @@ async fn viewers_coming_one_after_another_are_all_served_while_workers_change() 
     let started = Instant::now();
     let mut served = Vec::new();
     while started.elapsed() < Duration::from_secs(6) {
-        let mut v = Session::join(running.addr, "camera").await;
+        let mut v = Session::join(&running.ws_url(), "camera").await;
         let got = v.play(5, LIMIT).await;
         assert!(
             got >= 5,
@@ -416,7 +416,7 @@ async fn offers_state_the_streams_profile_as_last_seen_without_waiting_for_the_c
     let running = start_device_knowing("640028").await;
     let first = worker_pids(&running.device).1;
 
-    let mut a = Session::join(running.addr, "camera").await;
+    let mut a = Session::join(&running.ws_url(), "camera").await;
     assert!(a.play(30, LIMIT).await >= 30, "{:?}", a.signals());
     let a_offer = offer_of(&a);
     assert_eq!(stated_profile(&a_offer).as_deref(), Some("640028"));
@@ -436,7 +436,7 @@ async fn offers_state_the_streams_profile_as_last_seen_without_waiting_for_the_c
         active.is_none() && s == spare
     })
     .await;
-    let mut b = Session::join(running.addr, "camera").await;
+    let mut b = Session::join(&running.ws_url(), "camera").await;
     assert!(b.play(30, LIMIT).await >= 30, "{:?}", b.signals());
     assert_eq!(
         worker_pids(&running.device).0,
@@ -470,7 +470,7 @@ async fn kill_the_spare(device: &Device) -> u32 {
 async fn a_viewer_who_comes_while_no_worker_can_start_is_served_by_the_next() {
     let running = start_device(4).await;
     let spare = kill_the_spare(&running.device).await;
-    let mut a = Session::join(running.addr, "camera").await;
+    let mut a = Session::join(&running.ws_url(), "camera").await;
     assert!(a.play(15, LIMIT).await >= 15, "{:?}", a.signals());
     let (active, _) = worker_pids(&running.device);
     assert!(active.is_some_and(|p| p != spare), "{active:?}");
@@ -480,7 +480,7 @@ async fn a_viewer_who_comes_while_no_worker_can_start_is_served_by_the_next() {
 async fn a_viewer_who_leaves_before_a_worker_can_start_leaves_nothing_waiting() {
     let running = start_device(4).await;
     kill_the_spare(&running.device).await;
-    let mut a = Session::join(running.addr, "camera").await;
+    let mut a = Session::join(&running.ws_url(), "camera").await;
     a.pump(Duration::from_millis(100), |s| {
         s.signals().contains(&"joined")
     })
@@ -500,13 +500,13 @@ async fn a_viewer_who_leaves_before_a_worker_can_start_leaves_nothing_waiting() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_viewer_that_goes_silent_is_let_go_and_told_why_while_another_watches() {
     let running = start_device(4).await;
-    let mut watcher = Session::join(running.addr, "camera").await;
+    let mut watcher = Session::join(&running.ws_url(), "camera").await;
     assert!(
         watcher.play(30, LIMIT).await >= 30,
         "{:?}",
         watcher.signals()
     );
-    let mut gone = Session::join(running.addr, "camera").await;
+    let mut gone = Session::join(&running.ws_url(), "camera").await;
     assert!(gone.play(10, LIMIT).await >= 10, "{:?}", gone.signals());
     wait_for(&running.device, "both connected", |s| s.connected == 2).await;
 

@@ -684,6 +684,20 @@ fn peercam_discover_finds_peercam_serve_and_its_url_serves_the_page() {
     assert_eq!(camera["http_url"], "http://192.0.2.1:8080/", "{camera}");
     assert_eq!(camera["txt"]["tls"], "1", "{camera}");
     assert_eq!(camera["fingerprint"], fingerprint.as_str(), "{camera}");
+    // Private by default: the TXT says a token is needed, and the log gives the owner the
+    // link by the device's .local name, never by the address it listens on.
+    assert_eq!(camera["txt"]["auth"], "1", "{camera}");
+    let token = serve
+        .token()
+        .unwrap_or_else(|| panic!("no link in\n{}", serve.logs()));
+    let link = serve.line(" to watch", WAIT);
+    assert!(
+        link.contains(&format!(
+            "open https://porch-cam.local:8080/?token={token} to watch"
+        )),
+        "{link}"
+    );
+    assert!(!serve.logs().contains("://0.0.0.0"), "{}", serve.logs());
 
     // What a browser on the laptop is shown for that URL is the advertised certificate.
     {
@@ -707,16 +721,22 @@ fn peercam_discover_finds_peercam_serve_and_its_url_serves_the_page() {
         );
     }
 
-    // Fetch the page from the laptop, with bash's /dev/tcp (no HTTP client needed there).
-    let mut get = lab.laptop.spawn(
-        "bash",
-        &[
-            "-c",
-            "exec 3<>/dev/tcp/192.0.2.1/8080 && printf 'GET / HTTP/1.0\\r\\nHost: 192.0.2.1:8080\\r\\n\\r\\n' >&3 && cat <&3",
-        ],
+    // Fetch the page from the laptop, with bash's /dev/tcp (no HTTP client needed there):
+    // refused without the token, served with it.
+    let fetch = |path: &str| {
+        let script = format!(
+            "exec 3<>/dev/tcp/192.0.2.1/8080 && printf 'GET {path} HTTP/1.0\\r\\nHost: 192.0.2.1:8080\\r\\n\\r\\n' >&3 && cat <&3"
+        );
+        let mut get = lab.laptop.spawn("bash", &["-c", &script]);
+        assert!(get.wait(WAIT).success(), "GET: {}", get.stderr());
+        get.remaining_lines(WAIT).join("\n")
+    };
+    let refused = fetch("/");
+    assert!(
+        refused.starts_with("HTTP/1.0 401") || refused.starts_with("HTTP/1.1 401"),
+        "{refused:.300}"
     );
-    assert!(get.wait(WAIT).success(), "GET: {}", get.stderr());
-    let page = get.remaining_lines(WAIT).join("\n");
+    let page = fetch(&format!("/?token={token}"));
     assert!(
         page.starts_with("HTTP/1.0 200") || page.starts_with("HTTP/1.1 200"),
         "{page:.300}"
@@ -779,9 +799,10 @@ fn http_get(ns: &Netns, addr: &str, path: &str) -> String {
     get.remaining_lines(WAIT).join("\n")
 }
 
-/// The names and URLs a camera's `/api/cameras` lists.
-fn listed(ns: &Netns, addr: &str) -> Vec<(String, String)> {
-    let response = http_get(ns, addr, "/api/cameras");
+/// The names, URLs and whether each needs its own link (`auth=1`), as the camera at `addr`
+/// (whose access token is `token`) lists them on `/api/cameras`.
+fn listed(ns: &Netns, addr: &str, token: &str) -> Vec<(String, String, bool)> {
+    let response = http_get(ns, addr, &format!("/api/cameras?token={token}"));
     let body = response.split_once("\n\n").map_or("", |(_, b)| b);
     let json: Value = serde_json::from_str(body.trim())
         .unwrap_or_else(|e| panic!("/api/cameras: {e}: {response}"));
@@ -794,6 +815,7 @@ fn listed(ns: &Netns, addr: &str) -> Vec<(String, String)> {
             (
                 c["name"].as_str().unwrap_or_default().to_owned(),
                 c["http_url"].as_str().unwrap_or_default().to_owned(),
+                c["txt"]["auth"] == "1",
             )
         })
         .collect()
@@ -859,54 +881,59 @@ fn each_camera_lists_the_others_on_the_lan_and_drops_one_that_stops() {
         ]);
     }
     let scratch = Scratch::new("neighbours");
-    let (_porch, _) = serve_in(&a, "Porch Cam", &scratch);
+    let (porch, _) = serve_in(&a, "Porch Cam", &scratch);
     let (mut garden, _) = serve_in(&b, "Garden Cam", &scratch);
+    let porch_token = porch.token().expect("Porch Cam's link");
+    let garden_token = garden.token().expect("Garden Cam's link");
+    let porch_list = || listed(&laptop, "192.0.2.11", &porch_token);
 
     // The laptop opens camera A by its address: A lists B (not itself), with B's address.
     let found = within(WAIT, || {
-        listed(&laptop, "192.0.2.11")
-            .iter()
-            .any(|(name, _)| name == "Garden Cam")
+        porch_list().iter().any(|(name, ..)| name == "Garden Cam")
     });
-    let seen = listed(&laptop, "192.0.2.11");
+    let seen = porch_list();
     assert!(found.is_some(), "Porch Cam lists {seen:?}");
     eprintln!("Porch Cam listed Garden Cam after {found:?}: {seen:?}");
+    // By its address, and marked as asking for its own link (each camera has its token).
     assert_eq!(
         seen,
         [(
             "Garden Cam".to_owned(),
-            "http://192.0.2.12:8080/".to_owned()
+            "http://192.0.2.12:8080/".to_owned(),
+            true
         )]
     );
     // And B lists A.
+    let garden_list = || listed(&laptop, "192.0.2.12", &garden_token);
     assert!(
-        within(WAIT, || listed(&laptop, "192.0.2.12")
+        within(WAIT, || garden_list()
             .iter()
-            .any(|(name, _)| name == "Porch Cam"))
+            .any(|(name, ..)| name == "Porch Cam"))
         .is_some(),
         "Garden Cam lists {:?}",
-        listed(&laptop, "192.0.2.12")
+        garden_list()
     );
-    // The link works from the laptop: B's page.
-    let page = http_get(&laptop, "192.0.2.12", "/");
+    // The listed address serves B's page to the laptop (with B's own token).
+    let page = http_get(&laptop, "192.0.2.12", &format!("/?token={garden_token}"));
     assert!(
         page.contains(" 200 ") && page.contains("Garden Cam"),
         "{page:.400}"
     );
-    // A's page carries the list's place and its script.
-    let page = http_get(&laptop, "192.0.2.11", "/");
+    // A's page carries the list's place.
+    let page = http_get(&laptop, "192.0.2.11", &format!("/?token={porch_token}"));
     assert!(page.contains("id=\"cameras\""), "{page:.400}");
+    // The list is behind A's access check like the rest of its API.
+    let refused = http_get(&laptop, "192.0.2.11", "/api/cameras");
+    assert!(refused.contains(" 401 "), "{refused:.300}");
 
     // B stops: its goodbye takes it off A's list within seconds.
     garden.signal(libc::SIGTERM);
     assert!(garden.exit_within(Duration::from_secs(5)).success());
-    let gone = within(Duration::from_secs(5), || {
-        listed(&laptop, "192.0.2.11").is_empty()
-    });
+    let gone = within(Duration::from_secs(5), || porch_list().is_empty());
     eprintln!("Garden Cam left Porch Cam's list after {gone:?}");
     assert!(
         gone.is_some(),
         "still listed 5 s after stopping: {:?}",
-        listed(&laptop, "192.0.2.11")
+        porch_list()
     );
 }

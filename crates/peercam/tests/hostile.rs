@@ -110,7 +110,7 @@ async fn hostile_clients_cost_only_themselves_while_a_viewer_watches() {
         .expect("camera starts");
     let server = Server::serve(device).await;
 
-    let mut watcher = Session::join(server.addr, "camera").await;
+    let mut watcher = Session::join(&server.ws_url(), "camera").await;
     let got = watcher.play(30, Duration::from_secs(20)).await;
     assert!(got >= 30, "the watcher decoded {got} frames");
     let stats = server.device.camera.as_ref().unwrap().stats().clone();

@@ -24,7 +24,6 @@
 #[allow(dead_code)]
 mod support;
 
-use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -34,7 +33,7 @@ use peercam::config::Config;
 use peercam::service::Device;
 use peercam_wire::Capture;
 use serde_json::Value;
-use support::device::{media_program, Server};
+use support::device::{media_program, with_token, Server};
 use support::gst_viewer::Session;
 use support::watch::Watch;
 
@@ -220,7 +219,10 @@ async fn scenario(lab: &Lab) {
         .start_camera(&config, Capture::Launch(test_launch()), &media_program())
         .expect("camera starts");
     let (server, port) = serve_everywhere(device).await;
-    let url = format!("ws://{CAMERA_ADDR}:{port}/signaling");
+    let url = with_token(
+        &format!("ws://{CAMERA_ADDR}:{port}/signaling"),
+        server.token().as_deref(),
+    );
     let stats = server.device.camera.as_ref().unwrap().stats().clone();
 
     // 1. aiortc watches across the link.
@@ -236,8 +238,11 @@ async fn scenario(lab: &Lab) {
     );
 
     // 2. A client that rejects the camera's certificate, while a viewer watches.
-    let loopback = SocketAddr::from(([127, 0, 0, 1], port));
-    let mut watcher = Session::join(loopback, "camera").await;
+    let loopback = with_token(
+        &format!("ws://127.0.0.1:{port}/signaling"),
+        server.token().as_deref(),
+    );
+    let mut watcher = Session::join(&loopback, "camera").await;
     let got = watcher.play(30, Duration::from_secs(20)).await;
     assert!(got >= 30, "the watcher decoded {got} frames");
     let (worker, _) = stats.worker_pids();

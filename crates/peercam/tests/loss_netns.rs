@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use serde_json::Value;
-use support::device::{Serve, BIN, START_LIMIT};
+use support::device::{with_token, Serve, BIN, START_LIMIT};
 use support::scratch::Scratch;
 
 const CAMERA_ADDR: &str = "10.213.7.1";
@@ -240,7 +240,8 @@ fn a_viewer_on_a_lossy_lan_keeps_a_moving_picture() {
     let home = scratch.join("home");
     std::fs::create_dir_all(&home).expect("home");
     let before = dropped(&laptop);
-    let url = format!("http://{listen}/");
+    // The link a person opens, with the token from the device's start-up log.
+    let url = with_token(&format!("http://{listen}/"), serve.token().as_deref());
     let window = WINDOW_SECS.to_string();
     let viewer = laptop
         .command(

@@ -141,6 +141,15 @@ impl Service {
         }
     }
 
+    /// The signaling endpoint's URL with the access token, read where `peercam token` reads
+    /// it (the state directory's file, made before `READY=1`): the log may be in a journal.
+    fn ws_url(&self) -> String {
+        let path = self.dir.join("state/token");
+        let token = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}\n{}", path.display(), self.logs()));
+        format!("ws://{}/signaling?token={}", self.addr(), token.trim())
+    }
+
     /// The next notification line, waiting until `deadline`.
     fn next_line(&mut self, deadline: Instant) -> Option<(Instant, String)> {
         while self.pending.is_empty() {
@@ -518,6 +527,7 @@ fn discover_lists_a_serving_camera() {
     assert_eq!(cam["url"], format!("https://127.0.0.1:{}/", svc.port));
     assert_eq!(cam["http_url"], format!("http://127.0.0.1:{}/", svc.port));
     assert_eq!(cam["txt"]["tls"], "1");
+    assert_eq!(cam["txt"]["auth"], "1", "private by default");
     // The fingerprint of the certificate the service made in its state directory.
     let fingerprint = support::tls::device_fingerprint(&svc.dir.join("state/cert.pem"));
     assert_eq!(cam["fingerprint"], fingerprint);
@@ -532,6 +542,15 @@ fn discover_lists_a_serving_camera() {
         "{text}"
     );
     assert!(text.contains("certificate SHA-256 "), "{text}");
+    // The table says the camera needs its token.
+    let header = text.lines().next().unwrap_or_default();
+    let column = header.find("TOKEN").unwrap_or_else(|| panic!("{text}"));
+    let row = text.lines().find(|l| l.starts_with("Porch Cam")).unwrap();
+    assert_eq!(
+        row[column..].split_whitespace().next(),
+        Some("yes"),
+        "{text}"
+    );
 
     svc.signal(libc::SIGTERM);
     assert!(svc.exit_within(STOP_LIMIT).success());

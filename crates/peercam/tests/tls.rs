@@ -20,8 +20,8 @@ use peercam::tls::{Identity, Origin, Settings};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
 use serde_json::Value;
-use support::device::{free_port, serve_command, Serve, Server, START_LIMIT};
-use support::http::{self, get_over};
+use support::device::{free_port, serve_command, with_token, Serve, Server, START_LIMIT};
+use support::http::get_over;
 use support::scratch::Scratch;
 use support::tls::{connect as tls_connect, trusting as connector};
 use support::ws::Client;
@@ -42,12 +42,12 @@ fn file_fingerprint(cert_pem: &Path) -> String {
         .join(":")
 }
 
-/// `GET /api/info` over https, trusting `cert_pem`.
-async fn https_info(addr: SocketAddr, cert_pem: &Path) -> Value {
+/// `GET /api/info` over https with the access token, trusting `cert_pem`.
+async fn https_info(addr: SocketAddr, cert_pem: &Path, token: Option<&str>) -> Value {
     let tls = tls_connect(&connector(cert_pem), addr, "localhost")
         .await
         .expect("TLS handshake with the device's own certificate");
-    let (status, body) = get_over(tls, "localhost", "/api/info").await;
+    let (status, body) = get_over(tls, "localhost", "/api/info", token).await;
     assert_eq!(status, 200, "{body}");
     serde_json::from_str(&body).expect("JSON")
 }
@@ -76,7 +76,7 @@ async fn https_http_and_wss_share_the_port() {
     let cert = dir.join("cert.pem");
     let fingerprint = file_fingerprint(&cert);
 
-    let info = https_info(server.addr, &cert).await;
+    let info = https_info(server.addr, &cert, server.token().as_deref()).await;
     assert_eq!(info["tls"], true, "{info}");
     assert_eq!(info["fingerprint"], fingerprint.as_str(), "{info}");
     assert_eq!(fingerprint.len(), 95);
@@ -85,7 +85,7 @@ async fn https_http_and_wss_share_the_port() {
     let by_ip = tls_connect(&connector(&cert), server.addr, "127.0.0.1")
         .await
         .expect("127.0.0.1 is in the certificate");
-    let (status, _) = get_over(by_ip, "localhost", "/").await;
+    let (status, _) = get_over(by_ip, "localhost", "/", server.token().as_deref()).await;
     assert_eq!(status, 200);
 
     // Plain http on the same port.
@@ -95,7 +95,8 @@ async fn https_http_and_wss_share_the_port() {
     assert_eq!(plain["fingerprint"], fingerprint.as_str());
 
     // wss: a signaling session over TLS.
-    let mut request = format!("wss://localhost:{}/signaling", server.addr.port())
+    let url = format!("wss://localhost:{}/signaling", server.addr.port());
+    let mut request = with_token(&url, server.token().as_deref())
         .into_client_request()
         .unwrap();
     // As a browser sends it from the page served over https.
@@ -177,7 +178,7 @@ async fn stalled_and_garbage_clients_hold_up_nobody() {
         .unwrap();
 
     let started = Instant::now();
-    let info = https_info(server.addr, &cert).await;
+    let info = https_info(server.addr, &cert, server.token().as_deref()).await;
     assert_eq!(info["tls"], true);
     let (status, _) = server.get("/api/stats").await;
     assert_eq!(status, 200);
@@ -219,6 +220,7 @@ async fn a_silent_client_is_let_go_after_the_handshake_timeout() {
                 camera: None,
                 primer: None,
                 neighbours: None,
+                access: device.access.clone(),
             });
             peercam::net::serve(
                 peercam::net::Listener::new(listener),
@@ -411,7 +413,9 @@ fn the_service_keeps_its_certificate_across_restarts() {
         .build()
         .unwrap();
     let addr: SocketAddr = format!("127.0.0.1:{}", first.port).parse().unwrap();
-    let info = rt.block_on(https_info(addr, &state.join("cert.pem")));
+    let token = first.token();
+    assert!(token.is_some(), "{}", first.logs());
+    let info = rt.block_on(https_info(addr, &state.join("cert.pem"), token.as_deref()));
     assert_eq!(info["fingerprint"], fp.as_str());
     first.stop();
 
@@ -423,7 +427,7 @@ fn the_service_keeps_its_certificate_across_restarts() {
     // --no-tls: plain http only, no certificate line.
     let mut plain = serve(&config, &["--no-tls"]);
     plain.line("ready", START_LIMIT);
-    let (_, body) = rt.block_on(http::get(plain.addr(), "/api/info"));
+    let (_, body) = rt.block_on(plain.get("/api/info"));
     let info: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(info["tls"], false);
     assert!(!plain.logs().contains("https on"), "{}", plain.logs());

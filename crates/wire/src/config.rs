@@ -72,6 +72,8 @@ pub struct Config {
     pub discovery: DiscoveryConfig,
     /// Logging.
     pub log: LogConfig,
+    /// Who may watch.
+    pub auth: AuthConfig,
 }
 
 /// The sections in file order: name, the comment above it, its keys.
@@ -106,12 +108,18 @@ const SECTIONS: &[(&str, &str, &[KeyDoc])] = &[
         "Logging (to the journal under systemd, else to stderr).",
         LogConfig::KEYS,
     ),
+    (
+        "auth",
+        "Who may watch: the page, the API and the WebSocket need the device's access token.",
+        AuthConfig::KEYS,
+    ),
 ];
 
 /// Example values for keys that are unset by default, shown commented out.
 const EXAMPLES: &[(&str, &str, &str)] = &[
     ("server", "state_dir", "\"/var/lib/peercam\""),
     ("tls", "cert", "\"/etc/peercam/cert.pem\""),
+    ("auth", "token", "\"<32 or more of A-Z a-z 0-9 - _ .>\""),
     ("tls", "key", "\"/etc/peercam/key.pem\""),
     ("camera", "stun", "\"stun://stun.example.net:3478\""),
     (
@@ -132,9 +140,9 @@ pub struct ServerConfig {
     pub allowed_origins: Vec<String>,
     /// Refuse `join` of a conversation that does not exist instead of creating it.
     pub join_only: bool,
-    /// Directory for what the device keeps between starts: the generated TLS certificate
-    /// (unset: $STATE_DIRECTORY, which systemd sets to /var/lib/peercam, else
-    /// $XDG_STATE_HOME/peercam, else ~/.local/state/peercam).
+    /// Directory for what the device keeps between starts: the generated TLS certificate and
+    /// the access token (unset: $STATE_DIRECTORY, which systemd sets to /var/lib/peercam,
+    /// else $XDG_STATE_HOME/peercam, else ~/.local/state/peercam).
     pub state_dir: Option<PathBuf>,
 }
 }
@@ -233,6 +241,67 @@ pub struct LogConfig {
     /// environment variable, when set, takes precedence.
     pub level: String,
 }
+}
+
+section! {
+/// `[auth]`
+pub struct AuthConfig {
+    /// `token`: the page, the API and the WebSocket need the access token (made on the first
+    /// start and kept in `server.state_dir`; `peercam token` prints the link to open);
+    /// `none`: anyone who can reach the port may watch (a trusted LAN only).
+    pub mode: AuthMode,
+    /// A token of your own instead of the generated one: at least 32 characters, each a
+    /// letter, a digit, `-`, `_` or `.`.
+    pub token: Option<String>,
+}
+}
+
+/// `auth.mode`.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMode {
+    /// The access token is needed.
+    #[default]
+    Token,
+    /// Open to anyone who can reach the port.
+    None,
+}
+
+/// Shortest access token accepted: 32 characters of the allowed set carry at least 160 bits
+/// when random.
+pub const MIN_TOKEN_LEN: usize = 32;
+
+/// Longest access token accepted.
+pub const MAX_TOKEN_LEN: usize = 256;
+
+/// Whether `token` can be an access token: [`MIN_TOKEN_LEN`] to [`MAX_TOKEN_LEN`] characters,
+/// each a letter, a digit, `-`, `_` or `.` (what travels in a URL unescaped); why not otherwise.
+pub fn check_token(token: &str) -> Result<(), String> {
+    if token.len() < MIN_TOKEN_LEN {
+        return Err(format!(
+            "is {} characters long; it must have at least {MIN_TOKEN_LEN}",
+            token.chars().count()
+        ));
+    }
+    if token.len() > MAX_TOKEN_LEN {
+        return Err(format!("must have at most {MAX_TOKEN_LEN} characters"));
+    }
+    if !token
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    {
+        return Err("may hold only letters, digits, `-`, `_` and `.`".into());
+    }
+    Ok(())
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            mode: AuthMode::Token,
+            token: None,
+        }
+    }
 }
 
 impl Default for DiscoveryConfig {
@@ -525,6 +594,14 @@ impl Config {
             }
             _ => {}
         }
+        if let Some(token) = &self.auth.token {
+            if let Err(e) = check_token(token) {
+                return invalid("auth.token", &e);
+            }
+            if self.auth.mode == AuthMode::None {
+                return invalid("auth.token", "is set, but auth.mode is \"none\"");
+            }
+        }
         if let Err(e) = env_filter::Builder::new().try_parse(&self.log.level) {
             return invalid("log.level", &format!("not a log filter: {e}"));
         }
@@ -725,6 +802,31 @@ mod tests {
             "[tls]\ncertificate = \"/c.pem\"\n",
             &["line 2", "certificate"],
         );
+        refused("[auth]\nmode = \"open\"\n", &["line 2", "mode"]);
+        refused(
+            "[auth]\ntoken = \"short\"\n",
+            &["auth.token", "at least 32"],
+        );
+        refused(
+            &format!("[auth]\ntoken = \"{}+/\"\n", "a".repeat(40)),
+            &["auth.token", "letters, digits"],
+        );
+        refused(
+            &format!("[auth]\nmode = \"none\"\ntoken = \"{}\"\n", "a".repeat(40)),
+            &["auth.token", "none"],
+        );
+    }
+
+    #[test]
+    fn auth_is_a_token_by_default_and_can_be_opened_or_given() {
+        assert_eq!(Config::default().auth.mode, AuthMode::Token);
+        assert_eq!(Config::default().auth.token, None);
+        let c = parse("[auth]\nmode = \"none\"\n").unwrap();
+        assert_eq!(c.auth.mode, AuthMode::None);
+        let token = "0123456789abcdefghijklmnopqrstuv-_.";
+        let c = parse(&format!("[auth]\ntoken = \"{token}\"\n")).unwrap();
+        assert_eq!(c.auth.token.as_deref(), Some(token));
+        assert!(check_token(&"x".repeat(MAX_TOKEN_LEN + 1)).is_err());
     }
 
     #[test]
@@ -760,6 +862,7 @@ mod tests {
         full.server.state_dir = Some("/s".into());
         full.tls.cert = Some("/c".into());
         full.tls.key = Some("/k".into());
+        full.auth.token = Some("t".repeat(MIN_TOKEN_LEN));
         let value = toml::Value::try_from(&full).unwrap();
         let tables = value.as_table().unwrap();
         let names: Vec<&str> = SECTIONS.iter().map(|(n, _, _)| *n).collect();

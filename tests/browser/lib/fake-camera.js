@@ -12,7 +12,10 @@ export async function startFakeCamera(page, conversation, { silent = false } = {
     async ({ conversation, silent }) => {
       const stream = silent ? null : await navigator.mediaDevices.getUserMedia({ video: true });
       const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
-      const ws = new WebSocket(`${scheme}//${location.host}/signaling`);
+      // The access token of the page's own link, as a nextRTC client carries it.
+      const token = new URLSearchParams(location.search).get('token');
+      const query = token ? `?token=${encodeURIComponent(token)}` : '';
+      const ws = new WebSocket(`${scheme}//${location.host}/signaling${query}`);
       const peers = new Map();
       const cam = { offers: 0, errors: [], viewers: () => [...peers.keys()], close: () => ws.close() };
       window.fakeCamera = cam;

@@ -9,6 +9,7 @@
 // keys of the certificates the test's devices made (--ignore-certificate-errors-spki-list).
 
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { createHash, X509Certificate } from 'node:crypto';
 import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
@@ -168,9 +169,12 @@ function devicesOf(t) {
  * same device and gets that one's (so the same certificate). `stateDir` names one instead.
  * Stopped at test end.
  *
- * Returns {url, port, info, api(path), log(), stop()}: `url` is where pages open it
- * (`http://127.0.0.1:PORT`, or `https://peercam.test:PORT` in the https pass); `api(path)`
- * GETs a JSON route from this process, over plain http on the same port.
+ * Returns {url, port, info, token, link(path), api(path), log(), stop()}: `url` is where
+ * pages open it (`http://127.0.0.1:PORT`, or `https://peercam.test:PORT` in the https pass);
+ * `token` is the access token from the link in its start-up log (null with `auth.mode =
+ * "none"`), and `link(path, base = url)` is `base + path` with `token=` added, what a person
+ * opens; `api(path)` GETs a JSON route from this process with the token (a Bearer header),
+ * over plain http on the same port.
  */
 export async function startPeercam(
   t,
@@ -196,6 +200,7 @@ export async function startPeercam(
     try {
       const listen = port || (await freePort());
       const peercam = await launchPeercam(t, listen, ['--config', configPath, ...args], env);
+      peercam.stateDir = stateDir;
       known.set(listen, stateDir);
       await trustCertificate(t, peercam, stateDir);
       return peercam;
@@ -288,12 +293,39 @@ async function launchPeercam(t, port, args, env) {
     })();
     return stopping;
   };
+  // The token, as the owner finds it: what `peercam token` reads (the state directory's
+  // file, which a rotation replaces), else the link the device logged at start (a token set
+  // in the configuration).
+  const tokenFile = env.STATE_DIRECTORY && path.join(env.STATE_DIRECTORY, 'token');
+  const token = () => {
+    try {
+      if (tokenFile) return readFileSync(tokenFile, 'utf8').trim();
+    } catch {
+      // No file: auth.mode = "none", a configured token, or not made yet.
+    }
+    return tokenInLog(output);
+  };
   const api = async (route) => {
-    const res = await fetch(`${httpUrl}${route}`);
+    const t = token();
+    const headers = t ? { Authorization: `Bearer ${t}` } : {};
+    const res = await fetch(`${httpUrl}${route}`, { headers });
     if (!res.ok) throw new Error(`GET ${route}: HTTP ${res.status}`);
     return res.json();
   };
-  const peercam = { url, port, info: null, api, log: () => output, stop, exited: () => exited };
+  const link = (route = '/', base = url) => withToken(`${base}${route}`, token());
+  const peercam = {
+    url,
+    port,
+    info: null,
+    get token() {
+      return token();
+    },
+    link,
+    api,
+    log: () => output,
+    stop,
+    exited: () => exited,
+  };
   onCleanup(t, async () => {
     await stop();
     // The server's log is the first thing to read when a test fails.
@@ -307,8 +339,8 @@ async function launchPeercam(t, port, args, env) {
         const how = exited.error ? exited.error.message : `exit ${exited.code ?? exited.signal}`;
         throw Object.assign(new Error(`peercam ended (${how}): ${output.trim()}`), { fatal: true });
       }
-      const res = await fetch(`${httpUrl}/api/info`).catch(() => null);
-      return res && res.ok ? res.json() : null;
+      // With the token: its file is made before the port answers.
+      return api('/api/info').catch(() => null);
     },
     Boolean,
     { timeout: 10000, interval: 50 },
@@ -317,6 +349,43 @@ async function launchPeercam(t, port, args, env) {
     throw new Error(`${err.message}\n${output}`);
   });
   return peercam;
+}
+
+/** The access token in the link a device's start-up log shows
+ *  (`open http://HOST:PORT/?token=T to watch`), or null. */
+export function tokenInLog(log) {
+  const found = /open \S+\?token=([A-Za-z0-9._-]+) to watch/.exec(log);
+  return found ? found[1] : null;
+}
+
+/** `url` with `token=` added to its query, when there is a token. */
+export function withToken(url, token) {
+  if (!token) return url;
+  const u = new URL(url);
+  u.searchParams.set('token', token);
+  return u.toString();
+}
+
+/**
+ * Runs `peercam ARGS` (a command other than serve, e.g. `token --rotate`) with `env` added,
+ * as a person would on the device; resolves to its stdout once it has succeeded.
+ */
+export function peercamCommand(args, env = {}) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(peercamBin, args, {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ...env },
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (c) => (stdout += c));
+    child.stderr.setEncoding('utf8').on('data', (c) => (stderr += c));
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      if (code === 0) resolve(stdout);
+      else reject(new Error(`peercam ${args.join(' ')}: exit ${code}: ${stderr}`));
+    });
+  });
 }
 
 /** A file-name-safe form of a test's name. */

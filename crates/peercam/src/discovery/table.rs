@@ -1,5 +1,5 @@
-//! The text `peercam discover` prints: a table of the devices found and, for each with TLS,
-//! its certificate's fingerprint and plain http URL.
+//! The text `peercam discover` prints: a table of the devices found (with whether each needs
+//! its access token) and, for each with TLS, its certificate's fingerprint and plain http URL.
 //!
 //! It must not browse or touch the network, and must not print anything itself. Every string
 //! it shows came from the network, so it replaces control characters before showing them.
@@ -16,7 +16,8 @@ pub fn format_table(found: &[FoundCamera]) -> String {
         return "no cameras found\n".to_owned();
     }
     let txt = |c: &FoundCamera, key: &str| c.txt.get(key).cloned().unwrap_or_default();
-    let header = ["NAME", "URL", "CONV", "TLS", "AUTH", "VERSION", "HOST"].map(str::to_owned);
+    // TOKEN: whether the camera needs its access link (TXT `auth=1`).
+    let header = ["NAME", "URL", "CONV", "TLS", "TOKEN", "VERSION", "HOST"].map(str::to_owned);
     let rows: Vec<[String; 7]> = found
         .iter()
         .map(|c| {
@@ -117,6 +118,16 @@ mod tests {
         assert!(
             lines[1].contains("porch") && lines[1].contains("yes"),
             "{table}"
+        );
+        // `auth=1`: the TOKEN column says a token is needed.
+        let token_column = lines[0].find("TOKEN").unwrap();
+        assert_eq!(
+            lines[1][token_column..].split_whitespace().next(),
+            Some("yes")
+        );
+        assert_eq!(
+            lines[2][token_column..].split_whitespace().next(),
+            Some("?")
         );
         assert!(
             lines[2].contains("x?[2J") && !table.contains('\u{1b}'),

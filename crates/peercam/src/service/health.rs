@@ -15,6 +15,7 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::timeout;
 
+use crate::access::{Access, Token};
 use crate::camera::CameraStats;
 use crate::signaling::SignalingServer;
 use crate::systemd::{FrameHealth, FrameWatch, Notifier};
@@ -37,9 +38,17 @@ pub(super) fn probe_address(local: SocketAddr) -> SocketAddr {
 /// Every half watchdog period: checks health, pings when healthy, keeps the status line
 /// current. Runs on the service's runtime, so a runtime that stopped running tasks stops
 /// the pings too.
+/// What the health check requests its own port with.
+pub(super) struct Probe {
+    /// The address (see [`probe_address`]).
+    pub addr: SocketAddr,
+    /// The device's access policy: the probe carries the token like any client.
+    pub access: Arc<Access>,
+}
+
 pub(super) async fn health_loop(
     notifier: Notifier,
-    probe: SocketAddr,
+    probe: Probe,
     camera: Option<Arc<CameraStats>>,
     stall: Duration,
     signaling: Arc<SignalingServer>,
@@ -58,10 +67,15 @@ pub(super) async fn health_loop(
     loop {
         ticker.tick().await;
         // The probe must answer within the period, or the next ping would be late anyway.
-        let mut problem = probe_http(probe, period.min(Duration::from_secs(2)))
-            .await
-            .err()
-            .map(|e| format!("HTTP port not answering: {e}"));
+        let token = probe.access.token();
+        let mut problem = probe_http(
+            probe.addr,
+            token.as_ref(),
+            period.min(Duration::from_secs(2)),
+        )
+        .await
+        .err()
+        .map(|e| format!("HTTP port not answering: {e}"));
         if *stopping.borrow() {
             // The port closed for the shutdown; the service is about to say STOPPING=1.
             return;
@@ -107,13 +121,24 @@ pub(super) async fn health_loop(
     }
 }
 
-/// One `GET /api/stats` on the service's own port: proves the accept loop, the HTTP stack
-/// and the signaling hub's lock all work.
-async fn probe_http(addr: SocketAddr, within: Duration) -> Result<(), String> {
+/// One `GET /api/stats` on the service's own port, with the access token when one is
+/// needed: proves the accept loop, the HTTP stack, the access check and the signaling hub's
+/// lock all work.
+async fn probe_http(
+    addr: SocketAddr,
+    token: Option<&Token>,
+    within: Duration,
+) -> Result<(), String> {
+    let authorization = token.map_or(String::new(), |t| {
+        format!("Authorization: Bearer {}\r\n", t.reveal())
+    });
+    let request = format!(
+        "GET /api/stats HTTP/1.1\r\nHost: localhost\r\n{authorization}Connection: close\r\n\r\n"
+    );
     let attempt = async {
         let mut stream = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
         stream
-            .write_all(b"GET /api/stats HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            .write_all(request.as_bytes())
             .await
             .map_err(|e| e.to_string())?;
         let mut status = [0u8; 12];
@@ -156,6 +181,7 @@ mod tests {
     #[tokio::test]
     async fn the_probe_tells_a_working_port_from_a_dead_one() {
         let device = Device::new(&Config::default());
+        let token = device.access.token();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -166,10 +192,18 @@ mod tests {
                 })
                 .await
         });
-        assert_eq!(probe_http(addr, Duration::from_secs(2)).await, Ok(()));
+        assert_eq!(
+            probe_http(addr, token.as_ref(), Duration::from_secs(2)).await,
+            Ok(())
+        );
+        // Without the token the port answers, but 401: not what a healthy probe gets.
+        let refused = probe_http(addr, None, Duration::from_secs(2)).await;
+        assert!(refused.unwrap_err().contains("401"));
         let _ = stop.send(());
         serving.await.unwrap().unwrap();
-        assert!(probe_http(addr, Duration::from_secs(2)).await.is_err());
+        assert!(probe_http(addr, token.as_ref(), Duration::from_secs(2))
+            .await
+            .is_err());
     }
 
     #[tokio::test]
@@ -178,7 +212,7 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let t = Instant::now();
-        let r = probe_http(addr, Duration::from_millis(300)).await;
+        let r = probe_http(addr, None, Duration::from_millis(300)).await;
         assert!(r.is_err());
         assert!(t.elapsed() < Duration::from_secs(2));
         drop(listener);

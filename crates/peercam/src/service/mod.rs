@@ -29,6 +29,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::time::{timeout_at, Instant};
 
+use crate::access::{Access, AccessError};
 use crate::camera::CameraError;
 use crate::camera::{self, CameraHandle, CameraSettings};
 use crate::config::Config;
@@ -63,11 +64,23 @@ pub struct Device {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// The browse for the other cameras on the LAN, once started.
     pub neighbourhood: Option<Neighbourhood>,
+    /// Who may use the page, the API and the WebSocket.
+    pub access: Arc<Access>,
 }
 
 impl Device {
-    /// Builds the device from a configuration.
+    /// Builds the device from a configuration, with the configuration's access policy and,
+    /// when that needs the state directory's token, a token made for this device alone (see
+    /// [`Access::in_memory`]; the service uses [`Device::with_access`]).
     pub fn new(config: &Config) -> Device {
+        // Invariant: only the OS's random source can fail here (a configuration's token is
+        // validated when it is read), and getrandom(2) blocks rather than fail once booted.
+        let access = Access::in_memory(config).expect("the system's random source works");
+        Device::with_access(config, access)
+    }
+
+    /// Builds the device from a configuration and an access policy.
+    pub fn with_access(config: &Config, access: Arc<Access>) -> Device {
         let hub = Hub::new(config.signaling_settings());
         let signaling = SignalingServer::new(
             hub.clone(),
@@ -89,6 +102,7 @@ impl Device {
             camera: None,
             tls: None,
             neighbourhood: None,
+            access,
         }
     }
 
@@ -159,7 +173,9 @@ impl Device {
             camera: self.camera.as_ref().map(|c| c.stats().clone()),
             primer: self.camera.as_ref().map(|c| c.primer()),
             neighbours: self.neighbourhood.as_ref().map(|n| n.table()),
+            access: self.access.clone(),
         });
+        self.access.spawn_watch();
         net::serve(
             Listener::new(listener),
             app,
@@ -223,6 +239,9 @@ pub enum ServiceError {
     /// The TLS certificate or key cannot be used.
     #[error("TLS: {0}")]
     Tls(TlsError),
+    /// The access token cannot be read.
+    #[error("{0}")]
+    Access(AccessError),
     /// Signal handlers could not be installed.
     #[error("installing signal handlers: {0}")]
     Signals(std::io::Error),

@@ -7,15 +7,18 @@
 //! reach into the device's parts beyond [`Device`]'s API and its public fields.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::time::{timeout, timeout_at, Instant};
 
-use super::health::{health_loop, probe_address};
+use super::health::{health_loop, probe_address, Probe};
 use super::signals::spawn_signal_handler;
 use super::{Device, ServiceError, SHUTDOWN_LIMIT};
+use crate::access::link::link;
+use crate::access::Access;
 use crate::camera::CameraError;
 use crate::config::Config;
 use crate::discovery::{Advertisement, Advertiser};
@@ -65,8 +68,15 @@ pub async fn run(config: Config) -> Result<(), ServiceError> {
         None => None,
     };
     let fingerprint = tls.as_ref().map(|t| t.fingerprint().to_owned());
+    let access = {
+        let config = config.clone();
+        tokio::task::spawn_blocking(move || Access::load(&config, state_dir(&config).as_deref()))
+            .await
+            .map_err(|e| ServiceError::Task(e.to_string()))?
+            .map_err(ServiceError::Access)?
+    };
 
-    let ad = match advertisement(&config, local, fingerprint.as_deref()) {
+    let ad = match advertisement(&config, local, fingerprint.as_deref(), access.required()) {
         Some(ad) if config.discovery.enabled => Some(ad),
         Some(_) => None,
         None => {
@@ -79,7 +89,8 @@ pub async fn run(config: Config) -> Result<(), ServiceError> {
     let advertising = ad.map(|ad| tokio::task::spawn_blocking(move || Advertiser::start(ad)));
     let device = {
         let config = config.clone();
-        tokio::task::spawn_blocking(move || build_device(&config, tls.as_ref()))
+        let access = access.clone();
+        tokio::task::spawn_blocking(move || build_device(&config, tls.as_ref(), access))
     };
     let mut device = device
         .await
@@ -106,7 +117,8 @@ pub async fn run(config: Config) -> Result<(), ServiceError> {
         device.follow_neighbours(&config.server.name);
     }
 
-    let url = format!("http://{local}/");
+    let with_tls = fingerprint.is_some();
+    let url = link(&config.server.name, local, with_tls, None);
     let advertised = match &advertiser {
         Some(a) => format!(", advertised as {:?} on {}", config.server.name, a.host()),
         None => String::new(),
@@ -114,6 +126,18 @@ pub async fn run(config: Config) -> Result<(), ServiceError> {
     // A signal during start-up: go straight to stopping, never having been ready.
     if !*stop_rx.borrow() {
         notifier.ready(&format!("serving {url}{advertised}"));
+    }
+    // The one line that shows the token: the owner's link, as notebook servers print it.
+    match access.token() {
+        Some(token) => log::info!(
+            "open {} to watch (the link carries the camera's access token; `peercam token` \
+             prints it again)",
+            link(&config.server.name, local, with_tls, Some(&token))
+        ),
+        None => log::warn!(
+            "auth.mode = \"none\": anyone who can reach port {} can watch the camera",
+            local.port()
+        ),
     }
     log::info!(
         conversation = config.camera.conversation.as_str(),
@@ -128,7 +152,10 @@ pub async fn run(config: Config) -> Result<(), ServiceError> {
 
     let health = tokio::spawn(health_loop(
         notifier.clone(),
-        probe_address(local),
+        Probe {
+            addr: probe_address(local),
+            access: device.access.clone(),
+        },
         device.camera.as_ref().map(|c| c.stats().clone()),
         Duration::from_secs(config.camera.stall_timeout_secs),
         device.signaling.clone(),
@@ -180,8 +207,12 @@ pub async fn run(config: Config) -> Result<(), ServiceError> {
 
 /// Builds the device and starts its camera. Blocking: the encoder probe may run a
 /// two-frame trial and the camera prepares its DTLS certificate.
-fn build_device(config: &Config, tls: Option<&Identity>) -> Result<Device, ServiceError> {
-    let mut device = Device::new(config);
+fn build_device(
+    config: &Config,
+    tls: Option<&Identity>,
+    access: Arc<Access>,
+) -> Result<Device, ServiceError> {
+    let mut device = Device::with_access(config, access);
     if let Some(identity) = tls {
         device.enable_tls(identity);
     }
@@ -197,16 +228,21 @@ fn build_device(config: &Config, tls: Option<&Identity>) -> Result<Device, Servi
     Ok(device)
 }
 
+/// The directory the service keeps its certificate and token in.
+fn state_dir(config: &Config) -> Option<std::path::PathBuf> {
+    config
+        .server
+        .state_dir
+        .clone()
+        .or_else(crate::tls::default_state_dir)
+}
+
 /// Where the TLS identity comes from; `None` with TLS off.
 fn tls_settings(config: &Config) -> Option<crate::tls::Settings> {
     let t = &config.tls;
     t.enabled.then(|| crate::tls::Settings {
         files: t.cert.clone().zip(t.key.clone()),
-        state_dir: config
-            .server
-            .state_dir
-            .clone()
-            .or_else(crate::tls::default_state_dir),
+        state_dir: state_dir(config),
         name: config.server.name.clone(),
     })
 }
@@ -219,6 +255,7 @@ fn advertisement(
     config: &Config,
     local: SocketAddr,
     fingerprint: Option<&str>,
+    auth: bool,
 ) -> Option<Advertisement> {
     let addresses = if !config.discovery.addresses.is_empty() {
         config.discovery.addresses.clone()
@@ -235,7 +272,7 @@ fn advertisement(
         port: local.port(),
         conversation: config.camera.conversation.clone(),
         tls: fingerprint.is_some(),
-        auth: false,
+        auth,
         fingerprint: fingerprint.map(crate::discovery::fingerprint_txt),
         addresses,
     })
@@ -250,23 +287,32 @@ mod tests {
     fn the_advertisement_follows_the_listen_address() {
         let mut config = Config::default();
         config.server.name = "Porch".into();
-        let ad = advertisement(&config, "0.0.0.0:8080".parse().unwrap(), None).unwrap();
+        let ad = advertisement(&config, "0.0.0.0:8080".parse().unwrap(), None, true).unwrap();
         assert!(ad.addresses.is_empty());
+        assert!(ad.auth);
+        let open = advertisement(&config, "0.0.0.0:8080".parse().unwrap(), None, false);
+        assert!(!open.unwrap().auth);
         assert_eq!((ad.name.as_str(), ad.port), ("Porch", 8080));
         assert_eq!(ad.conversation, "camera");
-        let ad = advertisement(&config, "192.0.2.4:9000".parse().unwrap(), None).unwrap();
+        let ad = advertisement(&config, "192.0.2.4:9000".parse().unwrap(), None, true).unwrap();
         assert_eq!(ad.addresses, vec!["192.0.2.4".parse::<IpAddr>().unwrap()]);
         // Loopback only: nothing to tell the LAN, unless addresses are configured.
-        assert!(advertisement(&config, "127.0.0.1:9000".parse().unwrap(), None).is_none());
-        assert!(advertisement(&config, "[::1]:9000".parse().unwrap(), None).is_none());
+        assert!(advertisement(&config, "127.0.0.1:9000".parse().unwrap(), None, true).is_none());
+        assert!(advertisement(&config, "[::1]:9000".parse().unwrap(), None, true).is_none());
         config.discovery.addresses = vec!["192.0.2.9".parse().unwrap()];
-        let ad = advertisement(&config, "192.0.2.4:9000".parse().unwrap(), None).unwrap();
+        let ad = advertisement(&config, "192.0.2.4:9000".parse().unwrap(), None, true).unwrap();
         assert_eq!(ad.addresses, config.discovery.addresses);
-        let ad = advertisement(&config, "127.0.0.1:9000".parse().unwrap(), None).unwrap();
+        let ad = advertisement(&config, "127.0.0.1:9000".parse().unwrap(), None, true).unwrap();
         assert_eq!(ad.addresses, config.discovery.addresses);
         assert!(!ad.tls && ad.fingerprint.is_none());
         // With TLS: `tls=1` and the fingerprint, in the TXT form.
-        let ad = advertisement(&config, "192.0.2.4:9000".parse().unwrap(), Some("AB:CD")).unwrap();
+        let ad = advertisement(
+            &config,
+            "192.0.2.4:9000".parse().unwrap(),
+            Some("AB:CD"),
+            true,
+        )
+        .unwrap();
         assert!(ad.tls);
         assert_eq!(ad.fingerprint.as_deref(), Some("sha-256 AB:CD"));
     }

@@ -10,4 +10,4 @@ pub use peercam_signaling::{
 };
 
 pub use hub::{Hub, HubStats, InternalMember, MemberHandle};
-pub use server::SignalingServer;
+pub use server::{Admission, SignalingServer};

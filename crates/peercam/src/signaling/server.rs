@@ -4,6 +4,10 @@
 //! connections have closed, it has their freed memory handed back to the system
 //! ([`TrimPolicy`]).
 //!
+//! A connection admitted with the access token ([`Admission::Granted`]) ends, with `error
+//! UNAUTHORIZED` and close 1008, when the token changes; one refused by the access check
+//! gets its `error` and the close at once.
+//!
 //! It never interprets a message beyond parsing it; every rule lives in the core.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -12,7 +16,7 @@ use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use futures_util::SinkExt;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::time::{timeout, Instant};
 
 use super::hub::{Hub, MemberSink, Overflow};
@@ -28,6 +32,18 @@ pub struct SignalingServer {
     connections: AtomicUsize,
     /// Whether the task that releases the memory of closed connections has started.
     trimming: AtomicBool,
+}
+
+/// What the access check said of a WebSocket upgrade (see `crate::gate`).
+#[derive(Debug, Clone)]
+pub enum Admission {
+    /// No token is needed.
+    Open,
+    /// Admitted with the token; the receiver changes when the token does, and the connection
+    /// then ends.
+    Granted(Option<watch::Receiver<u64>>),
+    /// Refused: this error, then close 1008.
+    Refused(ErrorCode, String),
 }
 
 /// Close codes (RFC 6455).
@@ -84,13 +100,15 @@ impl SignalingServer {
         self.connections.load(Ordering::Relaxed)
     }
 
-    /// Answers an upgrade request on `/signaling`.
+    /// Answers an upgrade request on `/signaling`, as the access check has `admission`.
     pub fn upgrade(
         self: Arc<Self>,
         ws: WebSocketUpgrade,
         origin: Option<&str>,
         host: Option<&str>,
+        admission: Admission,
     ) -> axum::response::Response {
+        let mut sessions = None;
         let refusal = if !origin_allowed(origin, host, &self.allowed_origins) {
             log::info!("refusing WebSocket from origin {origin:?}");
             Some((
@@ -99,7 +117,14 @@ impl SignalingServer {
                 CLOSE_POLICY,
             ))
         } else {
-            None
+            match admission {
+                Admission::Open => None,
+                Admission::Granted(receiver) => {
+                    sessions = receiver;
+                    None
+                }
+                Admission::Refused(code, message) => Some((code, message, CLOSE_POLICY)),
+            }
         };
         let max = self.limits.max_message_bytes;
         ws.read_buffer_size(2048)
@@ -110,12 +135,12 @@ impl SignalingServer {
                 if let Some((code, message, close)) = refusal {
                     refuse(socket, code, message, close).await;
                 } else {
-                    self.serve(socket).await;
+                    self.serve(socket, sessions).await;
                 }
             })
     }
 
-    async fn serve(self: Arc<Self>, socket: WebSocket) {
+    async fn serve(self: Arc<Self>, socket: WebSocket, sessions: Option<watch::Receiver<u64>>) {
         if !self.trimming.swap(true, Ordering::Relaxed) {
             tokio::spawn(release_after_departures(Arc::downgrade(&self)));
         }
@@ -139,6 +164,7 @@ impl SignalingServer {
             id: &id,
             socket,
             rx,
+            sessions,
         };
         let reason = conn.run().await;
         log::debug!(member = id.as_str(); "disconnected: {reason}");
@@ -184,6 +210,19 @@ struct Connection<'a> {
     id: &'a str,
     socket: WebSocket,
     rx: mpsc::Receiver<Utf8Bytes>,
+    /// Changes when the access token does (admitted with a token only).
+    sessions: Option<watch::Receiver<u64>>,
+}
+
+/// Resolves when the access token changes; never without a token (or once the device is
+/// gone, when the connection ends some other way).
+async fn token_changed(sessions: &mut Option<watch::Receiver<u64>>) {
+    if let Some(rx) = sessions {
+        if rx.changed().await.is_ok() {
+            return;
+        }
+    }
+    std::future::pending().await
 }
 
 /// Why a connection ended.
@@ -228,6 +267,18 @@ impl Connection<'_> {
                     if let Err(r) = self.on_frame(msg, &mut limiter).await {
                         return r;
                     }
+                }
+                () = token_changed(&mut self.sessions) => {
+                    let _ = self
+                        .reply_error(
+                            ErrorCode::Unauthorized,
+                            "This camera's access token has changed: open the new link (run \
+                             `peercam token` on the device, or look in its journal)"
+                                .into(),
+                        )
+                        .await;
+                    self.close(CLOSE_POLICY, ErrorCode::Unauthorized).await;
+                    return "access token changed";
                 }
                 _ = ping.tick() => {
                     let Tick::Ping { probe } = liveness.tick(std::time::Instant::now()) else {

@@ -2,6 +2,11 @@
 //! `127.0.0.1:0`, stopped through its handle) and as the built `peercam serve` program
 //! ([`Serve`]: a child process whose stderr is kept for failure messages, killed on drop).
 //!
+//! Both reach the device as a person would: with its access token (read from the device for
+//! the in-process one, from the link in its start-up log for the child), in the `?token=` of
+//! the WebSocket URL and the `Authorization` header of HTTP requests, unless its
+//! configuration says `auth.mode = "none"`.
+//!
 //! Neither decides what a test expects of the device: they start it, wait for it, reach it
 //! and stop it, each wait bounded.
 
@@ -94,8 +99,18 @@ impl Server {
         }
     }
 
-    /// The signaling endpoint's URL.
+    /// The device's access token (the one in use now), `None` when it needs none.
+    pub fn token(&self) -> Option<String> {
+        self.device.access.token().map(|t| t.reveal().to_owned())
+    }
+
+    /// The signaling endpoint's URL, with the access token as a nextRTC client carries it.
     pub fn ws_url(&self) -> String {
+        with_token(&self.ws_url_bare(), self.token().as_deref())
+    }
+
+    /// The signaling endpoint's URL without any token.
+    pub fn ws_url_bare(&self) -> String {
         format!("ws://{}/signaling", self.addr)
     }
 
@@ -119,9 +134,10 @@ impl Server {
         Client::connect(request, None, label).await
     }
 
-    /// GETs `path` over plain HTTP/1.0; returns the status code and the body.
+    /// GETs `path` over plain HTTP/1.0 with the access token; returns the status code and
+    /// the body.
     pub async fn get(&self, path: &str) -> (u16, String) {
-        http::get(self.addr, path).await
+        http::get_authorized(self.addr, path, self.token().as_deref()).await
     }
 
     /// The counts `/api/stats` reports.
@@ -180,6 +196,29 @@ impl Drop for Server {
             task.abort();
         }
     }
+}
+
+/// `url` with `token=` added to its query, when there is a token.
+pub fn with_token(url: &str, token: Option<&str>) -> String {
+    match token {
+        Some(token) => {
+            let sep = if url.contains('?') { '&' } else { '?' };
+            format!("{url}{sep}token={token}")
+        }
+        None => url.to_owned(),
+    }
+}
+
+/// The token in the link of a device's start-up log (`open http://...?token=T to watch`).
+pub fn token_in_log(log: &str) -> Option<String> {
+    let line = log
+        .lines()
+        .find(|l| l.contains(" to watch") && l.contains("?token="))?;
+    let after = &line[line.find("?token=")? + "?token=".len()..];
+    let end = after
+        .find(|c: char| !(c.is_ascii_alphanumeric() || "-_.".contains(c)))
+        .unwrap_or(after.len());
+    Some(after[..end].to_owned())
 }
 
 /// What `/api/stats` reports about signaling.
@@ -357,9 +396,23 @@ impl Serve {
         SocketAddr::from(([127, 0, 0, 1], self.port))
     }
 
-    /// The signaling endpoint's URL.
+    /// The access token in the link its start-up log shows, `None` when it shows none (yet,
+    /// or with `auth.mode = "none"`).
+    pub fn token(&self) -> Option<String> {
+        token_in_log(&self.logs())
+    }
+
+    /// The signaling endpoint's URL, with the access token from its log.
     pub fn ws_url(&self) -> String {
-        format!("ws://{}/signaling", self.addr())
+        with_token(
+            &format!("ws://{}/signaling", self.addr()),
+            self.token().as_deref(),
+        )
+    }
+
+    /// GETs `path` over plain HTTP with the access token from its log.
+    pub async fn get(&self, path: &str) -> (u16, String) {
+        http::get_authorized(self.addr(), path, self.token().as_deref()).await
     }
 }
 

@@ -10,7 +10,6 @@
 //! Its signaling goes over the shared strict client ([`super::ws::Client`]). Shared by the
 //! camera tests and the camera benchmark.
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -336,25 +335,24 @@ pub struct Session {
 }
 
 impl Session {
-    /// Joins `conversation` as a decoding viewer.
-    pub async fn join(addr: SocketAddr, conversation: &str) -> Session {
-        Session::open(addr, "join", conversation).await
+    /// Joins `conversation` as a decoding viewer, over the signaling endpoint `url` (with
+    /// its `?token=` when the device needs one).
+    pub async fn join(url: &str, conversation: &str) -> Session {
+        Session::open(url, "join", conversation).await
     }
 
     /// Sends `signal` (`join` or `create`) for `conversation` as a decoding viewer.
-    pub async fn open(addr: SocketAddr, signal: &str, conversation: &str) -> Session {
-        Session::open_with(addr, signal, conversation, Consume::Decode).await
+    pub async fn open(url: &str, signal: &str, conversation: &str) -> Session {
+        Session::open_with(url, signal, conversation, Consume::Decode).await
     }
 
     pub async fn open_with(
-        addr: SocketAddr,
+        url: &str,
         signal: &str,
         conversation: &str,
         consume: Consume,
     ) -> Session {
-        let request = format!("ws://{addr}/signaling")
-            .into_client_request()
-            .expect("a valid ws:// URL");
+        let request = url.into_client_request().expect("a valid ws:// URL");
         let mut ws = Client::connect(request, None, "viewer")
             .await
             .unwrap_or_else(|e| panic!("viewer: WebSocket handshake failed: {e}"));

@@ -1,5 +1,7 @@
 //! Plain `GET`s over HTTP/1.0, on a plain or TLS stream: the server closes the connection
 //! after the body, so no HTTP client dependency is needed. Every wait is bounded by [`WAIT`].
+//! Requests carry the device's access token the way a client would (an `Authorization:
+//! Bearer` header) when given one, and whatever other headers a test sets.
 
 use std::net::SocketAddr;
 
@@ -8,22 +10,86 @@ use tokio::net::TcpStream;
 
 use super::WAIT;
 
-/// `GET path` on a new plain connection to `addr`; the status and the body.
+/// A response: status, header lines and body.
+#[derive(Debug, Clone)]
+pub struct Response {
+    /// The status code.
+    pub status: u16,
+    /// The header block, lines joined by `\r\n`, without the status line.
+    pub head: String,
+    /// The body as text.
+    pub body: String,
+}
+
+impl Response {
+    /// Every value of header `name` (any case).
+    pub fn headers(&self, name: &str) -> Vec<String> {
+        self.head
+            .split("\r\n")
+            .filter_map(|line| line.split_once(':'))
+            .filter(|(n, _)| n.trim().eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.trim().to_owned())
+            .collect()
+    }
+}
+
+/// `GET path` on a new plain connection to `addr`, without credentials; the status and the body.
 pub async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let r = request(addr, path, &[]).await;
+    (r.status, r.body)
+}
+
+/// `GET path` with `Authorization: Bearer token` when a token is given.
+pub async fn get_authorized(addr: SocketAddr, path: &str, token: Option<&str>) -> (u16, String) {
+    let bearer = token.map(|t| format!("Bearer {t}"));
+    let headers: Vec<(&str, &str)> = bearer
+        .iter()
+        .map(|b| ("Authorization", b.as_str()))
+        .collect();
+    let r = request(addr, path, &headers).await;
+    (r.status, r.body)
+}
+
+/// `GET path` with `headers` on a new plain connection to `addr`.
+pub async fn request(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Response {
     let stream = tokio::time::timeout(WAIT, TcpStream::connect(addr))
         .await
         .unwrap_or_else(|_| panic!("GET {path}: no connection within {WAIT:?}"))
         .unwrap_or_else(|e| panic!("GET {path}: connecting: {e}"));
-    get_over(stream, &addr.to_string(), path).await
+    request_over(stream, &addr.to_string(), path, headers).await
 }
 
-/// `GET path` over HTTP/1.0 on an open stream, plain or TLS; the status and the body.
-pub async fn get_over<S>(mut stream: S, host: &str, path: &str) -> (u16, String)
+/// `GET path` over HTTP/1.0 on an open stream, plain or TLS, with `Authorization: Bearer
+/// token` when a token is given; the status and the body.
+pub async fn get_over<S>(stream: S, host: &str, path: &str, token: Option<&str>) -> (u16, String)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let bearer = token.map(|t| format!("Bearer {t}"));
+    let headers: Vec<(&str, &str)> = bearer
+        .iter()
+        .map(|b| ("Authorization", b.as_str()))
+        .collect();
+    let r = request_over(stream, host, path, &headers).await;
+    (r.status, r.body)
+}
+
+/// `GET path` with `headers` over HTTP/1.0 on an open stream, plain or TLS.
+pub async fn request_over<S>(
+    mut stream: S,
+    host: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Response
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
     let exchange = async {
-        let request = format!("GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n");
+        let mut request = format!("GET {path} HTTP/1.0\r\nHost: {host}\r\n");
+        for (name, value) in headers {
+            request.push_str(&format!("{name}: {value}\r\n"));
+        }
+        request.push_str("\r\n");
         stream.write_all(request.as_bytes()).await?;
         let mut raw = Vec::new();
         stream.read_to_end(&mut raw).await?;
@@ -42,5 +108,13 @@ where
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("GET {path}: bad status line in {head:?}"));
-    (status, body.to_owned())
+    let head = head
+        .split_once("\r\n")
+        .map_or("", |(_, rest)| rest)
+        .to_owned();
+    Response {
+        status,
+        head,
+        body: body.to_owned(),
+    }
 }

@@ -91,6 +91,17 @@ impl Client {
         tls: Option<&TlsConnector>,
         label: &str,
     ) -> Result<Client, WsError> {
+        Client::connect_from(request, tls, None, label).await
+    }
+
+    /// As [`Client::connect`], from the local address `from` when given (e.g. `127.0.0.2`, a
+    /// second client address on loopback).
+    pub async fn connect_from(
+        request: Request,
+        tls: Option<&TlsConnector>,
+        from: Option<std::net::IpAddr>,
+        label: &str,
+    ) -> Result<Client, WsError> {
         let host = request.uri().host().unwrap_or("127.0.0.1").to_owned();
         let host = host
             .trim_start_matches('[')
@@ -101,7 +112,22 @@ impl Client {
             .port_u16()
             .unwrap_or(if tls.is_some() { 443 } else { 80 });
         let handshake = async {
-            let tcp = TcpStream::connect((host.as_str(), port)).await?;
+            let tcp = match from {
+                None => TcpStream::connect((host.as_str(), port)).await?,
+                Some(local) => {
+                    let remote = tokio::net::lookup_host((host.as_str(), port))
+                        .await?
+                        .next()
+                        .ok_or_else(|| std::io::Error::other("host has no address"))?;
+                    let socket = if local.is_ipv4() {
+                        tokio::net::TcpSocket::new_v4()?
+                    } else {
+                        tokio::net::TcpSocket::new_v6()?
+                    };
+                    socket.bind(std::net::SocketAddr::new(local, 0))?;
+                    socket.connect(remote).await?
+                }
+            };
             // Browsers disable Nagle on WebSockets; with it on, a second small message waits
             // for the ACK of the first and arrives tens of milliseconds late, which reorders
             // it against other members' messages in ways no browser would.
