@@ -12,8 +12,6 @@
 //! forward [`PeerEvent`]s to the owner (camera.rs), which does every state change. The owner
 //! calls [`Peer::close`] (and the branch is detached) when the peer leaves.
 
-use std::sync::{Arc, Mutex};
-
 use gstreamer as gst;
 use gstreamer::glib;
 use gstreamer::prelude::*;
@@ -24,7 +22,7 @@ use tokio::sync::mpsc;
 use peercam_sdp::{relabel_h264, Codec};
 
 use super::MediaError;
-use crate::payload::{self, caps_ready, rtp_caps, Chain};
+use crate::payload::{caps_ready, rtp_caps, Feeds};
 use peercam_wire::IceSettings;
 
 /// Identifies a peer: (the device's member that talks to it, the remote member).
@@ -73,13 +71,8 @@ pub struct Peer {
     role: Role,
     bin: gst::Bin,
     webrtc: gst::Element,
-    /// One chain per codec it may send, the first the one it is fed at first.
-    chains: Vec<Chain>,
-    /// The pad that feeds webrtcbin: the one chain's, or the funnel's.
-    out: gst::Pad,
-    /// Holds the stream back from webrtcbin until the offer is made, when the branch has
-    /// several codecs ([`hold_until_offered`]).
-    held: Arc<Mutex<Option<gst::PadProbeId>>>,
+    /// What feeds webrtcbin: a payload chain per codec.
+    feeds: Feeds,
     /// The tee pad feeding this branch, once attached.
     pub tee_pad: Option<gst::Pad>,
     /// The codec fed through `tee_pad`.
@@ -156,6 +149,13 @@ fn repair_losses(webrtc: &gst::Element, transceiver: &gst_webrtc::WebRTCRTPTrans
         let size = |rtx: &gst::Element| {
             rtx.set_property("max-size-time", RTX_HISTORY_MS);
             rtx.set_property("max-size-packets", RTX_HISTORY_PACKETS);
+            rtx.connect_notify(Some("payload-type-map"), |rtx, _| {
+                let map = rtx.property::<Option<gst::Structure>>("payload-type-map");
+                log::debug!(
+                    "retransmission payload types: {}",
+                    map.map(|m| m.to_string()).unwrap_or_default()
+                );
+            });
             log::debug!(
                 "retransmission history: {RTX_HISTORY_MS} ms, at most {RTX_HISTORY_PACKETS} packets"
             );
@@ -248,11 +248,7 @@ impl Peer {
     ) -> Result<Peer, MediaError> {
         let fail = |e: &dyn std::fmt::Display| MediaError::Pipeline(e.to_string());
         let bin = gst::Bin::with_name(&format!("peer-{}", key.1));
-        let chains = codecs
-            .iter()
-            .map(|&c| Chain::new(c, payload::offer_pt(c)))
-            .collect::<Result<Vec<_>, _>>()?;
-        let Some(fed) = chains.first().map(|c| c.codec) else {
+        let Some(&fed) = codecs.first() else {
             return Err(MediaError::Pipeline("a branch needs a codec".into()));
         };
         let webrtc = make("webrtcbin")?;
@@ -269,50 +265,14 @@ impl Peer {
         }
         tune_ice_agent(&agent);
         bin.add(&webrtc).map_err(|e| fail(&e))?;
-        for chain in &chains {
-            bin.add_many(chain.elements()).map_err(|e| fail(&e))?;
-            gst::Element::link_many(chain.elements()).map_err(|e| fail(&e))?;
-            let ghost = gst::GhostPad::builder_with_target(&chain.sink()?)
-                .map_err(|e| fail(&e))?
-                .name(payload::sink_name(chain.codec))
-                .build();
-            bin.add_pad(&ghost).map_err(|e| fail(&e))?;
-        }
-        // Several chains take turns through a funnel into webrtcbin's one sending pad.
-        let out = match chains.as_slice() {
-            [one] => one.src()?,
-            several => {
-                let funnel = make("funnel")?;
-                funnel.set_property("forward-sticky-events", true);
-                bin.add(&funnel).map_err(|e| fail(&e))?;
-                for chain in several {
-                    let pad = funnel
-                        .request_pad_simple("sink_%u")
-                        .ok_or_else(|| MediaError::Pipeline("funnel refused a pad".into()))?;
-                    chain
-                        .src()?
-                        .link(&pad)
-                        .map_err(|e| MediaError::Pipeline(format!("linking funnel: {e:?}")))?;
-                }
-                funnel
-                    .static_pad("src")
-                    .ok_or_else(|| MediaError::Pipeline("funnel has no src pad".into()))?
-            }
-        };
+        let feeds = Feeds::build(&bin, codecs)?;
 
-        let held = Arc::new(Mutex::new(
-            (chains.len() > 1)
-                .then(|| hold_until_offered(&out))
-                .flatten(),
-        ));
         let peer = Peer {
             key,
             role,
             bin,
             webrtc,
-            chains,
-            out,
-            held,
+            feeds,
             tee_pad: None,
             fed,
             offered_mline: None,
@@ -384,7 +344,7 @@ impl Peer {
         });
         // The caps carrying profile-level-id are what make the offer's a=fmtp right.
         let (tx, key) = (events.clone(), self.key.clone());
-        if let Some(src) = self.chains.first().and_then(|c| c.src().ok()) {
+        if let Some(src) = self.feeds.first().and_then(|c| c.src().ok()) {
             src.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |_, info| {
                 let Some(gst::PadProbeData::Event(ev)) = &info.data else {
                     return gst::PadProbeReturn::Ok;
@@ -408,7 +368,8 @@ impl Peer {
             .webrtc
             .request_pad_simple("sink_%u")
             .ok_or_else(|| MediaError::Pipeline("webrtcbin refused a sink pad".into()))?;
-        self.out
+        self.feeds
+            .out()?
             .link(&pad)
             .map_err(|e| MediaError::Pipeline(format!("linking webrtcbin: {e:?}")))?;
         if let Some(t) = pad.property::<Option<gst_webrtc::WebRTCRTPTransceiver>>("transceiver") {
@@ -418,25 +379,12 @@ impl Peer {
         Ok(pad)
     }
 
-    /// The codecs this branch can be fed, the one fed at first first.
-    pub fn codecs(&self) -> impl Iterator<Item = Codec> + '_ {
-        self.chains.iter().map(|c| c.codec)
-    }
-
-    /// The caps an offer is made with: `h264`'s for H.264, then every other codec's. With
-    /// several, no SSRC is stated: each codec's payloader has its own.
-    fn offered(&self, h264: &gst::Caps) -> gst::Caps {
-        let mut caps = h264.clone();
-        if self.chains.len() > 1 {
-            for s in caps.make_mut().iter_mut() {
-                s.remove_fields(["ssrc", "seqnum-offset", "timestamp-offset"]);
-            }
-        }
-        for chain in self.chains.iter().filter(|c| c.codec != Codec::H264) {
-            caps.make_mut()
-                .append(rtp_caps(chain.codec, payload::offer_pt(chain.codec)));
-        }
-        caps
+    /// Makes `codec` (which its offer listed) what feeds the branch; its sink pad for that
+    /// codec is then ready to be linked to the codec's encode.
+    pub fn switch_to(&mut self, codec: Codec) -> Result<(), MediaError> {
+        self.feeds.switch_to(codec)?;
+        self.fed = codec;
+        Ok(())
     }
 
     /// Offerer: makes the offer (call once caps are ready): H.264 with `caps`, and the
@@ -446,15 +394,13 @@ impl Peer {
             .webrtc
             .emit_by_name::<Option<gst_webrtc::WebRTCRTPTransceiver>>("get-transceiver", &[&0i32])
         {
-            t.set_property("codec-preferences", self.offered(caps));
+            t.set_property("codec-preferences", self.feeds.offered(caps));
         }
         let (tx, key) = (events.clone(), self.key.clone());
-        let (out, held) = (self.out.clone(), self.held.clone());
+        let release = self.feeds.release_when_offered();
         let promise = gst::Promise::with_change_func(move |reply| {
             // The offer is made: the stream may reach webrtcbin now.
-            if let Some(id) = held.lock().unwrap_or_else(|e| e.into_inner()).take() {
-                out.remove_probe(id);
-            }
+            release();
             send(&tx, &key, description_from_reply(reply, "offer"));
         });
         self.webrtc
@@ -470,7 +416,7 @@ impl Peer {
         self.bin
             .set_state(gst::State::Ready)
             .map_err(|_| fail("webrtcbin did not start"))?;
-        let caps = self.offered(&early_offer_caps());
+        let caps = self.feeds.offered(&early_offer_caps());
         if let Some(t) = self
             .webrtc
             .emit_by_name::<Option<gst_webrtc::WebRTCRTPTransceiver>>("get-transceiver", &[&0i32])
@@ -506,7 +452,7 @@ impl Peer {
                 "payload type {pt} is out of range"
             )));
         }
-        if let Some(chain) = self.chains.first() {
+        if let Some(chain) = self.feeds.first() {
             chain.set_pt(pt);
         }
         self.link_webrtc_pad()?;
@@ -617,15 +563,6 @@ impl Peer {
     }
 }
 
-/// Blocks `pad` (what feeds webrtcbin) until the probe is removed. webrtcbin 1.22 makes an
-/// offer from the codec preferences narrowed to the caps its pad has received: an H.264
-/// stream that reached it first would take VP8 out of the offer.
-fn hold_until_offered(pad: &gst::Pad) -> Option<gst::PadProbeId> {
-    pad.add_probe(gst::PadProbeType::BLOCK_DOWNSTREAM, |_, _| {
-        gst::PadProbeReturn::Ok
-    })
-}
-
 /// The number of m-lines in the remote description.
 fn sdp_media_count(webrtc: &gst::Element) -> u32 {
     webrtc
@@ -689,7 +626,7 @@ mod tests {
             .webrtc
             .emit_by_name::<Option<gst_webrtc::WebRTCRTPTransceiver>>("get-transceiver", &[&0i32])
             .expect("transceiver");
-        t.set_property("codec-preferences", peer.offered(&early_offer_caps()));
+        t.set_property("codec-preferences", peer.feeds.offered(&early_offer_caps()));
         let promise = gst::Promise::new();
         peer.webrtc
             .emit_by_name::<()>("create-offer", &[&None::<gst::Structure>, &promise]);
@@ -699,7 +636,7 @@ mod tests {
             .and_then(|r| r.get::<gst_webrtc::WebRTCSessionDescription>("offer").ok())
             .expect("offer");
         let _ = peer.bin.set_state(gst::State::Null);
-        payload::complete_offer(&offer.sdp().as_text().expect("text"), codecs)
+        crate::payload::complete_offer(&offer.sdp().as_text().expect("text"), codecs)
     }
 
     #[test]
@@ -723,6 +660,8 @@ mod tests {
             });
             assert!(rtx.is_some(), "no rtx for {pt}: {text}");
         }
+        // One SSRC for whichever codec the viewer takes, with its retransmission SSRC.
+        assert!(text.contains("a=ssrc-group:FID "), "{text}");
     }
 
     #[test]

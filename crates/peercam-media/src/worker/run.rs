@@ -534,8 +534,8 @@ impl Worker {
             if let Some(pad) = peer.tee_pad.take() {
                 fanout.unlink(&pad);
             }
+            peer.switch_to(codec)?;
             peer.tee_pad = Some(fanout.link(peer.bin(), codec)?);
-            peer.fed = codec;
         }
         Ok(Some(peer))
     }
