@@ -8,9 +8,10 @@
 //!                                                                           ─▶ VP8 viewers
 //! ```
 //!
-//! Its queue is leaky and holds a frame or two: an encoder that falls behind (software VP8 on
-//! a Pi) drops frames of its own, never holds up the capture or the H.264 encode. Keyframe
-//! requests from VP8 viewers go through a [`KeyframeGate`] of its own, as H.264 ones do.
+//! Its queue is leaky and holds at most 200 ms of frames: an encoder that falls behind
+//! (software VP8 on a Pi) drops frames of its own, never holds up the capture or the H.264
+//! encode. Keyframe requests from VP8 viewers go through a [`KeyframeGate`] of its own, as
+//! H.264 ones do.
 //!
 //! This file builds, attaches and detaches the encode; fanout.rs decides when (the first VP8
 //! viewer, the last one gone) and owns the pipeline.
@@ -39,6 +40,11 @@ const CPU_USED: i32 = 16;
 /// Encoder threads: two of a Pi's four cores, leaving the rest to the capture, the H.264
 /// encode and the network.
 const THREADS: i32 = 2;
+
+/// Raw frames the encode's queue holds before it drops the oldest, nanoseconds: 200 ms (six
+/// frames at 30 fps) ride out the moments a busy machine does not schedule the encoder,
+/// without letting a slow encoder fall further behind than that.
+const QUEUE_TIME_NS: u64 = 200_000_000;
 
 /// Whether the VP8 encode can be built on this machine.
 pub fn available() -> bool {
@@ -74,9 +80,9 @@ impl Vp8Encode {
                 .map_err(|_| MediaError::MissingElement(factory.to_owned()))
         };
         let queue = gst::ElementFactory::make("queue")
-            .property("max-size-buffers", 2u32)
+            .property("max-size-buffers", 0u32)
             .property("max-size-bytes", 0u32)
-            .property("max-size-time", 0u64)
+            .property("max-size-time", QUEUE_TIME_NS)
             .property_from_str("leaky", "downstream")
             .build()
             .map_err(|_| MediaError::MissingElement("queue".into()))?;
