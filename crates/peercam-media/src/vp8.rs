@@ -37,9 +37,11 @@ const KEYFRAME_MAX_DIST: i32 = 60;
 /// libvpx's speed for real time: the fastest setting, where a Pi's cores keep up at 720p.
 const CPU_USED: i32 = 16;
 
-/// Encoder threads: two of a Pi's four cores, leaving the rest to the capture, the H.264
-/// encode and the network.
-const THREADS: i32 = 2;
+/// Encoder threads: one. libvpx's threads wait for each other on every frame, so on a busy
+/// machine one descheduled thread holds up the frame; one thread on one core (of a Pi's four)
+/// kept 30 fps where two did not (BENCHMARKS.md), and leaves the other cores to the capture,
+/// the H.264 encode and the network.
+const THREADS: i32 = 1;
 
 /// Raw frames the encode's queue holds before it drops the oldest, nanoseconds: 200 ms (six
 /// frames at 30 fps) ride out the moments a busy machine does not schedule the encoder,
