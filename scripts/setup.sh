@@ -20,6 +20,8 @@ if [ "$want_test" = 1 ]; then
   # nftables: the lossy-link test drops packets with it.
   packages+=(chromium iproute2 util-linux systemd avahi-daemon avahi-utils openssl dbus-daemon
     nftables)
+  # firefox-esr: a second browser (without H.264 offline: it watches the VP8 encode).
+  packages+=(firefox-esr)
   # python3-venv: the aiortc interop test's virtualenv (tests/aiortc).
   packages+=(python3 python3-venv)
   # Any working Node.js will do (it may come from outside Debian with its own npm).
@@ -44,7 +46,8 @@ if ! command -v cargo >/dev/null; then
 fi
 
 if [ "$want_test" = 1 ] && [ -f tests/browser/package.json ]; then
-  (cd tests/browser && { [ -d node_modules/playwright-core ] || PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error; })
+  (cd tests/browser && { { [ -d node_modules/playwright-core ] && [ -d node_modules/puppeteer-core ]; } ||
+    PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error; })
 fi
 # aiortc (a Python WebRTC stack) for the interop test, in a virtualenv of its own; installed
 # again only when its pinned versions change.

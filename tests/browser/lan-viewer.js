@@ -1,20 +1,27 @@
-// One headless Chromium watching a device's page over a real link, reporting what it saw as
+// A headless browser watching a device's page over a real link, reporting what it saw as
 // JSON on stdout. Not a test of its own: crates/peercam/tests/loss_netns.rs runs it in the
 // "laptop" network namespace and judges the figures.
 //
-//   node tests/browser/lan-viewer.js URL SECONDS
+//   node tests/browser/lan-viewer.js URL SECONDS [chromium|firefox] [PAGES]
 //
-// It waits for the first decoded frame, lets the stream settle for 2 s, then for SECONDS
-// samples the inbound video's getStats() once a second and times every frame shown with
-// requestVideoFrameCallback (the longest gap between two shown frames is the worst freeze a
-// person would have seen). CHROMIUM_BIN overrides /usr/bin/chromium.
+// It opens the device's page in PAGES browsers (default 1; one browser each, so that every
+// page is in front and shows its frames as a person's would), waits for each one's first
+// decoded frame,
+// lets the streams settle for 2 s, then for SECONDS samples each page's inbound video
+// getStats() once a second and times every frame shown with requestVideoFrameCallback (the
+// longest gap between two shown frames is the worst freeze a person would have seen). At the
+// end it reads the device's /api/stats from the page. Chromium comes through playwright-core
+// (CHROMIUM_BIN overrides /usr/bin/chromium), Firefox through puppeteer-core over WebDriver
+// BiDi (FIREFOX_BIN overrides /usr/bin/firefox-esr); the figures are the same for both.
 
 import { chromium } from 'playwright-core';
+import puppeteer from 'puppeteer-core';
 
-const [url, secondsArg] = process.argv.slice(2);
+const [url, secondsArg, browserArg = 'chromium', pagesArg = '1'] = process.argv.slice(2);
 const seconds = Number(secondsArg || 20);
-if (!url || !(seconds > 0)) {
-  console.error('usage: node lan-viewer.js URL SECONDS');
+const pageCount = Number(pagesArg);
+if (!url || !(seconds > 0) || !['chromium', 'firefox'].includes(browserArg) || !(pageCount >= 1)) {
+  console.error('usage: node lan-viewer.js URL SECONDS [chromium|firefox] [PAGES]');
   process.exit(2);
 }
 
@@ -43,17 +50,23 @@ const inbound = async () => {
     'freezeCount',
     'totalFreezesDuration',
     'retransmittedPacketsReceived',
+    'framesReceived',
+    'framesDropped',
   ];
   const sum = Object.fromEntries(keys.map((k) => [k, 0]));
   sum.frameWidth = 0;
+  const codecs = new Set();
   for (const pc of window.__pcs) {
     const report = await pc.getStats().catch(() => null);
     report?.forEach((r) => {
       if (r.type !== 'inbound-rtp' || r.kind !== 'video') return;
       for (const k of keys) sum[k] += r[k] || 0;
       sum.frameWidth = Math.max(sum.frameWidth, r.frameWidth || 0);
+      const codec = r.codecId && report.get(r.codecId);
+      if (codec?.mimeType) codecs.add(codec.mimeType);
     });
   }
+  sum.codecs = [...codecs].sort().join(',');
   return sum;
 };
 
@@ -73,57 +86,113 @@ const timeFrames = () => {
   window.__gaps = () => ({ ...state });
 };
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM_BIN || '/usr/bin/chromium',
-  headless: true,
-  chromiumSandbox: false,
-  args: [
-    '--disable-gpu',
-    '--disable-quic',
-    '--no-first-run',
-    '--disable-background-networking',
-    '--disable-component-update',
-    '--disable-sync',
-    '--autoplay-policy=no-user-gesture-required',
-    '--disable-features=WebRtcHideLocalIpsWithMdns',
-  ],
-});
-try {
-  const page = await browser.newPage({ viewport: { width: 960, height: 600 } });
-  await page.addInitScript(recordPeerConnections);
-  await page.goto(url);
-  const deadline = Date.now() + 30000;
-  for (;;) {
-    const s = await page.evaluate(inbound);
-    if (s.framesDecoded > 0 && s.frameWidth > 0) break;
-    if (Date.now() > deadline) throw new Error(`no decoded frame within 30 s at ${url}`);
-    await new Promise((r) => setTimeout(r, 200));
+// The two drivers behind one small interface: open a page, run a script in every document
+// it loads, evaluate in it, close.
+const launch = async () => {
+  if (browserArg === 'firefox') {
+    const browser = await puppeteer.launch({
+      browser: 'firefox',
+      executablePath: process.env.FIREFOX_BIN || '/usr/bin/firefox-esr',
+      headless: true,
+      extraPrefsFirefox: {
+        'media.autoplay.default': 0,
+        'media.peerconnection.ice.obfuscate_host_addresses': false,
+      },
+    });
+    return {
+      version: await browser.version(),
+      newPage: async (init) => {
+        const page = await browser.newPage();
+        await page.setViewport({ width: 960, height: 600 });
+        await page.evaluateOnNewDocument(init);
+        return page;
+      },
+      close: () => browser.close(),
+    };
   }
-  await new Promise((r) => setTimeout(r, 2000));
-  await page.evaluate(timeFrames);
-  const start = await page.evaluate(inbound);
-  const samples = [];
-  const began = Date.now();
-  for (let i = 1; i <= seconds; i++) {
-    await new Promise((r) => setTimeout(r, began + i * 1000 - Date.now()));
-    samples.push(await page.evaluate(inbound));
-  }
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM_BIN || '/usr/bin/chromium',
+    headless: true,
+    chromiumSandbox: false,
+    args: [
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--autoplay-policy=no-user-gesture-required',
+      '--disable-features=WebRtcHideLocalIpsWithMdns',
+    ],
+  });
+  return {
+    version: `chromium ${browser.version()}`,
+    newPage: async (init) => {
+      const page = await browser.newPage({ viewport: { width: 960, height: 600 } });
+      await page.addInitScript(init);
+      return page;
+    },
+    close: () => browser.close(),
+  };
+};
+
+// What one page saw over the window, from its first and per-second samples.
+const summary = (start, samples, shown) => {
   const end = samples[samples.length - 1];
-  const shown = await page.evaluate(() => window.__gaps());
-  const diff = Object.fromEntries(Object.keys(end).map((k) => [k, end[k] - start[k]]));
+  const numeric = Object.keys(end).filter((k) => typeof end[k] === 'number');
+  const diff = Object.fromEntries(numeric.map((k) => [k, end[k] - start[k]]));
   diff.totalFreezesDuration = Math.round(diff.totalFreezesDuration * 1000) / 1000;
   const perSecond = samples.map((s, i) => s.framesDecoded - (i ? samples[i - 1] : start).framesDecoded);
-  const report = {
-    seconds,
+  return {
     fps: diff.framesDecoded / seconds,
     minFramesInASecond: Math.min(...perSecond),
     framesShown: shown.frames,
     longestGapMs: Math.round(shown.maxGapMs),
     frameWidth: end.frameWidth,
+    codecs: end.codecs,
     window: diff,
     perSecond,
   };
+};
+
+const browsers = [];
+try {
+  const pages = [];
+  for (let i = 0; i < pageCount; i++) {
+    const browser = await launch();
+    browsers.push(browser);
+    const page = await browser.newPage(recordPeerConnections);
+    await page.goto(url);
+    const deadline = Date.now() + 30000;
+    for (;;) {
+      const s = await page.evaluate(inbound);
+      if (s.framesDecoded > 0 && s.frameWidth > 0) break;
+      if (Date.now() > deadline) throw new Error(`no decoded frame within 30 s at ${url} (page ${i + 1})`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    pages.push(page);
+  }
+  await new Promise((r) => setTimeout(r, 2000));
+  const starts = [];
+  for (const page of pages) {
+    await page.evaluate(timeFrames);
+    starts.push(await page.evaluate(inbound));
+  }
+  const samples = pages.map(() => []);
+  const began = Date.now();
+  for (let i = 1; i <= seconds; i++) {
+    await new Promise((r) => setTimeout(r, began + i * 1000 - Date.now()));
+    for (const [n, page] of pages.entries()) samples[n].push(await page.evaluate(inbound));
+  }
+  const each = [];
+  for (const [n, page] of pages.entries()) {
+    each.push(summary(starts[n], samples[n], await page.evaluate(() => window.__gaps())));
+  }
+  // The device's counts while every page still watches (its encoders among them).
+  const stats = await pages[0].evaluate(() => fetch('/api/stats').then((r) => r.json()));
+  // The first page's figures at the top level, as a single-page report has always had them.
+  const report = { seconds, browser: browsers[0].version, ...each[0], pages: each, stats };
   process.stdout.write(`${JSON.stringify(report)}\n`);
 } finally {
-  await browser.close();
+  await Promise.all(browsers.map((b) => b.close()));
 }

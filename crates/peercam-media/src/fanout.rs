@@ -17,6 +17,9 @@
 //! Keyframe requests (the viewers' PLI/FIR, which webrtcbin turns into upstream
 //! GstForceKeyUnit events, and the device's own) all reach the encoder through the tee's sink
 //! pad, where a probe applies [`KeyframeGate`].
+//!
+//! A tee (`raw`) in front of the H.264 encoder lets the shared VP8 encode ([`Vp8Encode`]) take
+//! the same frames, placeholder included; it runs only while a VP8 viewer is linked.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -25,9 +28,19 @@ use gstreamer as gst;
 use gstreamer::glib;
 use gstreamer::prelude::*;
 
+use peercam_sdp::Codec;
+
 use super::keyframes::{KeyframeGate, Verdict};
 use super::MediaError;
+use crate::payload::sink_name;
 use crate::source_switch::SourceSwitch;
+use crate::vp8::{self, Vp8Encode};
+
+/// The VP8 bitrate when the H.264 encoder's cannot be read, bits/s.
+const VP8_FALLBACK_BITRATE: u32 = 1_500_000;
+
+/// How many elements upstream of the tee the H.264 encoder is looked for.
+const ENCODER_SEARCH_DEPTH: usize = 16;
 
 /// The shared capture pipeline and its tee.
 pub struct Fanout {
@@ -38,6 +51,12 @@ pub struct Fanout {
     switch: Option<SourceSwitch>,
     /// Spaces the keyframes the shared encoder is asked for.
     keyframes: Arc<Mutex<KeyframeGate>>,
+    /// The tee on the raw frames in front of the H.264 encoder, when one could be put there.
+    raw: Option<gst::Element>,
+    /// The VP8 encode's bitrate, bits/s: the H.264 encoder's.
+    vp8_bitrate: u32,
+    /// The shared VP8 encode, while a VP8 viewer is linked.
+    vp8: Option<Vp8Encode>,
 }
 
 impl Fanout {
@@ -51,6 +70,15 @@ impl Fanout {
         let tee = pipeline
             .by_name("fanout")
             .ok_or_else(|| MediaError::Pipeline("tee missing".into()))?;
+        // Before the switch is found: what is downstream of it is shared, not the source's.
+        let (raw, vp8_bitrate) = match vp8::available().then(|| raw_tee(&pipeline, &tee)) {
+            Some(Ok((raw, bitrate))) => (Some(raw), bitrate),
+            Some(Err(why)) => {
+                log::info!("no VP8 for this capture: {why}");
+                (None, 0)
+            }
+            None => (None, 0),
+        };
         let switch = SourceSwitch::find(&pipeline)?;
         let keyframes = Arc::new(Mutex::new(KeyframeGate::default()));
         gate_keyframe_requests(&tee, &keyframes);
@@ -60,7 +88,39 @@ impl Fanout {
             branches: 0,
             switch,
             keyframes,
+            raw,
+            vp8_bitrate,
+            vp8: None,
         })
+    }
+
+    /// The codecs this capture can send, in the camera's order of preference: H.264, and VP8
+    /// when its raw frames can be reached and the VP8 elements are installed.
+    pub fn codecs(&self) -> Vec<Codec> {
+        let mut codecs = vec![Codec::H264];
+        if self.raw.is_some() {
+            codecs.push(Codec::Vp8);
+        }
+        codecs
+    }
+
+    /// Encoders running: (H.264, VP8), each 0 or 1.
+    pub fn encoders(&self) -> (usize, usize) {
+        (
+            usize::from(self.is_playing()),
+            usize::from(self.vp8.is_some()),
+        )
+    }
+
+    /// Branches fed from the VP8 encode.
+    pub fn vp8_branches(&self) -> usize {
+        self.vp8.as_ref().map_or(0, |v| v.tee().src_pads().len())
+    }
+
+    /// The codecs a capture with this launch line can send (built and thrown away, nothing
+    /// started); H.264 alone if it cannot be built.
+    pub fn codecs_of(launch: &str) -> Vec<Codec> {
+        Fanout::new(launch).map_or_else(|_| vec![Codec::H264], |f| f.codecs())
     }
 
     /// The pipeline (for its bus and for adding branch elements).
@@ -108,63 +168,164 @@ impl Fanout {
         Ok(())
     }
 
-    /// Feeds an added branch from the tee and asks for a keyframe. Returns the tee pad,
-    /// needed to remove the branch.
-    pub fn link(&mut self, bin: &gst::Bin) -> Result<gst::Pad, MediaError> {
+    /// Feeds an added branch from `codec`'s encode (starting the VP8 one if it is the first
+    /// VP8 viewer) and asks that encoder for a keyframe. Returns the tee pad, needed to unlink
+    /// or remove the branch.
+    pub fn link(&mut self, bin: &gst::Bin, codec: Codec) -> Result<gst::Pad, MediaError> {
         let sink = bin
-            .static_pad("sink")
-            .ok_or_else(|| MediaError::Pipeline("branch has no sink pad".into()))?;
-        let tee_pad = self
-            .tee
+            .static_pad(sink_name(codec))
+            .ok_or_else(|| MediaError::Pipeline(format!("branch has no {} input", codec.name())))?;
+        let tee = match codec {
+            Codec::H264 => self.tee.clone(),
+            Codec::Vp8 => self.vp8_tee()?,
+        };
+        let tee_pad = tee
             .request_pad_simple("src_%u")
             .ok_or_else(|| MediaError::Pipeline("tee refused a pad".into()))?;
         if let Err(e) = tee_pad.link(&sink) {
-            self.tee.release_request_pad(&tee_pad);
+            tee.release_request_pad(&tee_pad);
+            self.stop_vp8_if_unwatched();
             return Err(MediaError::Pipeline(format!("linking branch: {e:?}")));
         }
         // A branch added to a playing pipeline is not part of the latency computed at start;
         // without this, each rtpsession warns for every packet and RTCP times drift.
         let _ = self.pipeline.recalculate_latency();
-        self.force_keyframe();
+        match (codec, &self.vp8) {
+            (Codec::Vp8, Some(vp8)) => vp8.force_keyframe(),
+            _ => force_keyframe_at(&self.tee, &self.keyframes),
+        }
         Ok(tee_pad)
     }
 
+    /// The VP8 encode's tee, starting the encode if it is not running.
+    fn vp8_tee(&mut self) -> Result<gst::Element, MediaError> {
+        if let Some(vp8) = &self.vp8 {
+            return Ok(vp8.tee().clone());
+        }
+        let Some(raw) = &self.raw else {
+            return Err(MediaError::Pipeline(
+                "this capture has no raw frames to encode VP8 from".into(),
+            ));
+        };
+        let vp8 = Vp8Encode::start(&self.pipeline, raw, self.vp8_bitrate)?;
+        let tee = vp8.tee().clone();
+        self.vp8 = Some(vp8);
+        Ok(tee)
+    }
+
+    /// Stops the VP8 encode when no viewer is fed from it any more.
+    fn stop_vp8_if_unwatched(&mut self) {
+        let unwatched = self
+            .vp8
+            .as_ref()
+            .is_some_and(|v| v.tee().src_pads().is_empty());
+        if !unwatched {
+            return;
+        }
+        if let (Some(vp8), Some(raw)) = (self.vp8.take(), &self.raw) {
+            vp8.stop(&self.pipeline, raw);
+        }
+    }
+
+    /// Stops feeding a branch through `tee_pad` (between two buffers, so the tee never pushes
+    /// into a half-unlinked branch) and gives the pad back; the VP8 encode stops with its
+    /// last viewer. The branch stays in the pipeline.
+    pub fn unlink(&mut self, tee_pad: &gst::Pad) {
+        if let Some(peer) = tee_pad.peer() {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<()>(1);
+            tee_pad.add_probe(gst::PadProbeType::IDLE, move |pad, _| {
+                let _ = pad.unlink(&peer);
+                let _ = tx.try_send(());
+                gst::PadProbeReturn::Remove
+            });
+            // Branch queues are leaky, so the tee is never blocked for long.
+            let _ = rx.recv_timeout(Duration::from_secs(2));
+        }
+        if let Some(tee) = tee_pad.parent_element() {
+            tee.release_request_pad(tee_pad);
+        }
+        self.stop_vp8_if_unwatched();
+    }
+
     /// Takes a branch (fed or not) out of the pipeline without stopping it: its owner stops
-    /// it once its webrtcbin has settled (see [`crate::retiring`]). Stops capture when it was
-    /// the last.
+    /// it once its webrtcbin has settled (see [`crate::retiring`]). The VP8 encode stops with
+    /// its last viewer, and capture with the last branch.
     pub fn detach(&mut self, bin: &gst::Bin, tee_pad: Option<&gst::Pad>) {
         self.branches = self.branches.saturating_sub(1);
         if let Some(pad) = tee_pad {
-            if let Some(peer) = pad.peer() {
-                // Unlink between two buffers so the tee never pushes into a half-removed
-                // branch.
-                let (tx, rx) = std::sync::mpsc::sync_channel::<()>(1);
-                pad.add_probe(gst::PadProbeType::IDLE, move |pad, _| {
-                    let _ = pad.unlink(&peer);
-                    let _ = tx.try_send(());
-                    gst::PadProbeReturn::Remove
-                });
-                // Branch queues are leaky, so the tee is never blocked for long.
-                let _ = rx.recv_timeout(Duration::from_secs(2));
-            }
-            self.tee.release_request_pad(pad);
+            self.unlink(pad);
         }
         let _ = self.pipeline.remove(bin);
         if self.branches == 0 {
             // Nothing streams after this.
+            if let (Some(vp8), Some(raw)) = (self.vp8.take(), &self.raw) {
+                vp8.stop(&self.pipeline, raw);
+            }
             let _ = self.pipeline.set_state(gst::State::Null);
         }
     }
 
-    /// Asks the encoder for a keyframe with SPS/PPS (a viewer joined): always sent, and
-    /// counted by the keyframe gate.
+    /// Asks every running encoder for a keyframe (with SPS/PPS for H.264: a viewer
+    /// connected, or the picture changed): always sent, and counted by the keyframe gates.
     pub fn force_keyframe(&self) {
-        lock(&self.keyframes).force(Instant::now());
-        // Pushed from the tee's sink pad, the event travels upstream to the encoder.
-        if let Some(pad) = self.tee.static_pad("sink") {
-            pad.push_event(gated_key_unit_event());
+        force_keyframe_at(&self.tee, &self.keyframes);
+        if let Some(vp8) = &self.vp8 {
+            vp8.force_keyframe();
         }
     }
+}
+
+/// Asks the encoder feeding `tee` for a keyframe, past `gate` (which counts it).
+pub(crate) fn force_keyframe_at(tee: &gst::Element, gate: &Mutex<KeyframeGate>) {
+    lock(gate).force(Instant::now());
+    // Pushed from the tee's sink pad, the event travels upstream to the encoder.
+    if let Some(pad) = tee.static_pad("sink") {
+        pad.push_event(gated_key_unit_event());
+    }
+}
+
+/// Puts a tee named `raw` in front of the H.264 encoder (the first video encoder upstream of
+/// `tee`), so that other encodes can take the same raw frames; the H.264 encoder's bitrate
+/// (bits/s) with it. The pipeline is left as it was when there is none.
+fn raw_tee(pipeline: &gst::Pipeline, tee: &gst::Element) -> Result<(gst::Element, u32), String> {
+    let mut pad = tee.static_pad("sink").and_then(|p| p.peer());
+    for _ in 0..ENCODER_SEARCH_DEPTH {
+        let Some(element) = pad.as_ref().and_then(|p| p.parent_element()) else {
+            break;
+        };
+        let [sink] = element
+            .sink_pads()
+            .try_into()
+            .map_err(|_| format!("{} does not have exactly one input", element.name()))?;
+        let klass = element
+            .factory()
+            .map(|f| f.metadata("klass").unwrap_or_default().to_owned())
+            .unwrap_or_default();
+        if !(klass.contains("Encoder") && klass.contains("Video")) {
+            pad = sink.peer();
+            continue;
+        }
+        let upstream = sink
+            .peer()
+            .ok_or_else(|| format!("nothing feeds {}", element.name()))?;
+        let raw = gst::ElementFactory::make("tee")
+            .name("raw")
+            .property("allow-not-linked", true)
+            .build()
+            .map_err(|_| "tee missing".to_owned())?;
+        pipeline.add(&raw).map_err(|e| e.to_string())?;
+        let (raw_sink, raw_src) = match (raw.static_pad("sink"), raw.request_pad_simple("src_%u")) {
+            (Some(s), Some(r)) => (s, r),
+            _ => return Err("the raw tee has no pads".into()),
+        };
+        upstream.unlink(&sink).map_err(|e| e.to_string())?;
+        // Relinking what was linked cannot fail on caps: the tee passes any.
+        upstream.link(&raw_sink).map_err(|e| format!("{e:?}"))?;
+        raw_src.link(&sink).map_err(|e| format!("{e:?}"))?;
+        let bitrate = vp8::bitrate_of(&element, VP8_FALLBACK_BITRATE);
+        return Ok((raw, bitrate));
+    }
+    Err("no video encoder found upstream of the encoded stream".into())
 }
 
 /// Set on the keyframe requests that already went through the gate (the device's own and
@@ -185,7 +346,7 @@ fn lock(gate: &Mutex<KeyframeGate>) -> std::sync::MutexGuard<'_, KeyframeGate> {
 
 /// Puts `gate` in front of the encoder: every upstream keyframe request leaving the tee's sink
 /// pad that has not been through the gate is passed, held or dropped as it says.
-fn gate_keyframe_requests(tee: &gst::Element, gate: &Arc<Mutex<KeyframeGate>>) {
+pub(crate) fn gate_keyframe_requests(tee: &gst::Element, gate: &Arc<Mutex<KeyframeGate>>) {
     let Some(pad) = tee.static_pad("sink") else {
         return;
     };

@@ -8,7 +8,8 @@
 //!   (the choice), [`check`] (the report).
 //! - Serving peers: [`worker`] (the process and its loop), [`negotiation`] (each peer's
 //!   negotiation, pure), [`fanout`] (capture, encode and the tee), [`keyframes`] (when the
-//!   shared encoder may start a keyframe, pure), [`source_switch`] (the placeholder fed to the
+//!   shared encoder may start a keyframe, pure), [`vp8`] (the shared VP8 encode for viewers
+//!   without H.264), [`payload`] (a branch's per-codec RTP chain), [`source_switch`] (the placeholder fed to the
 //!   encoder while the camera source has failed), [`source_health`] (when the source has
 //!   failed and when to reopen it, pure), [`peer`] (one webrtcbin branch), [`retiring`] (when a
 //!   departed peer may be stopped, pure), [`ice`] (remote
@@ -22,6 +23,7 @@ pub mod ice;
 pub mod keyframes;
 pub mod launch;
 pub mod negotiation;
+pub mod payload;
 pub mod peer;
 pub mod pipeline;
 pub mod probe;
@@ -29,6 +31,7 @@ pub mod retiring;
 pub mod select;
 pub mod source_health;
 pub mod source_switch;
+pub mod vp8;
 pub mod worker;
 
 pub use peercam_wire::{config, install, logging};

@@ -5,6 +5,9 @@
 //!   tee ! queue leaky ! rtph264pay ! capsfilter(application/x-rtp) ! webrtcbin
 //! ```
 //!
+//! A branch that offers VP8 as well has a second chain, fed from the shared VP8 encode once
+//! the viewer's answer chose it (see payload.rs).
+//!
 //! GStreamer calls back on its own threads; the handlers here hold only weak references and
 //! forward [`PeerEvent`]s to the owner (the worker's loop), which does every state change.
 //! When the peer leaves, the owner detaches the branch, has it settle ([`Peer::settle`]) and
@@ -20,9 +23,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
-use peercam_sdp::relabel_h264;
+use peercam_sdp::{relabel_h264, Codec};
 
 use super::MediaError;
+use crate::payload::{caps_ready, rtp_caps, Feeds};
 use peercam_wire::IceSettings;
 
 /// Identifies a peer: (the device's member that talks to it, the remote member).
@@ -74,8 +78,7 @@ pub enum Role {
 /// fed and counted for as long as its member stays connected to signaling.
 pub const SILENCE_LIMIT: Duration = Duration::from_secs(15);
 
-/// The RTP payload type of the device's video when it offers.
-pub const OFFER_PT: u8 = 96;
+pub use crate::payload::{OFFER_PT, OFFER_VP8_PT};
 
 /// A webrtcbin branch.
 pub struct Peer {
@@ -83,10 +86,12 @@ pub struct Peer {
     role: Role,
     bin: gst::Bin,
     webrtc: gst::Element,
-    pay: gst::Element,
-    capsfilter: gst::Element,
+    /// What feeds webrtcbin: a payload chain per codec.
+    feeds: Feeds,
     /// The tee pad feeding this branch, once attached.
     pub tee_pad: Option<gst::Pad>,
+    /// The codec fed through `tee_pad`.
+    pub fed: Codec,
     /// Answerer: the offer's video m-line.
     offered_mline: Option<u32>,
     /// Answerer: the offer's text and H.264 payload type, until our caps have settled.
@@ -166,6 +171,13 @@ fn repair_losses(webrtc: &gst::Element, transceiver: &gst_webrtc::WebRTCRTPTrans
         let size = |rtx: &gst::Element| {
             rtx.set_property("max-size-time", RTX_HISTORY_MS);
             rtx.set_property("max-size-packets", RTX_HISTORY_PACKETS);
+            rtx.connect_notify(Some("payload-type-map"), |rtx, _| {
+                let map = rtx.property::<Option<gst::Structure>>("payload-type-map");
+                log::debug!(
+                    "retransmission payload types: {}",
+                    map.map(|m| m.to_string()).unwrap_or_default()
+                );
+            });
             log::debug!(
                 "retransmission history: {RTX_HISTORY_MS} ms, at most {RTX_HISTORY_PACKETS} packets"
             );
@@ -190,15 +202,6 @@ fn is_rtx_sender(element: &gst::Element) -> bool {
         .is_some_and(|f| f.name().as_str() == "rtprtxsend")
 }
 
-fn rtp_caps(pt: u8) -> gst::Caps {
-    gst::Caps::builder("application/x-rtp")
-        .field("media", "video")
-        .field("encoding-name", "H264")
-        .field("payload", i32::from(pt))
-        .field("clock-rate", 90000i32)
-        .build()
-}
-
 /// The RTP caps an offer needs for a stream with these H.264 caps (as the encoder produced
 /// them, with `codec_data`): what the branch's payloader will report once a frame reaches it.
 /// A viewer joining a running stream so gets its offer at once instead of after the next
@@ -220,7 +223,7 @@ pub fn offer_caps(h264: &gst::CapsRef) -> Option<gst::Caps> {
 /// produces (caps naming one would refuse any other and stop the capture), and the offer's
 /// text states the profile the stream had before ([`state_profile`]).
 pub fn early_offer_caps() -> gst::Caps {
-    let mut caps = rtp_caps(OFFER_PT);
+    let mut caps = rtp_caps(Codec::H264, OFFER_PT);
     if let Some(s) = caps.make_mut().structure_mut(0) {
         s.set("packetization-mode", "1");
         s.set("level-asymmetry-allowed", "1");
@@ -317,29 +320,22 @@ impl Outbox {
 }
 
 impl Peer {
-    /// Builds the branch (not yet attached to the tee); its DTLS certificate is `dtls_pem`
-    /// (certificate and key) when given, else GStreamer's own.
+    /// Builds the branch (not yet attached to a tee) for `codecs` (an offerer: those it
+    /// offers, the first fed at first; an answerer: the one chosen); its DTLS certificate is
+    /// `dtls_pem` (certificate and key) when given, else GStreamer's own.
     pub fn new(
         key: PeerKey,
         role: Role,
+        codecs: &[Codec],
         ice: &IceSettings,
         dtls_pem: Option<&str>,
         events: EventSender,
     ) -> Result<Peer, MediaError> {
+        let fail = |e: &dyn std::fmt::Display| MediaError::Pipeline(e.to_string());
         let bin = gst::Bin::with_name(&format!("peer-{}", key.1));
-        let queue = gst::ElementFactory::make("queue")
-            .property("max-size-buffers", 0u32)
-            .property("max-size-bytes", 0u32)
-            .property("max-size-time", 500_000_000u64)
-            .property_from_str("leaky", "downstream")
-            .build()
-            .map_err(|_| MediaError::MissingElement("queue".into()))?;
-        let pay = make("rtph264pay")?;
-        pay.set_property("config-interval", -1i32);
-        pay.set_property_from_str("aggregate-mode", "zero-latency");
-        pay.set_property("pt", u32::from(OFFER_PT));
-        let capsfilter = make("capsfilter")?;
-        capsfilter.set_property("caps", rtp_caps(OFFER_PT));
+        let Some(&fed) = codecs.first() else {
+            return Err(MediaError::Pipeline("a branch needs a codec".into()));
+        };
         let webrtc = make("webrtcbin")?;
         webrtc.set_property_from_str("bundle-policy", "max-bundle");
         if let Some(pem) = dtls_pem {
@@ -353,28 +349,17 @@ impl Peer {
             agent.emit_by_name::<bool>("add-local-ip-address", &[&addr.to_string()]);
         }
         tune_ice_agent(&agent);
-        bin.add_many([&queue, &pay, &capsfilter, &webrtc])
-            .map_err(|e| MediaError::Pipeline(e.to_string()))?;
-        gst::Element::link_many([&queue, &pay, &capsfilter])
-            .map_err(|e| MediaError::Pipeline(e.to_string()))?;
-        let sink = queue
-            .static_pad("sink")
-            .ok_or_else(|| MediaError::Pipeline("queue has no sink pad".into()))?;
-        let ghost = gst::GhostPad::builder_with_target(&sink)
-            .map_err(|e| MediaError::Pipeline(e.to_string()))?
-            .name("sink")
-            .build();
-        bin.add_pad(&ghost)
-            .map_err(|e| MediaError::Pipeline(e.to_string()))?;
+        bin.add(&webrtc).map_err(|e| fail(&e))?;
+        let feeds = Feeds::build(&bin, codecs)?;
 
         let peer = Peer {
             key: key.clone(),
             role,
             bin,
             webrtc,
-            pay,
-            capsfilter,
+            feeds,
             tee_pad: None,
+            fed,
             offered_mline: None,
             pending_offer: None,
             outbox: Outbox {
@@ -489,7 +474,7 @@ impl Peer {
         });
         // The caps carrying profile-level-id are what make the offer's a=fmtp right.
         let out = self.outbox.clone();
-        if let Some(src) = self.capsfilter.static_pad("src") {
+        if let Some(src) = self.feeds.first().and_then(|c| c.src().ok()) {
             src.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |_, info| {
                 let Some(gst::PadProbeData::Event(ev)) = &info.data else {
                     return gst::PadProbeReturn::Ok;
@@ -498,10 +483,7 @@ impl Peer {
                     return gst::PadProbeReturn::Ok;
                 };
                 let caps = c.caps_owned();
-                let ready = caps
-                    .structure(0)
-                    .is_some_and(|s| s.has_field("profile-level-id"));
-                if ready {
+                if caps_ready(&caps) {
                     out.send(PeerEvent::CapsReady(caps));
                     gst::PadProbeReturn::Remove
                 } else {
@@ -516,11 +498,9 @@ impl Peer {
             .webrtc
             .request_pad_simple("sink_%u")
             .ok_or_else(|| MediaError::Pipeline("webrtcbin refused a sink pad".into()))?;
-        let src = self
-            .capsfilter
-            .static_pad("src")
-            .ok_or_else(|| MediaError::Pipeline("capsfilter has no src pad".into()))?;
-        src.link(&pad)
+        self.feeds
+            .out()?
+            .link(&pad)
             .map_err(|e| MediaError::Pipeline(format!("linking webrtcbin: {e:?}")))?;
         if let Some(t) = pad.property::<Option<gst_webrtc::WebRTCRTPTransceiver>>("transceiver") {
             t.set_direction(gst_webrtc::WebRTCRTPTransceiverDirection::Sendonly);
@@ -529,17 +509,29 @@ impl Peer {
         Ok(pad)
     }
 
-    /// Offerer: makes the offer (call once caps are ready).
+    /// Makes `codec` (which its offer listed) what feeds the branch; its sink pad for that
+    /// codec is then ready to be linked to the codec's encode.
+    pub fn switch_to(&mut self, codec: Codec) -> Result<(), MediaError> {
+        self.feeds.switch_to(codec)?;
+        self.fed = codec;
+        Ok(())
+    }
+
+    /// Offerer: makes the offer (call once caps are ready): H.264 with `caps`, and the
+    /// branch's other codecs after it, as second choices.
     pub fn create_offer(&self, caps: &gst::Caps) {
         if let Some(t) = self
             .webrtc
             .emit_by_name::<Option<gst_webrtc::WebRTCRTPTransceiver>>("get-transceiver", &[&0i32])
         {
-            t.set_property("codec-preferences", caps);
+            t.set_property("codec-preferences", self.feeds.offered(caps));
         }
-        let promise = self
-            .outbox
-            .promise(|reply, out| out.send(description_from_reply(reply, "offer")));
+        let release = self.feeds.release_when_offered();
+        let promise = self.outbox.promise(move |reply, out| {
+            // The offer is made: the stream may reach webrtcbin now.
+            release();
+            out.send(description_from_reply(reply, "offer"));
+        });
         self.webrtc
             .emit_by_name::<()>("create-offer", &[&None::<gst::Structure>, &promise]);
     }
@@ -560,7 +552,7 @@ impl Peer {
         self.bin
             .set_state(gst::State::Ready)
             .map_err(|_| fail("webrtcbin did not start"))?;
-        let caps = early_offer_caps();
+        let caps = self.feeds.offered(&early_offer_caps());
         if let Some(t) = self
             .webrtc
             .emit_by_name::<Option<gst_webrtc::WebRTCRTPTransceiver>>("get-transceiver", &[&0i32])
@@ -583,7 +575,8 @@ impl Peer {
     }
 
     /// Answerer, step 1: links a sending transceiver for the offer's video, as chosen
-    /// (`peercam_sdp::check_offer`: section `mline`, H.264 under payload type `pt`). The
+    /// (`peercam_sdp::check_offer`: section `mline`, the branch's codec under payload type
+    /// `pt`). The
     /// offer is applied later ([`Peer::apply_offer`]), once our stream's caps have settled:
     /// webrtcbin 1.22 pairs an offer's m-line with an existing transceiver of the same kind,
     /// and after the offer is applied it would refuse our caps over a label difference
@@ -594,8 +587,9 @@ impl Peer {
                 "payload type {pt} is out of range"
             )));
         }
-        self.pay.set_property("pt", u32::from(pt));
-        self.capsfilter.set_property("caps", rtp_caps(pt));
+        if let Some(chain) = self.feeds.first() {
+            chain.set_pt(pt);
+        }
         self.link_webrtc_pad()?;
         self.offered_mline = Some(mline);
         self.pending_offer = Some((sdp.to_owned(), pt));
@@ -765,6 +759,75 @@ mod tests {
         assert_eq!(profile_level_id(&[0, 0x42, 0xc0, 0x1f]), None);
         assert_eq!(profile_level_id(&[1, 0x42]), None);
         assert_eq!(profile_level_id(&[]), None);
+    }
+
+    /// The offer a branch offering `codecs` makes, as text, as it is sent.
+    fn offer_text(codecs: &[Codec]) -> String {
+        gst::init().unwrap(); // tests only
+        let (tx, _rx) = mpsc::channel(16);
+        let key = ("camera".to_owned(), "shape".to_owned());
+        let peer = Peer::new(
+            key,
+            Role::Offerer,
+            codecs,
+            &IceSettings::default(),
+            None,
+            tx,
+        )
+        .expect("branch");
+        peer.bin.set_state(gst::State::Ready).expect("ready");
+        let t = peer
+            .webrtc
+            .emit_by_name::<Option<gst_webrtc::WebRTCRTPTransceiver>>("get-transceiver", &[&0i32])
+            .expect("transceiver");
+        t.set_property("codec-preferences", peer.feeds.offered(&early_offer_caps()));
+        let promise = gst::Promise::new();
+        peer.webrtc
+            .emit_by_name::<()>("create-offer", &[&None::<gst::Structure>, &promise]);
+        promise.wait();
+        let offer = promise
+            .get_reply()
+            .and_then(|r| r.get::<gst_webrtc::WebRTCSessionDescription>("offer").ok())
+            .expect("offer");
+        let _ = peer.bin.set_state(gst::State::Null);
+        crate::payload::complete_offer(&offer.sdp().as_text().expect("text"), codecs)
+    }
+
+    #[test]
+    fn the_offer_has_h264_first_and_vp8_second_with_the_same_feedback() {
+        let text = offer_text(&[Codec::H264, Codec::Vp8]);
+        let session = peercam_sdp::parse(&text).expect("parses");
+        let [video] = session.media.as_slice() else {
+            panic!("one section: {text}")
+        };
+        assert_eq!(&video.formats[..2], &[OFFER_PT, OFFER_VP8_PT], "{text}");
+        assert_eq!(video.rtpmap[&OFFER_PT].encoding, "H264");
+        assert_eq!(video.rtpmap[&OFFER_VP8_PT].encoding, "VP8");
+        for pt in [OFFER_PT, OFFER_VP8_PT] {
+            let fb = video.rtcp_fb.get(&pt).cloned().unwrap_or_default();
+            for want in ["nack", "nack pli", "ccm fir", "transport-cc"] {
+                assert!(fb.iter().any(|f| f == want), "{pt} lacks {want}: {text}");
+            }
+            let rtx = video.formats.iter().find(|rtx| {
+                video.rtpmap.get(rtx).is_some_and(|m| m.encoding == "rtx")
+                    && video.fmtp.get(rtx).and_then(|f| f.get("apt")) == Some(&pt.to_string())
+            });
+            assert!(rtx.is_some(), "no rtx for {pt}: {text}");
+        }
+        // One SSRC for whichever codec the viewer takes, with its retransmission SSRC.
+        assert!(text.contains("a=ssrc-group:FID "), "{text}");
+    }
+
+    #[test]
+    fn an_h264_only_branch_offers_h264_alone() {
+        let text = offer_text(&[Codec::H264]);
+        let session = peercam_sdp::parse(&text).expect("parses");
+        let video = &session.media[0];
+        assert!(
+            !video.rtpmap.values().any(|m| m.encoding == "VP8"),
+            "{text}"
+        );
+        assert_eq!(video.formats[0], OFFER_PT);
     }
 
     #[test]

@@ -10,6 +10,9 @@
 //!                 telling white frames from bars by their brightness)
 //! ```
 //!
+//! The second viewer takes only VP8 (as Firefox offline does): the VP8 encode takes the same
+//! raw frames after the switch, so it shows the same placeholder and the same returns.
+//!
 //! The failing sources are launch lines given to the device, not files under pipelines/:
 //! nobody should pick them. A reopened source fails again after the same number of frames,
 //! so each test sees several faults in a row and checks each return.
@@ -28,7 +31,7 @@ use peercam::config::Config;
 use peercam::service::Device;
 use peercam_wire::Capture;
 use support::device::{media_program, Server};
-use support::gst_viewer::Session;
+use support::gst_viewer::{Accept, Consume, Session};
 
 const WIDTH: usize = 320;
 const HEIGHT: usize = 240;
@@ -132,14 +135,23 @@ async fn two_viewers_through_faults(launch: String, watch: Duration, freeze: Dur
     let stats = server.device.camera.as_ref().unwrap().stats().clone();
 
     let mut sessions = Vec::new();
-    for _ in 0..2 {
-        let mut s = Session::join(&server.ws_url(), "camera").await;
+    for accept in [Accept::Any, Accept::Vp8Only] {
+        let mut s =
+            Session::open_accepting(&server.ws_url(), "join", "camera", Consume::Decode, accept)
+                .await;
         let got = s.play(10, Duration::from_secs(20)).await;
         assert!(
             got >= 10,
             "a viewer decoded {got} frames: {:?}",
             s.signals()
         );
+        let codec = s.viewer.codec.lock().unwrap().clone();
+        let expected = if accept == Accept::Vp8Only {
+            "VP8"
+        } else {
+            "H264"
+        };
+        assert_eq!(codec.as_deref(), Some(expected));
         sessions.push(s);
     }
     let worker = stats.worker_pids().0;
@@ -176,7 +188,12 @@ async fn two_viewers_through_faults(launch: String, watch: Duration, freeze: Dur
     assert_eq!((s.peers, s.connected), (2, 2), "{s:?}");
     for (i, (seen, s)) in watched.into_iter().enumerate() {
         let frames = seen.lock().unwrap().clone();
-        let runs = stretches(&frames);
+        let mut runs = stretches(&frames);
+        if i == 1 {
+            // VP8 at this bitrate takes a few frames to move from one picture to the other,
+            // and one of them can read as the bars: such a frame is not a fault.
+            runs.retain(|r| r.0 != Picture::Placeholder || r.3 >= 3);
+        }
         let summary: Vec<String> = runs
             .iter()
             .map(|(p, a, b, n)| format!("{p:?}×{n} ({:?})", *b - *a))

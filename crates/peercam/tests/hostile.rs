@@ -125,7 +125,7 @@ async fn hostile_clients_cost_only_themselves_while_a_viewer_watches() {
         (
             "vp9",
             room_offer("98").replace("H264", "VP9"),
-            "offered no H.264 video",
+            "offered no H.264 or VP8 video",
         ),
         (
             "no-ufrag",

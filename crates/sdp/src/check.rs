@@ -35,16 +35,22 @@ pub fn check_offer(text: &str, codecs: &[Codec]) -> Result<(Session, Choice), Un
     Ok((session, choice))
 }
 
-/// An answer to the camera's offer, whose video was offered as `offered` (m-line index,
-/// payload types the camera listed): parsed, and its video section checked accepted with
-/// one of them.
+/// An answer to the camera's `offer` (its video in the offer's first video section, in the
+/// formats of `codecs` it listed): parsed, and the format it accepted for that video chosen
+/// ([`choose::in_answer`]).
 pub fn check_answer(
     text: &str,
-    mline: usize,
-    offered: &[u8],
-    codec_names: &str,
-) -> Result<Session, Unusable> {
+    offer: &Session,
+    codecs: &[Codec],
+) -> Result<(Session, Choice), Unusable> {
     let session = parse(text)?;
+    let names: Vec<&str> = codecs.iter().map(|c| c.name()).collect();
+    let names = names.join(" or ");
+    let mline = offer
+        .media
+        .iter()
+        .position(|m| m.kind == "video")
+        .ok_or_else(|| Unusable("the camera's offer had no video section".into()))?;
     let Some(video) = session.media.get(mline) else {
         return Err(Unusable(
             "the answer has no video section for the camera's video".into(),
@@ -52,17 +58,18 @@ pub fn check_answer(
     };
     if !video.accepted() || !video.direction.receives() {
         return Err(Unusable(format!(
-            "this browser declined the camera's video: it cannot decode {codec_names} \
-             (Firefox without its H.264 plugin, for example)"
+            "this browser declined the camera's video: it can decode neither of the formats \
+             the camera offered ({names}); a browser with H.264 or VP8 video (any current \
+             Chrome, Edge, Safari or Firefox) can watch"
         )));
     }
-    if !video.formats.iter().any(|pt| offered.contains(pt)) {
-        return Err(Unusable(format!(
-            "the answer chose a video format the camera did not offer (it offered {codec_names})"
-        )));
-    }
+    let choice = choose::in_answer(offer, &session, codecs).ok_or_else(|| {
+        Unusable(format!(
+            "the answer chose a video format the camera did not offer (it offered {names})"
+        ))
+    })?;
     transport(video)?;
-    Ok(session)
+    Ok((session, choice))
 }
 
 /// ICE credentials and a DTLS fingerprint: without them nothing can connect, and GStreamer

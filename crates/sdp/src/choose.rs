@@ -1,6 +1,7 @@
-//! Which video format the camera sends in answer to an offer: the first of the camera's
+//! Which video format the camera sends: in answer to an offer, the first of the camera's
 //! codecs, in its order of preference, that a receiving video section of the offer lists,
-//! and among several payload types of that codec the one that suits a browser best.
+//! and among several payload types of that codec the one that suits a browser best; after
+//! its own offer, the one of the offered formats the answer accepted.
 
 use crate::parse::{Media, Session};
 
@@ -61,6 +62,52 @@ pub fn in_offer(session: &Session, codecs: &[Codec]) -> Option<Choice> {
         }
     }
     None
+}
+
+/// What an answer accepted of the camera's offer: in the offer's first video section, the
+/// first payload type the answer lists (its order of preference) that the offer listed as one
+/// of `codecs`, with the answer's retransmission payload type for it. `None` when the answer
+/// rejects that section or accepts none of those formats.
+pub fn in_answer(offer: &Session, answer: &Session, codecs: &[Codec]) -> Option<Choice> {
+    let mline = offer.media.iter().position(|m| m.kind == "video")?;
+    let offered = &offer.media[mline];
+    let answered = answer.media.get(mline)?;
+    if answered.kind != "video" || !answered.accepted() || !answered.direction.receives() {
+        return None;
+    }
+    answered.formats.iter().find_map(|&pt| {
+        if !offered.formats.contains(&pt) {
+            return None;
+        }
+        let map = offered.rtpmap.get(&pt)?;
+        // An answer restating the format must name the same codec the offer gave it.
+        if answered
+            .rtpmap
+            .get(&pt)
+            .is_some_and(|a| !a.encoding.eq_ignore_ascii_case(&map.encoding))
+        {
+            return None;
+        }
+        let codec = codecs
+            .iter()
+            .copied()
+            .find(|c| map.encoding.eq_ignore_ascii_case(c.encoding()) && map.clock_rate == 90000)?;
+        let profile_level_id = match codec {
+            Codec::H264 => offered
+                .fmtp
+                .get(&pt)
+                .and_then(|f| f.get("profile-level-id"))
+                .map(|p| p.to_ascii_lowercase()),
+            Codec::Vp8 => None,
+        };
+        Some(Choice {
+            mline: mline as u32,
+            pt,
+            codec,
+            profile_level_id,
+            rtx: rtx_for(answered, pt),
+        })
+    })
 }
 
 fn best(m: &Media, codec: Codec) -> Option<Choice> {

@@ -7,7 +7,7 @@
 //!   range, ICE credentials, a DTLS fingerprint), each failure a sentence a person can act on.
 //! - [`choose`]: which of the offered video formats the camera sends.
 //! - [`rewrite`]: the text edits webrtcbin needs (the H.264 `profile-level-id` label, the
-//!   DTLS fingerprint).
+//!   DTLS fingerprint, retransmission for a second codec).
 //!
 //! No GStreamer, no I/O: the media worker calls it, the fuzz target drives it.
 
@@ -19,4 +19,4 @@ pub mod rewrite;
 pub use check::{check_answer, check_offer, Unusable};
 pub use choose::{Choice, Codec};
 pub use parse::{parse, Direction, Media, RtpMap, SdpError, Session};
-pub use rewrite::{relabel_h264, set_fingerprint};
+pub use rewrite::{add_rtx, relabel_h264, set_fingerprint};

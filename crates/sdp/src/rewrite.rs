@@ -55,9 +55,119 @@ pub fn set_fingerprint(sdp: &str, hash: &str, value: &str) -> String {
         .collect()
 }
 
+/// Offers retransmission (RFC 4588) for payload type `apt` under payload type `rtx`: adds
+/// `rtx` to the format list of the m-line listing `apt`, and its `a=rtpmap` and `a=fmtp`
+/// lines after `apt`'s own. Unchanged when `apt` is not offered, already has an `rtx`
+/// payload, or `rtx` is taken.
+///
+/// webrtcbin 1.22 offers retransmission for the first format of a section only.
+pub fn add_rtx(sdp: &str, apt: u8, rtx: u8) -> String {
+    let session = match crate::parse::parse(sdp) {
+        Ok(s) => s,
+        Err(_) => return sdp.to_owned(),
+    };
+    let Some(m) = session.media.iter().find(|m| m.formats.contains(&apt)) else {
+        return sdp.to_owned();
+    };
+    let has_rtx = m.formats.iter().any(|pt| {
+        m.rtpmap
+            .get(pt)
+            .is_some_and(|r| r.encoding.eq_ignore_ascii_case("rtx"))
+            && m.fmtp.get(pt).and_then(|f| f.get("apt")) == Some(&apt.to_string())
+    });
+    let taken = session.media.iter().any(|m| m.formats.contains(&rtx));
+    if has_rtx || taken {
+        return sdp.to_owned();
+    }
+    let own = [
+        format!("a=rtpmap:{apt} "),
+        format!("a=rtcp-fb:{apt} "),
+        format!("a=fmtp:{apt} "),
+    ];
+    let lines: Vec<&str> = sdp.split_inclusive('\n').collect();
+    // The section of the m-line listing `apt`: from it to the next m-line.
+    let listed = |l: &str| {
+        l.starts_with("m=")
+            && l.split_whitespace()
+                .skip(3)
+                .any(|f| f.parse::<u8>().ok() == Some(apt))
+    };
+    let Some(start) = lines.iter().position(|l| listed(l)) else {
+        return sdp.to_owned();
+    };
+    let end = lines[start + 1..]
+        .iter()
+        .position(|l| l.starts_with("m="))
+        .map_or(lines.len(), |i| start + 1 + i);
+    let after = lines[start..end]
+        .iter()
+        .rposition(|l| own.iter().any(|p| l.starts_with(p.as_str())))
+        .map_or(start, |i| start + i);
+    let eol = if lines[start].ends_with("\r\n") {
+        "\r\n"
+    } else {
+        "\n"
+    };
+    let mut out = String::with_capacity(sdp.len() + 64);
+    for (i, line) in lines.iter().enumerate() {
+        if i == start {
+            let body = line.trim_end_matches(['\r', '\n']);
+            out.push_str(&format!("{body} {rtx}{}", &line[body.len()..]));
+        } else {
+            out.push_str(line);
+        }
+        if i == after {
+            if !line.ends_with('\n') {
+                out.push_str(eol);
+            }
+            out.push_str(&format!(
+                "a=rtpmap:{rtx} rtx/90000{eol}a=fmtp:{rtx} apt={apt}{eol}"
+            ));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const TWO_CODECS: &str = "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96 97 98\r\n\
+        a=rtpmap:96 H264/90000\r\na=rtcp-fb:96 nack\r\n\
+        a=rtpmap:97 VP8/90000\r\na=rtcp-fb:97 nack\r\na=rtcp-fb:97 nack pli\r\n\
+        a=rtpmap:98 rtx/90000\r\na=fmtp:98 apt=96\r\na=mid:video0\r\n";
+
+    #[test]
+    fn retransmission_is_added_for_the_second_codec() {
+        let out = add_rtx(TWO_CODECS, 97, 99);
+        assert_eq!(
+            out,
+            "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96 97 98 99\r\n\
+             a=rtpmap:96 H264/90000\r\na=rtcp-fb:96 nack\r\n\
+             a=rtpmap:97 VP8/90000\r\na=rtcp-fb:97 nack\r\na=rtcp-fb:97 nack pli\r\n\
+             a=rtpmap:99 rtx/90000\r\na=fmtp:99 apt=97\r\n\
+             a=rtpmap:98 rtx/90000\r\na=fmtp:98 apt=96\r\na=mid:video0\r\n"
+        );
+        let session = crate::parse(&out).unwrap();
+        let choice = crate::choose::in_offer(
+            &crate::parse(&out.replace("a=mid:video0", "a=recvonly")).unwrap(),
+            &[crate::Codec::Vp8],
+        )
+        .unwrap();
+        assert_eq!((choice.pt, choice.rtx), (97, Some(99)));
+        assert_eq!(session.media[0].formats, [96, 97, 98, 99]);
+        // Once is enough.
+        assert_eq!(add_rtx(&out, 97, 99), out);
+    }
+
+    #[test]
+    fn retransmission_is_not_added_where_it_is_there_or_cannot_be() {
+        // Already there (96 has 98), not offered (100), or the number taken (98).
+        assert_eq!(add_rtx(TWO_CODECS, 96, 99), TWO_CODECS);
+        assert_eq!(add_rtx(TWO_CODECS, 100, 99), TWO_CODECS);
+        assert_eq!(add_rtx(TWO_CODECS, 97, 98), TWO_CODECS);
+        assert_eq!(add_rtx("garbage", 97, 99), "garbage");
+    }
 
     #[test]
     fn a_stated_profile_is_added_when_the_offer_has_none() {

@@ -78,6 +78,15 @@ pub struct CameraSnapshot {
     pub frames: u64,
     /// Capture running.
     pub capturing: bool,
+    /// H.264 encodes running (0 or 1: the one every H.264 viewer shares).
+    #[serde(default)]
+    pub h264_encoders: usize,
+    /// VP8 encodes running (0 or 1: the one every VP8 viewer shares, only while one watches).
+    #[serde(default)]
+    pub vp8_encoders: usize,
+    /// Branches fed from the VP8 encode.
+    #[serde(default)]
+    pub vp8_branches: usize,
 }
 
 /// Everything a worker needs, sent first.
@@ -295,6 +304,7 @@ mod tests {
                     connected: 1,
                     frames: 90,
                     capturing: true,
+                    ..Default::default()
                 },
                 handled: 7,
             },

@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use peercam_signaling::Incoming;
 
+use peercam_sdp::Codec;
+
 use crate::peer::PeerKey;
 
 /// Which description a local SDP is.
@@ -134,8 +136,10 @@ pub enum Action<C, D> {
         sdp: String,
         /// The offer's video section to answer.
         mline: u32,
-        /// The payload type to send H.264 under (0..=127).
+        /// The payload type to send under (0..=127).
         pt: u8,
+        /// The codec to send: which shared encode feeds the branch.
+        codec: Codec,
     },
     /// Make our offer with these caps.
     CreateOffer {
@@ -167,12 +171,15 @@ pub enum Action<C, D> {
         /// How long from now.
         after: Duration,
     },
-    /// Apply the remote answer; on failure say why and report [`Event::Fault`].
+    /// Feed the branch from `codec`'s encode and apply the remote answer; on failure say why
+    /// and report [`Event::Fault`].
     ApplyAnswer {
         /// The peer.
         key: PeerKey,
         /// The answer's SDP text.
         sdp: String,
+        /// The codec the answer accepted.
+        codec: Codec,
     },
     /// Give webrtcbin a remote candidate.
     AddCandidate {

@@ -28,10 +28,11 @@ use std::time::{Duration, Instant};
 
 use peercam_signaling::Incoming;
 
-use peercam_sdp::{check_answer, check_offer, set_fingerprint, Codec};
+use peercam_sdp::{check_answer, check_offer, parse, set_fingerprint, Codec};
 
 use crate::ice::{self, Remote};
-use crate::peer::{state_profile, PeerKey, Role, OFFER_PT};
+use crate::payload::complete_offer;
+use crate::peer::{state_profile, PeerKey, Role};
 
 mod messages;
 #[cfg(test)]
@@ -44,7 +45,8 @@ pub use messages::{Action, Connection, Event, OfferCaps, SdpKind};
 /// the viewer up, and its candidates trickle after the description.
 pub const GATHER_WAIT: Duration = Duration::from_millis(100);
 
-/// What the camera sends, in its order of preference: the one shared encode.
+/// What the camera sends unless told otherwise ([`Negotiation::with_codecs`]): the one
+/// shared H.264 encode.
 const CODECS: &[Codec] = &[Codec::H264];
 
 /// Remote candidates taken per peer: a browser sends a handful per network interface; past
@@ -68,6 +70,8 @@ struct Entry {
     /// Offerer: the `profile-level-id` the offer states, when it was made before the
     /// stream's caps reached the branch.
     stated_profile: Option<String>,
+    /// Offerer: our offer's text as sent, which the answer is read against.
+    offer: Option<String>,
     /// Our offer or answer, applied but held back until the host candidates are gathered
     /// (a few milliseconds), so that they travel in it.
     unsent: Option<(SdpKind, String)>,
@@ -87,6 +91,7 @@ impl Entry {
             connected: false,
             offered: false,
             stated_profile: None,
+            offer: None,
             unsent: None,
             gathered: Vec::new(),
             remote_candidates: 0,
@@ -110,6 +115,8 @@ pub struct Negotiation<C, D> {
     /// gave one: every offer and answer states it (webrtcbin 1.22 writes one computed from
     /// the certificate and key together).
     fingerprint: Option<String>,
+    /// The codecs the camera can send, in its order of preference.
+    codecs: Vec<Codec>,
     /// The types carried through events into actions.
     carried: PhantomData<(C, D)>,
 }
@@ -127,8 +134,23 @@ impl<C, D> Negotiation<C, D> {
             timeout,
             stream_profile,
             fingerprint,
+            codecs: CODECS.to_vec(),
             carried: PhantomData,
         }
+    }
+
+    /// The codecs the camera can send, in its order of preference (H.264 first, VP8 where the
+    /// capture can encode it): what an offer it answers may get, and what its own offers list.
+    pub fn with_codecs(mut self, codecs: &[Codec]) -> Negotiation<C, D> {
+        if !codecs.is_empty() {
+            self.codecs = codecs.to_vec();
+        }
+        self
+    }
+
+    /// The codecs the camera can send, in its order of preference.
+    pub fn codecs(&self) -> &[Codec] {
+        &self.codecs
     }
 
     /// Peers.
@@ -166,12 +188,13 @@ impl<C, D> Negotiation<C, D> {
             }
             Event::AnswerRequest { sdp } => {
                 self.remove(key, &mut out);
-                match check_offer(&sdp, CODECS) {
+                match check_offer(&sdp, &self.codecs) {
                     Ok((_, choice)) => out.push(Action::BuildAnswerer {
                         key: key.clone(),
                         sdp,
                         mline: choice.mline,
                         pt: choice.pt,
+                        codec: choice.codec,
                     }),
                     Err(why) => self.refuse(key, why.to_string(), &mut out),
                 }
@@ -211,12 +234,26 @@ impl<C, D> Negotiation<C, D> {
             Event::RemoteAnswer { sdp } => {
                 if let Some(entry) = self.peers.get(key) {
                     log::debug!(peer = key.1.as_str(); "answer after {:?}", now.saturating_duration_since(entry.created));
-                    // The device's offer has one section: its video, under OFFER_PT.
-                    match check_answer(&sdp, 0, &[OFFER_PT], Codec::H264.name()) {
-                        Ok(_) => out.push(Action::ApplyAnswer {
-                            key: key.clone(),
-                            sdp,
-                        }),
+                    // What the answer accepted is read against the offer it answers.
+                    let offer = entry.offer.as_deref().map(parse);
+                    let checked = match offer {
+                        Some(Ok(offer)) => check_answer(&sdp, &offer, &self.codecs),
+                        Some(Err(e)) => Err(peercam_sdp::Unusable(format!(
+                            "the camera could not read its own offer: {e}"
+                        ))),
+                        None => Err(peercam_sdp::Unusable(
+                            "the answer came before the camera's offer".into(),
+                        )),
+                    };
+                    match checked {
+                        Ok((_, choice)) => {
+                            log::info!(peer = key.1.as_str(); "the viewer accepted {}", choice.codec.name());
+                            out.push(Action::ApplyAnswer {
+                                key: key.clone(),
+                                sdp,
+                                codec: choice.codec,
+                            })
+                        }
                         Err(why) => self.refuse(key, why.to_string(), &mut out),
                     }
                 }
@@ -334,6 +371,10 @@ impl<C, D> Negotiation<C, D> {
                     Some(p) if kind == SdpKind::Offer => state_profile(&sdp, p),
                     _ => sdp,
                 };
+                let sdp = match kind {
+                    SdpKind::Offer => complete_offer(&sdp, &self.codecs),
+                    SdpKind::Answer => sdp,
+                };
                 let sdp = match &self.fingerprint {
                     Some(fp) => set_fingerprint(&sdp, "sha-256", fp),
                     None => sdp,
@@ -355,6 +396,9 @@ impl<C, D> Negotiation<C, D> {
                     return;
                 };
                 let sdp = ice::with_candidates(&sdp, &std::mem::take(&mut entry.gathered));
+                if kind == SdpKind::Offer {
+                    entry.offer = Some(sdp.clone());
+                }
                 let to = key.1.clone();
                 let msg = match kind {
                     SdpKind::Offer => Incoming::OfferResponse { to, sdp },

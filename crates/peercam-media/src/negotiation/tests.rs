@@ -4,6 +4,8 @@ use std::time::{Duration, Instant};
 
 use peercam_signaling::Incoming;
 
+use peercam_sdp::Codec;
+
 use super::{Action, Connection, Event, Negotiation, OfferCaps, SdpKind, GATHER_WAIT};
 use crate::peer::PeerKey;
 
@@ -80,6 +82,13 @@ fn offerer(n: &mut N, t0: Instant, viewer: &str, stream_caps: Option<&'static st
         vec![Action::BuildOfferer(k.clone())]
     );
     n.handle(t0, &k, Event::OffererBuilt { stream_caps })
+}
+
+/// The offer of an offering peer made, applied and sent (`sdp`, as webrtcbin wrote it).
+fn offered(n: &mut N, t0: Instant, k: &PeerKey, sdp: &str) {
+    assert_eq!(n.handle(t0, k, local(SdpKind::Offer, sdp)), held(k));
+    let sent = n.handle(t0, k, Event::GatheringComplete);
+    assert_eq!(sent_description(&sent, k).0, SdpKind::Offer);
 }
 
 fn local(kind: SdpKind, sdp: &str) -> E {
@@ -308,6 +317,7 @@ fn answerer_waits_for_caps_then_applies_the_offer_then_answers() {
             sdp: OFFER.into(),
             mline: 0,
             pt: 96,
+            codec: Codec::H264,
         }]
     );
     assert_eq!(n.handle(t0, &k, Event::AnswererBuilt), vec![]);
@@ -352,11 +362,13 @@ fn the_remote_answer_is_applied_for_a_known_peer_only() {
     let mut n = N::new(TIMEOUT, None, None);
     let k = key("v1");
     offerer(&mut n, t0, "v1", Some("stream"));
+    offered(&mut n, t0, &k, OFFER);
     assert_eq!(
         n.handle(t0 + ms(200), &k, Event::RemoteAnswer { sdp: ANSWER.into() }),
         vec![Action::ApplyAnswer {
             key: k.clone(),
             sdp: ANSWER.into(),
+            codec: Codec::H264,
         }]
     );
     let other = key("v2");
@@ -550,10 +562,95 @@ fn an_unusable_answer_is_refused_and_the_peer_released() {
     for (sdp, why) in cases {
         let mut n = N::new(TIMEOUT, None, None);
         offerer(&mut n, t0, "v1", Some("stream"));
+        offered(&mut n, t0, &k, OFFER);
         let out = n.handle(t0, &k, Event::RemoteAnswer { sdp: sdp.into() });
         refused(&out, &k, why);
         assert!(n.is_empty());
     }
+}
+
+/// The camera's offer when it can send VP8 too: H.264 under 96, VP8 under 97.
+fn offer_with_vp8() -> String {
+    OFFER
+        .replace("SAVPF 96\r\n", "SAVPF 96 97 98 99\r\n")
+        .replace(
+            "a=rtpmap:96 H264/90000\r\n",
+            "a=rtpmap:96 H264/90000\r\na=rtpmap:97 VP8/90000\r\n\
+             a=rtpmap:98 rtx/90000\r\na=fmtp:98 apt=96\r\n\
+             a=rtpmap:99 rtx/90000\r\na=fmtp:99 apt=97\r\n",
+        )
+}
+
+#[test]
+fn the_answers_codec_decides_which_encode_feeds_the_viewer() {
+    let t0 = Instant::now();
+    let k = key("v1");
+    let vp8_answer = ANSWER
+        .replace("SAVPF 96", "SAVPF 97")
+        .replace("a=rtpmap:96 H264", "a=rtpmap:97 VP8");
+    for (answer, codec) in [
+        (ANSWER.to_owned(), Codec::H264),
+        (vp8_answer.clone(), Codec::Vp8),
+    ] {
+        let mut n = N::new(TIMEOUT, None, None).with_codecs(&[Codec::H264, Codec::Vp8]);
+        offerer(&mut n, t0, "v1", Some("stream"));
+        offered(&mut n, t0, &k, &offer_with_vp8());
+        assert_eq!(
+            n.handle(
+                t0,
+                &k,
+                Event::RemoteAnswer {
+                    sdp: answer.clone()
+                }
+            ),
+            vec![Action::ApplyAnswer {
+                key: k.clone(),
+                sdp: answer,
+                codec,
+            }]
+        );
+    }
+    // A camera that cannot encode VP8 did not offer it, and says so if it is chosen anyway.
+    let mut n = N::new(TIMEOUT, None, None);
+    offerer(&mut n, t0, "v1", Some("stream"));
+    offered(&mut n, t0, &k, OFFER);
+    let out = n.handle(t0, &k, Event::RemoteAnswer { sdp: vp8_answer });
+    refused(&out, &k, "a video format the camera did not offer");
+    // An answer before the offer went out is refused in words.
+    let mut n = N::new(TIMEOUT, None, None);
+    offerer(&mut n, t0, "v1", Some("stream"));
+    let out = n.handle(t0, &k, Event::RemoteAnswer { sdp: ANSWER.into() });
+    refused(&out, &k, "before the camera's offer");
+}
+
+#[test]
+fn a_vp8_only_offer_is_answered_with_vp8_where_the_camera_has_it() {
+    let t0 = Instant::now();
+    let k = ("camera-2".to_owned(), "peer".to_owned());
+    let vp8_only = OFFER
+        .replace("SAVPF 96", "SAVPF 120")
+        .replace("a=rtpmap:96 H264/90000", "a=rtpmap:120 VP8/90000")
+        .replace("a=fmtp:96 ", "a=fmtp:120 ");
+    let mut n = N::new(TIMEOUT, None, None).with_codecs(&[Codec::H264, Codec::Vp8]);
+    assert_eq!(
+        n.handle(
+            t0,
+            &k,
+            Event::AnswerRequest {
+                sdp: vp8_only.clone()
+            }
+        ),
+        vec![Action::BuildAnswerer {
+            key: k.clone(),
+            sdp: vp8_only.clone(),
+            mline: 0,
+            pt: 120,
+            codec: Codec::Vp8,
+        }]
+    );
+    let mut n = N::new(TIMEOUT, None, None);
+    let out = n.handle(t0, &k, Event::AnswerRequest { sdp: vp8_only });
+    told(&out, &k, "offered no H.264 video");
 }
 
 #[test]
@@ -686,6 +783,7 @@ fn a_second_answer_request_replaces_the_peer() {
                 sdp: OFFER.into(),
                 mline: 0,
                 pt: 96,
+                codec: Codec::H264,
             }
         ]
     );

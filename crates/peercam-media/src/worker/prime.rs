@@ -8,6 +8,7 @@
 
 use std::time::Instant;
 
+use peercam_sdp::Codec;
 use peercam_wire::IceSettings;
 
 use crate::fanout::Fanout;
@@ -26,6 +27,7 @@ use crate::peer::{EventSender, Peer, PeerKey, Role};
 /// Its peer presents `dtls_pem` as a viewer's would, so that no certificate is made for it.
 pub(super) fn spawn(
     launch: String,
+    codecs: Vec<Codec>,
     ice: IceSettings,
     dtls_pem: Option<String>,
     key: PeerKey,
@@ -36,7 +38,15 @@ pub(super) fn spawn(
         .spawn(move || {
             let t = Instant::now();
             let built = Fanout::new(&launch).and_then(|_capture| {
-                Peer::new(key, Role::Offerer, &ice, dtls_pem.as_deref(), events)?.rehearse_offer()
+                Peer::new(
+                    key,
+                    Role::Offerer,
+                    &codecs,
+                    &ice,
+                    dtls_pem.as_deref(),
+                    events,
+                )?
+                .rehearse_offer()
             });
             match built {
                 Ok(()) => log::debug!("primed in {:?}", t.elapsed()),

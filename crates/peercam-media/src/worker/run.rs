@@ -33,6 +33,7 @@ use crate::peer::{
 use crate::retiring::Retiring;
 use crate::source_health;
 use crate::MediaError;
+use peercam_sdp::Codec;
 use peercam_signaling::{Incoming, Outgoing};
 use peercam_wire::{
     self as wire, CameraSnapshot, FromWorker, IceSettings, ToWorker, WorkerSettings,
@@ -64,6 +65,8 @@ pub(super) struct Worker {
     dtls_pem: Option<String>,
     /// The capture's launch line.
     launch: String,
+    /// The codecs it can send, in the camera's order of preference.
+    codecs: Vec<Codec>,
     /// Messages to the device.
     out: mpsc::Sender<FromWorker>,
     /// Where the peers' GStreamer callbacks post their events.
@@ -106,6 +109,7 @@ impl Worker {
         resolved: mpsc::Sender<(String, Outgoing)>,
         bus_errors: mpsc::Sender<PipelineError>,
     ) -> Worker {
+        let codecs = Fanout::codecs_of(&launch);
         Worker {
             conversation: settings.conversation,
             ice: settings.ice,
@@ -120,7 +124,9 @@ impl Worker {
                 settings.negotiation_timeout,
                 settings.stream_profile,
                 settings.dtls.map(|d| d.fingerprint),
-            ),
+            )
+            .with_codecs(&codecs),
+            codecs,
             peers: HashMap::new(),
             retiring: Retiring::new(),
             trim: wire::memory::ReleaseTrim::new(),
@@ -200,6 +206,7 @@ impl Worker {
         let key = (self.conversation.clone(), "prime".to_owned());
         super::prime::spawn(
             self.launch.clone(),
+            self.codecs.clone(),
             self.ice.clone(),
             self.dtls_pem.clone(),
             key,
@@ -240,6 +247,9 @@ impl Worker {
             connected: self.negotiation.connected(),
             frames: self.frames.load(Ordering::Relaxed),
             capturing: self.fanout.is_some(),
+            h264_encoders: self.fanout.as_ref().map_or(0, |f| f.encoders().0),
+            vp8_encoders: self.fanout.as_ref().map_or(0, |f| f.encoders().1),
+            vp8_branches: self.fanout.as_ref().map_or(0, |f| f.vp8_branches()),
         }
     }
 
@@ -372,7 +382,7 @@ impl Worker {
     fn act(&mut self, action: PeerAction) {
         match action {
             Action::Remove(key) => self.remove_peer(&key),
-            Action::BuildOfferer(key) => match self.build(&key, Role::Offerer, None) {
+            Action::BuildOfferer(key) => match self.build(&key, None) {
                 Ok(()) => {
                     let stream_caps = self
                         .fanout
@@ -391,7 +401,8 @@ impl Worker {
                 sdp,
                 mline,
                 pt,
-            } => match self.build(&key, Role::Answerer, Some((&sdp, mline, pt))) {
+                codec,
+            } => match self.build(&key, Some((&sdp, mline, pt, codec))) {
                 Ok(()) => self.handle(&key, Event::AnswererBuilt),
                 Err(e) => {
                     log::warn!(peer = key.1.as_str(); "cannot answer: {e}");
@@ -429,10 +440,11 @@ impl Worker {
                     let _ = tx.send((key, PeerEvent::GatheringWaitOver)).await;
                 });
             }
-            Action::ApplyAnswer { key, sdp } => {
-                let applied = match self.peers.get(&key) {
-                    Some(peer) => peer.set_remote_answer(&sdp),
-                    None => Ok(()),
+            Action::ApplyAnswer { key, sdp, codec } => {
+                let applied = match self.refeed(&key, codec) {
+                    Ok(Some(peer)) => peer.set_remote_answer(&sdp),
+                    Ok(None) => Ok(()),
+                    Err(e) => Err(e),
                 };
                 if let Err(e) = applied {
                     log::warn!(peer = key.1.as_str(); "{e}");
@@ -488,23 +500,27 @@ impl Worker {
         Ok(self.fanout.as_mut().expect("fanout"))
     }
 
-    /// Builds a peer's branch (an answerer's from the remote offer: its text, video section
-    /// and payload type) and attaches it to the capture, starting the capture if it is the
-    /// first.
+    /// Builds a peer's branch (an answerer's from the remote offer: its text, video section,
+    /// payload type and codec; an offerer's for every codec it offers) and attaches it to the
+    /// capture, starting the capture if it is the first.
     fn build(
         &mut self,
         key: &PeerKey,
-        role: Role,
-        offer: Option<(&str, u32, u8)>,
+        offer: Option<(&str, u32, u8, Codec)>,
     ) -> Result<(), MediaError> {
+        let (role, codecs) = match offer {
+            Some((.., codec)) => (Role::Answerer, vec![codec]),
+            None => (Role::Offerer, self.codecs.clone()),
+        };
         let mut peer = Peer::new(
             key.clone(),
             role,
+            &codecs,
             &self.ice,
             self.dtls_pem.as_deref(),
             self.events.clone(),
         )?;
-        if let Some((sdp, mline, pt)) = offer {
+        if let Some((sdp, mline, pt, _)) = offer {
             peer.prepare_answer(sdp, mline, pt)?;
         }
         let fanout = self.fanout()?;
@@ -514,7 +530,7 @@ impl Worker {
             self.open_source();
         }
         let linked = match self.fanout.as_mut() {
-            Some(fanout) => fanout.link(peer.bin()),
+            Some(fanout) => fanout.link(peer.bin(), peer.fed),
             None => Err(MediaError::Pipeline("capture stopped".into())),
         };
         match linked {
@@ -528,6 +544,24 @@ impl Worker {
                 Err(e)
             }
         }
+    }
+
+    /// Feeds a peer from `codec`'s encode (its answer chose it) if it is fed another.
+    fn refeed(&mut self, key: &PeerKey, codec: Codec) -> Result<Option<&Peer>, MediaError> {
+        let Some(fanout) = self.fanout.as_mut() else {
+            return Ok(self.peers.get(key));
+        };
+        let Some(peer) = self.peers.get_mut(key) else {
+            return Ok(None);
+        };
+        if peer.fed != codec {
+            if let Some(pad) = peer.tee_pad.take() {
+                fanout.unlink(&pad);
+            }
+            peer.switch_to(codec)?;
+            peer.tee_pad = Some(fanout.link(peer.bin(), codec)?);
+        }
+        Ok(Some(peer))
     }
 
     /// The capture has just started: its source (behind a switch) is opened, and its health

@@ -18,6 +18,12 @@ pub struct CameraStats {
     pub frames: AtomicU64,
     /// Whether capture is running.
     pub capturing: AtomicUsize,
+    /// H.264 encodes running (0 or 1).
+    pub h264_encoders: AtomicUsize,
+    /// VP8 encodes running (0 or 1).
+    pub vp8_encoders: AtomicUsize,
+    /// Branches fed from the VP8 encode.
+    pub vp8_branches: AtomicUsize,
     /// Process ids of the active and the spare media worker (0: none).
     pub(super) active_worker: AtomicU32,
     pub(super) spare_worker: AtomicU32,
@@ -32,6 +38,9 @@ impl CameraStats {
             connected: self.connected.load(Ordering::Relaxed),
             frames: self.frames.load(Ordering::Relaxed),
             capturing: self.capturing.load(Ordering::Relaxed) != 0,
+            h264_encoders: self.h264_encoders.load(Ordering::Relaxed),
+            vp8_encoders: self.vp8_encoders.load(Ordering::Relaxed),
+            vp8_branches: self.vp8_branches.load(Ordering::Relaxed),
         }
     }
 
@@ -48,5 +57,8 @@ impl CameraStats {
         self.connected.store(s.connected, Ordering::Relaxed);
         self.capturing
             .store(usize::from(s.capturing), Ordering::Relaxed);
+        self.h264_encoders.store(s.h264_encoders, Ordering::Relaxed);
+        self.vp8_encoders.store(s.vp8_encoders, Ordering::Relaxed);
+        self.vp8_branches.store(s.vp8_branches, Ordering::Relaxed);
     }
 }

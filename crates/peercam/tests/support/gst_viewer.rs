@@ -4,6 +4,7 @@
 //! ```text
 //!   device: videotestsrc ! x264enc ! tee ! … ! webrtcbin ──ICE/DTLS/SRTP on 127.0.0.1──▶
 //!   viewer: webrtcbin ! rtph264depay ! decodebin ! videoconvert ! appsink   (Consume::Decode)
+//!           (rtpvp8depay for VP8: Accept::Vp8Only answers as a browser without H.264 does)
 //!   viewer: webrtcbin ! rtph264depay ! fakesink                     (Consume::AccessUnits)
 //! ```
 //!
@@ -36,6 +37,16 @@ pub enum Consume {
     AccessUnits,
 }
 
+/// Which of the camera's offered video formats a viewer takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accept {
+    /// What webrtcbin answers to the camera's offer (its first format: H.264).
+    Any,
+    /// VP8 only, as a browser without H.264 answers (Firefox offline): the offer's other
+    /// formats are removed before webrtcbin sees it.
+    Vp8Only,
+}
+
 /// What the viewer's GStreamer side tells its signaling loop.
 pub enum ViewerEvent {
     /// The SDP answer to send.
@@ -60,6 +71,10 @@ pub struct Viewer {
     pub connected_at: Arc<OnceLock<Instant>>,
     /// Size of the decoded frames ([`Consume::Decode`] only).
     pub size: Arc<Mutex<Option<(i32, i32)>>>,
+    /// The encoding name of the video received (`H264`, `VP8`), once it arrives.
+    pub codec: Arc<Mutex<Option<String>>>,
+    /// Which of the offered formats it takes.
+    pub accept: Accept,
     /// What webrtcbin produced for the signaling loop.
     pub events: mpsc::UnboundedReceiver<ViewerEvent>,
     /// The sending side, for webrtcbin's callbacks.
@@ -73,6 +88,10 @@ impl Viewer {
     }
 
     pub fn with(consume: Consume) -> Viewer {
+        Viewer::accepting(consume, Accept::Any)
+    }
+
+    pub fn accepting(consume: Consume, accept: Accept) -> Viewer {
         gst::init().unwrap();
         let pipeline = gst::Pipeline::new();
         let webrtc = gst::ElementFactory::make("webrtcbin")
@@ -93,6 +112,7 @@ impl Viewer {
         let first_at = Arc::new(OnceLock::new());
         let connected_at = Arc::new(OnceLock::new());
         let size = Arc::new(Mutex::new(None));
+        let codec = Arc::new(Mutex::new(None));
 
         let connected = connected_at.clone();
         webrtc.connect_notify(Some("connection-state"), move |webrtc, _| {
@@ -110,17 +130,27 @@ impl Viewer {
             let _ = tx.send(ViewerEvent::Candidate(mline, c));
             None
         });
-        let (pl, fr, first, sz) = (
+        let (pl, fr, first, sz, cd) = (
             pipeline.downgrade(),
             frames.clone(),
             first_at.clone(),
             size.clone(),
+            codec.clone(),
         );
         webrtc.connect_pad_added(move |_, pad| {
             let Some(pipeline) = pl.upgrade() else { return };
+            let name = pad
+                .current_caps()
+                .or_else(|| Some(pad.query_caps(None)))
+                .and_then(|c| {
+                    c.structure(0)
+                        .and_then(|s| s.get::<String>("encoding-name").ok())
+                })
+                .unwrap_or_else(|| "H264".into());
+            *cd.lock().unwrap() = Some(name.clone());
             let depay = match consume {
                 Consume::Decode => {
-                    decoding_branch(&pipeline, fr.clone(), first.clone(), sz.clone())
+                    decoding_branch(&pipeline, &name, fr.clone(), first.clone(), sz.clone())
                 }
                 Consume::AccessUnits => counting_branch(&pipeline, fr.clone(), first.clone()),
             };
@@ -134,12 +164,18 @@ impl Viewer {
             first_at,
             connected_at,
             size,
+            codec,
+            accept,
             events,
             events_tx,
         }
     }
 
     pub fn on_offer(&self, sdp: &str) {
+        let sdp = match self.accept {
+            Accept::Any => sdp.to_owned(),
+            Accept::Vp8Only => only_vp8(sdp),
+        };
         let msg = gst_sdp::SDPMessage::parse_buffer(sdp.as_bytes()).unwrap();
         let offer =
             gst_webrtc::WebRTCSessionDescription::new(gst_webrtc::WebRTCSDPType::Offer, msg);
@@ -162,16 +198,25 @@ impl Viewer {
             .emit_by_name::<()>("create-answer", &[&None::<gst::Structure>, &promise]);
     }
 
-    /// Offers to receive H.264 the way a browser does (constrained baseline, 42e01f).
+    /// Offers to receive H.264 the way a browser does (constrained baseline, 42e01f), or VP8
+    /// alone ([`Accept::Vp8Only`], as Firefox offline does).
     pub fn make_offer(&self) {
-        let caps = gst::Caps::builder("application/x-rtp")
-            .field("media", "video")
-            .field("encoding-name", "H264")
-            .field("payload", 102i32)
-            .field("clock-rate", 90000i32)
-            .field("packetization-mode", "1")
-            .field("profile-level-id", "42e01f")
-            .build();
+        let caps = match self.accept {
+            Accept::Any => gst::Caps::builder("application/x-rtp")
+                .field("media", "video")
+                .field("encoding-name", "H264")
+                .field("payload", 102i32)
+                .field("clock-rate", 90000i32)
+                .field("packetization-mode", "1")
+                .field("profile-level-id", "42e01f")
+                .build(),
+            Accept::Vp8Only => gst::Caps::builder("application/x-rtp")
+                .field("media", "video")
+                .field("encoding-name", "VP8")
+                .field("payload", 120i32)
+                .field("clock-rate", 90000i32)
+                .build(),
+        };
         self.webrtc
             .emit_by_name::<gst_webrtc::WebRTCRTPTransceiver>(
                 "add-transceiver",
@@ -227,17 +272,69 @@ impl Drop for Viewer {
     }
 }
 
-/// `rtph264depay ! decodebin ! videoconvert ! appsink`, counting decoded frames; returns the
-/// depayloader to link webrtcbin's pad to.
+/// An offer with only its VP8 formats (and their retransmission formats) left in each video
+/// section, as a browser that cannot decode anything else reads it.
+pub fn only_vp8(sdp: &str) -> String {
+    let lines: Vec<&str> = sdp.split_inclusive('\n').collect();
+    let attr_pt = |line: &str, attr: &str| -> Option<String> {
+        let rest = line.strip_prefix(attr)?;
+        Some(rest.split([' ', '\r', '\n']).next()?.to_owned())
+    };
+    let vp8: Vec<String> = lines
+        .iter()
+        .filter(|l| l.contains(" VP8/90000"))
+        .filter_map(|l| attr_pt(l, "a=rtpmap:"))
+        .collect();
+    let rtx: Vec<String> = lines
+        .iter()
+        .filter_map(|l| {
+            let pt = attr_pt(l, "a=fmtp:")?;
+            let apt = l.trim_end().split("apt=").nth(1)?;
+            vp8.iter().any(|v| v == apt).then_some(pt)
+        })
+        .collect();
+    let keep = |pt: &str| vp8.iter().chain(&rtx).any(|k| k == pt);
+    lines
+        .iter()
+        .filter_map(|line| {
+            if line.starts_with("m=video") {
+                let body = line.trim_end();
+                let fields: Vec<&str> = body.split(' ').collect();
+                let kept: Vec<&str> = fields[..3]
+                    .iter()
+                    .copied()
+                    .chain(fields[3..].iter().copied().filter(|pt| keep(pt)))
+                    .collect();
+                return Some(format!("{}{}", kept.join(" "), &line[body.len()..]));
+            }
+            for attr in ["a=rtpmap:", "a=fmtp:", "a=rtcp-fb:"] {
+                if let Some(pt) = attr_pt(line, attr) {
+                    if !keep(&pt) {
+                        return None;
+                    }
+                }
+            }
+            Some((*line).to_owned())
+        })
+        .collect()
+}
+
+/// `rtph264depay ! decodebin ! videoconvert ! appsink` (`rtpvp8depay` for VP8), counting
+/// decoded frames; returns the depayloader to link webrtcbin's pad to.
 fn decoding_branch(
     pipeline: &gst::Pipeline,
+    encoding: &str,
     frames: Arc<AtomicU64>,
     first_at: Arc<OnceLock<Instant>>,
     size: Arc<Mutex<Option<(i32, i32)>>>,
 ) -> gst::Element {
     // decodebin waits for the SPS before choosing a decoder (openh264dec insists on knowing
     // the profile).
-    let depay = gst::ElementFactory::make("rtph264depay").build().unwrap();
+    let depay = match encoding {
+        "VP8" => "rtpvp8depay",
+        _ => "rtph264depay",
+    };
+    let depay = gst::ElementFactory::make(depay).build().unwrap();
     let decode = gst::ElementFactory::make("decodebin").build().unwrap();
     let convert = gst::ElementFactory::make("videoconvert").build().unwrap();
     let sink = gstreamer_app::AppSink::builder().sync(false).build();
@@ -352,11 +449,26 @@ impl Session {
         conversation: &str,
         consume: Consume,
     ) -> Session {
+        Session::open_accepting(url, signal, conversation, consume, Accept::Any).await
+    }
+
+    /// Joins `conversation` as a decoding viewer that takes only VP8.
+    pub async fn join_vp8_only(url: &str, conversation: &str) -> Session {
+        Session::open_accepting(url, "join", conversation, Consume::Decode, Accept::Vp8Only).await
+    }
+
+    pub async fn open_accepting(
+        url: &str,
+        signal: &str,
+        conversation: &str,
+        consume: Consume,
+        accept: Accept,
+    ) -> Session {
         let request = url.into_client_request().expect("a valid ws:// URL");
         let mut ws = Client::connect(request, None, "viewer")
             .await
             .unwrap_or_else(|e| panic!("viewer: WebSocket handshake failed: {e}"));
-        let viewer = Viewer::with(consume);
+        let viewer = Viewer::accepting(consume, accept);
         let started = Instant::now();
         ws.send(signal, "", conversation, &[]).await;
         Session {

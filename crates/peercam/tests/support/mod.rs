@@ -2,8 +2,9 @@
 //! device in-process or as a child process ([`device`]), the one strict nextRTC WebSocket
 //! client ([`ws`]), plain and TLS HTTP GETs ([`http`]), a TLS client that trusts exactly a
 //! device's certificate ([`tls`]), scratch directories ([`scratch`]), the receiving
-//! GStreamer peer ([`gst_viewer`]) and a watcher sampling its frames ([`watch`]), and SDP
-//! sent in place of a real peer's ([`fixtures`]).
+//! GStreamer peer ([`gst_viewer`]) and a watcher sampling its frames ([`watch`]), SDP
+//! sent in place of a real peer's ([`fixtures`]), and a lossy two-namespace LAN for the
+//! root-only browser tests ([`lan`]).
 //!
 //! Every wait here is bounded, so a broken device fails a test instead of hanging it. Nothing
 //! here decides what a test expects: it only connects, reads, waits and cleans up.
@@ -14,6 +15,7 @@ pub mod device;
 pub mod fixtures;
 pub mod gst_viewer;
 pub mod http;
+pub mod lan;
 pub mod scratch;
 pub mod tls;
 pub mod watch;

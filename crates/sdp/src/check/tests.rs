@@ -1,6 +1,6 @@
 use super::*;
 use crate::choose::Codec::{Vp8, H264};
-use crate::parse::Direction;
+use crate::parse::{Direction, Session};
 
 /// What Chromium offers when it joins a room with a camera and a microphone (trimmed to
 /// the lines that matter, candidates included).
@@ -184,32 +184,141 @@ a=inactive\r\n\
 a=mid:video0\r\n\
 a=rtpmap:120 VP8/90000\r\n";
 
+/// The camera's offer as webrtcbin writes it for a viewer: H.264 first, VP8 second, each with
+/// its retransmission payload type and feedback (trimmed to the lines that matter).
+const DEVICE_OFFER: &str = "v=0\r\n\
+o=- 1 0 IN IP4 0.0.0.0\r\n\
+s=-\r\n\
+t=0 0\r\n\
+a=group:BUNDLE video0\r\n\
+m=video 9 UDP/TLS/RTP/SAVPF 96 97 98 99\r\n\
+c=IN IP4 0.0.0.0\r\n\
+a=setup:actpass\r\n\
+a=ice-ufrag:4ZcD\r\n\
+a=ice-pwd:2/1muCWoOi3uLifh0NuRHlfz\r\n\
+a=rtcp-mux\r\n\
+a=mid:video0\r\n\
+a=sendonly\r\n\
+a=rtpmap:96 H264/90000\r\n\
+a=rtcp-fb:96 nack\r\n\
+a=rtcp-fb:96 nack pli\r\n\
+a=rtcp-fb:96 ccm fir\r\n\
+a=rtcp-fb:96 transport-cc\r\n\
+a=fmtp:96 packetization-mode=1;level-asymmetry-allowed=1;profile-level-id=42c01f\r\n\
+a=rtpmap:97 VP8/90000\r\n\
+a=rtcp-fb:97 nack\r\n\
+a=rtcp-fb:97 nack pli\r\n\
+a=rtcp-fb:97 ccm fir\r\n\
+a=rtcp-fb:97 transport-cc\r\n\
+a=rtpmap:98 rtx/90000\r\n\
+a=fmtp:98 apt=96\r\n\
+a=rtpmap:99 rtx/90000\r\n\
+a=fmtp:99 apt=97\r\n\
+a=fingerprint:sha-256 1F:2A:3B:4C:5D:6E:7F:80:91:A2:B3:C4:D5:E6:F7:08:19:2A:3B:4C:5D:6E:7F:80:91:A2:B3:C4:D5:E6:F7:08\r\n";
+
+fn device_offer() -> Session {
+    crate::parse(DEVICE_OFFER).unwrap()
+}
+
+/// Firefox without its H.264 plugin answering the camera's offer: VP8 and its rtx only.
+const FIREFOX_VP8_ANSWER: &str = "v=0\r\n\
+o=mozilla...THIS_IS_SDPARTA-153.0 1 0 IN IP4 0.0.0.0\r\n\
+s=-\r\n\
+t=0 0\r\n\
+a=fingerprint:sha-256 1F:2A:3B:4C:5D:6E:7F:80:91:A2:B3:C4:D5:E6:F7:08:19:2A:3B:4C:5D:6E:7F:80:91:A2:B3:C4:D5:E6:F7:08\r\n\
+a=group:BUNDLE video0\r\n\
+a=ice-options:trickle\r\n\
+m=video 9 UDP/TLS/RTP/SAVPF 97 99\r\n\
+c=IN IP4 0.0.0.0\r\n\
+a=recvonly\r\n\
+a=fmtp:97 max-fs=12288;max-fr=60\r\n\
+a=fmtp:99 apt=97\r\n\
+a=ice-pwd:6f1c0a1b2c3d4e5f60718293a4b5c6d7\r\n\
+a=ice-ufrag:8a9b0c1d\r\n\
+a=mid:video0\r\n\
+a=rtcp-fb:97 nack\r\n\
+a=rtcp-fb:97 nack pli\r\n\
+a=rtcp-fb:97 ccm fir\r\n\
+a=rtcp-mux\r\n\
+a=rtpmap:97 VP8/90000\r\n\
+a=rtpmap:99 rtx/90000\r\n\
+a=setup:active\r\n";
+
 #[test]
 fn an_answer_that_declines_the_video_is_told_why() {
-    let Err(Unusable(why)) = check_answer(FIREFOX_REJECTS, 0, &[96], "H.264") else {
+    let Err(Unusable(why)) = check_answer(FIREFOX_REJECTS, &device_offer(), &[H264, Vp8]) else {
         panic!("accepted")
     };
     assert!(why.contains("declined the camera's video"), "{why}");
-    assert!(why.contains("H.264"), "{why}");
+    assert!(why.contains("H.264 or VP8"), "{why}");
+}
+
+#[test]
+fn the_format_the_answer_accepted_is_the_one_sent() {
+    let offer = device_offer();
+    // Firefox without H.264: VP8 under 97, its rtx under 99.
+    let (_, choice) = check_answer(FIREFOX_VP8_ANSWER, &offer, &[H264, Vp8]).unwrap();
+    assert_eq!(
+        (choice.mline, choice.codec, choice.pt, choice.rtx),
+        (0, Vp8, 97, Some(99))
+    );
+    assert_eq!(choice.profile_level_id, None);
+    // A browser with H.264 keeps the offer's order: H.264 under 96 with its rtx.
+    let chromium = FIREFOX_VP8_ANSWER
+        .replace("SAVPF 97 99", "SAVPF 96 97 98 99")
+        .replace(
+            "a=rtpmap:97 VP8/90000\r\n",
+            "a=rtpmap:97 VP8/90000\r\na=rtpmap:96 H264/90000\r\na=rtpmap:98 rtx/90000\r\na=fmtp:98 apt=96\r\n",
+        );
+    let (_, choice) = check_answer(&chromium, &offer, &[H264, Vp8]).unwrap();
+    assert_eq!((choice.codec, choice.pt, choice.rtx), (H264, 96, Some(98)));
+    assert_eq!(choice.profile_level_id.as_deref(), Some("42c01f"));
+    // The answer's order is its preference.
+    let vp8_first = chromium.replace("SAVPF 96 97 98 99", "SAVPF 97 96 99 98");
+    let (_, choice) = check_answer(&vp8_first, &offer, &[H264, Vp8]).unwrap();
+    assert_eq!((choice.codec, choice.pt, choice.rtx), (Vp8, 97, Some(99)));
+    // A codec the camera does not send here is not chosen, even when offered.
+    let (_, choice) = check_answer(&vp8_first, &offer, &[H264]).unwrap();
+    assert_eq!(choice.codec, H264);
+    let Err(Unusable(why)) = check_answer(FIREFOX_VP8_ANSWER, &offer, &[H264]) else {
+        panic!("accepted")
+    };
+    assert!(
+        why.contains("did not offer") && why.contains("H.264"),
+        "{why}"
+    );
+}
+
+#[test]
+fn an_answer_renaming_an_offered_format_does_not_get_it() {
+    let renamed = FIREFOX_VP8_ANSWER.replace("a=rtpmap:97 VP8/90000", "a=rtpmap:97 VP9/90000");
+    let Err(Unusable(why)) = check_answer(&renamed, &device_offer(), &[H264, Vp8]) else {
+        panic!("accepted")
+    };
+    assert!(why.contains("did not offer"), "{why}");
 }
 
 #[test]
 fn an_answer_is_checked_like_an_offer() {
+    let offer = crate::parse(CHROMIUM_OFFER).unwrap();
     let answer = CHROMIUM_OFFER
         .replace(
             "m=video 9 UDP/TLS/RTP/SAVPF 96 97 102 103 127 125",
             "m=video 9 UDP/TLS/RTP/SAVPF 127",
         )
         .replace("a=setup:actpass", "a=setup:active");
-    check_answer(&answer, 1, &[127], "H.264").unwrap();
-    let Err(Unusable(why)) = check_answer(&answer, 1, &[96], "H.264") else {
+    let (_, choice) = check_answer(&answer, &offer, &[H264]).unwrap();
+    assert_eq!((choice.mline, choice.pt), (1, 127));
+    let without_127 = crate::parse(&with("96 97 102 103 127 125", "96 97 102 103")).unwrap();
+    let Err(Unusable(why)) = check_answer(&answer, &without_127, &[H264]) else {
         panic!("accepted")
     };
     assert!(why.contains("did not offer"), "{why}");
-    let Err(Unusable(why)) = check_answer(&answer, 5, &[127], "H.264") else {
+    let audio_only = answer[..answer.find("m=video").unwrap()].to_owned();
+    let Err(Unusable(why)) = check_answer(&audio_only, &offer, &[H264]) else {
         panic!("accepted")
     };
     assert!(why.contains("no video section"), "{why}");
     let no_pwd = answer.replace("a=ice-pwd:2/1muCWoOi3uLifh0NuRHlfz\r\n", "");
-    assert!(check_answer(&no_pwd, 1, &[127], "H.264").is_err());
+    assert!(check_answer(&no_pwd, &offer, &[H264]).is_err());
 }

@@ -109,6 +109,7 @@ fn counts(worker: u64, peers: usize, frames: u64, handled: u64) -> Event {
                 connected: peers,
                 frames,
                 capturing: peers > 0,
+                ..Default::default()
             },
             handled,
         },
@@ -444,6 +445,7 @@ fn counts_add_the_frames_encoded_since_the_last_ones() {
                 connected: 1,
                 frames: 10,
                 capturing: true,
+                ..Default::default()
             },
             new_frames: 10,
         }]

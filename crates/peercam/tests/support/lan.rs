@@ -1,0 +1,276 @@
+//! A lossy two-host LAN for the root-only tests that watch the camera from a real browser.
+//!
+//! Two network namespaces, "camera" and "laptop", joined by a veth pair, with addresses the
+//! caller makes up (10.213.x.y); they exist only inside the two namespaces, so nothing leaves
+//! the machine. In the laptop namespace nftables drops a share of every UDP packet arriving
+//! (media and ICE alike), and counts them. The camera namespace runs `peercam serve` with a
+//! camera-like source (the SMPTE bars scrolling: several RTP packets a frame, so a lost packet
+//! usually hits a frame that matters); the laptop runs tests/browser/lan-viewer.js, whose JSON
+//! report the test judges.
+//!
+//! Everything is removed on drop (the namespaces take their interfaces and rules with them).
+//! It only builds the link and runs the programs: what a test expects is the test's.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use super::device::{with_token, Serve, BIN, START_LIMIT};
+use super::scratch::Scratch;
+
+/// The device's port inside the camera namespace (nothing else listens there).
+pub const PORT: u16 = 8080;
+
+/// The camera: SMPTE bars scrolling sideways, so every frame changes across the picture.
+const SOURCE: &str = "description = \"SMPTE bars, scrolling\"\n\
+    launch = \"videotestsrc is-live=true pattern=smpte horizontal-speed=6 \
+    ! video/x-raw,width={width},height={height},framerate={fps}/1\"\n\
+    [[elements]]\nfactory = \"videotestsrc\"\npackage = \"gstreamer1.0-plugins-base\"\n";
+
+/// The repository's root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Runs a command to completion; its stdout, or why it failed.
+pub fn output(program: &str, args: &[&str]) -> Result<String, String> {
+    let out = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("{program} {}: {e}", args.join(" ")))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(format!(
+            "{program} {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+pub fn must(program: &str, args: &[&str]) -> String {
+    output(program, args).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// A network namespace, deleted (with its interfaces) on drop.
+pub struct Netns {
+    /// Its name for `ip netns`.
+    pub name: String,
+}
+
+impl Netns {
+    pub fn create(name: String) -> Netns {
+        // A namespace left by a killed run with the same pid would make `add` fail.
+        let _ = output("ip", &["netns", "del", &name]);
+        must("ip", &["netns", "add", &name]);
+        Netns { name }
+    }
+
+    /// Runs `program args…` inside the namespace to completion; its stdout.
+    pub fn run(&self, program: &str, args: &[&str]) -> String {
+        let mut full = vec!["netns", "exec", &self.name, program];
+        full.extend_from_slice(args);
+        must("ip", &full)
+    }
+
+    /// `program args…` to run inside the namespace.
+    pub fn command(&self, program: &str, args: &[&str]) -> Command {
+        let mut command = Command::new("ip");
+        command
+            .args(["netns", "exec", &self.name, program])
+            .args(args);
+        command
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        if let Err(e) = output("ip", &["netns", "del", &self.name]) {
+            let _ = writeln!(std::io::stderr(), "cleanup: {e}");
+        }
+    }
+}
+
+/// Fails the test saying what this machine lacks to run `browser` (a path) through the
+/// npm package `driver` in tests/browser; the viewer script's path.
+pub fn check_prerequisites(browser: &str, driver: &str) -> PathBuf {
+    // SAFETY: geteuid has no preconditions.
+    assert!(
+        unsafe { libc::geteuid() } == 0,
+        "not running as root (this test needs network namespaces)"
+    );
+    output("ip", &["netns", "list"]).expect("`ip netns` unavailable");
+    output("nft", &["--version"]).expect("nftables (`nft`) is needed for the packet loss");
+    output("node", &["--version"]).expect("node is needed to drive the browser");
+    assert!(Path::new(browser).exists(), "no browser at {browser}");
+    let dir = repo().join("tests/browser");
+    assert!(
+        dir.join("node_modules").join(driver).exists(),
+        "tests/browser has no node_modules/{driver}: run `npm ci` there (scripts/setup.sh --test \
+         and tests/browser/run.sh do)"
+    );
+    let media = Path::new(BIN).with_file_name("peercam-media");
+    assert!(
+        media.exists(),
+        "{} is not built: run `cargo build --workspace` first",
+        media.display()
+    );
+    dir.join("lan-viewer.js")
+}
+
+/// The two namespaces, their link and the laptop's loss rule.
+pub struct LossyLan {
+    /// Where the device runs.
+    pub camera: Netns,
+    /// Where the browser runs.
+    pub laptop: Netns,
+    /// The camera's address.
+    pub camera_addr: String,
+}
+
+impl LossyLan {
+    /// The camera at `camera_addr`, the laptop at `laptop_addr` (both /24), `percent` of the
+    /// UDP packets reaching the laptop dropped.
+    pub fn new(camera_addr: &str, laptop_addr: &str, percent: u32) -> LossyLan {
+        let tag = std::process::id();
+        let camera = Netns::create(format!("pc-cam-{tag}"));
+        let laptop = Netns::create(format!("pc-lap-{tag}"));
+        let (vcam, vlap) = (format!("vc{tag}"), format!("vl{tag}"));
+        must(
+            "ip",
+            &["link", "add", &vcam, "type", "veth", "peer", "name", &vlap],
+        );
+        must("ip", &["link", "set", &vcam, "netns", &camera.name]);
+        must("ip", &["link", "set", &vlap, "netns", &laptop.name]);
+        for (ns, dev, addr) in [(&camera, &vcam, camera_addr), (&laptop, &vlap, laptop_addr)] {
+            let cidr = format!("{addr}/24");
+            must("ip", &["-n", &ns.name, "addr", "add", &cidr, "dev", dev]);
+            must("ip", &["-n", &ns.name, "link", "set", "lo", "up"]);
+            must("ip", &["-n", &ns.name, "link", "set", dev, "up"]);
+        }
+        // One nft command at a time: a one-line ruleset with `;` inside the chain fails to
+        // parse.
+        laptop.run("nft", &["add", "table", "inet", "loss"]);
+        laptop.run(
+            "nft",
+            &[
+                "add",
+                "chain",
+                "inet",
+                "loss",
+                "in",
+                "{ type filter hook input priority 0; }",
+            ],
+        );
+        let percent = percent.to_string();
+        laptop.run(
+            "nft",
+            &[
+                "add", "rule", "inet", "loss", "in", "meta", "l4proto", "udp", "numgen", "random",
+                "mod", "100", "<", &percent, "counter", "drop",
+            ],
+        );
+        LossyLan {
+            camera,
+            laptop,
+            camera_addr: camera_addr.to_owned(),
+        }
+    }
+
+    /// Packets the laptop's loss rule has dropped.
+    pub fn dropped(&self) -> u64 {
+        let rules = self.laptop.run("nft", &["list", "table", "inet", "loss"]);
+        rules
+            .split_whitespace()
+            .skip_while(|w| *w != "packets")
+            .nth(1)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no counter in the loss rule:\n{rules}"))
+    }
+
+    /// Starts `peercam serve` in the camera namespace: the scrolling bars at 640x480, 30 fps,
+    /// x264 at `bitrate_kbps`, its files in `scratch`. Returns once it is ready.
+    pub fn serve(&self, scratch: &Scratch, bitrate_kbps: u32) -> Serve {
+        let pipelines = scratch.join("pipelines");
+        std::fs::create_dir_all(pipelines.join("sources")).expect("sources dir");
+        std::fs::create_dir_all(pipelines.join("encoders")).expect("encoders dir");
+        std::fs::write(pipelines.join("sources/smpte.toml"), SOURCE).expect("source");
+        std::fs::copy(
+            repo().join("pipelines/encoders/x264.toml"),
+            pipelines.join("encoders/x264.toml"),
+        )
+        .expect("encoder");
+        let config = scratch.join("peercam.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[camera]\nsource = \"smpte\"\nencoder = \"x264\"\nwidth = 640\nheight = 480\n\
+                 fps = 30\nbitrate_kbps = {bitrate_kbps}\npipelines_dir = \"{}\"\n",
+                pipelines.display()
+            ),
+        )
+        .expect("config");
+        let listen = self.listen();
+        let mut command = self.camera.command(
+            BIN,
+            &[
+                "serve",
+                "--config",
+                config.to_str().expect("utf-8 path"),
+                "--listen",
+                &listen,
+            ],
+        );
+        command
+            .env("RUST_LOG", "info,peercam_media=debug")
+            .env("STATE_DIRECTORY", scratch.path())
+            .env_remove("JOURNAL_STREAM")
+            .env_remove("NOTIFY_SOCKET")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut serve = Serve::spawn(command, PORT);
+        serve.line(" ready: ", START_LIMIT);
+        serve
+    }
+
+    /// The device's address and port.
+    pub fn listen(&self) -> String {
+        format!("{}:{PORT}", self.camera_addr)
+    }
+
+    /// Runs lan-viewer.js (`script`) in the laptop namespace: `browser` (`chromium` or
+    /// `firefox`) watching `pages` pages of the device for `seconds`, opened by the link a
+    /// person gets (with the device's access `token`), with its HOME in `scratch`. Its output,
+    /// whatever its status.
+    pub fn watch(
+        &self,
+        scratch: &Scratch,
+        script: &Path,
+        seconds: u32,
+        browser: &str,
+        pages: u32,
+        token: Option<&str>,
+    ) -> Output {
+        let home = scratch.join("home");
+        std::fs::create_dir_all(&home).expect("home");
+        let url = with_token(&format!("http://{}/", self.listen()), token);
+        self.laptop
+            .command(
+                "node",
+                &[
+                    script.to_str().expect("utf-8 path"),
+                    &url,
+                    &seconds.to_string(),
+                    browser,
+                    &pages.to_string(),
+                ],
+            )
+            .env("HOME", &home)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run node")
+    }
+}
