@@ -94,6 +94,9 @@ const launch = async () => {
       browser: 'firefox',
       executablePath: process.env.FIREFOX_BIN || '/usr/bin/firefox-esr',
       headless: true,
+      // A first start from a cold disk cache on a busy 2-core machine can take longer than
+      // puppeteer's default 30 s (seen once here); the measurement starts after the launch.
+      timeout: 90000,
       extraPrefsFirefox: {
         'media.autoplay.default': 0,
         'media.peerconnection.ice.obfuscate_host_addresses': false,
