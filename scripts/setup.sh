@@ -22,6 +22,8 @@ if [ "$want_test" = 1 ]; then
     nftables)
   # firefox-esr: a second browser (without H.264 offline: it watches the VP8 encode).
   packages+=(firefox-esr)
+  # zbar-tools, librsvg2-bin: the share test reads the QR codes back (zbarimg, rsvg-convert).
+  packages+=(zbar-tools librsvg2-bin)
   # python3-venv: the aiortc interop test's virtualenv (tests/aiortc).
   packages+=(python3 python3-venv)
   # Any working Node.js will do (it may come from outside Debian with its own npm).

@@ -21,7 +21,7 @@
 //   timing.js      time to picture, step by step
 //   testhooks.js   window.peercam
 //   overlay.js     the stats overlay; fullscreen.js the Fullscreen API
-//   cameras.js     the other cameras on this network
+//   cameras.js     the other cameras on this network; share.js the link and its QR code
 'use strict';
 
 import { createView } from '/view.js';
@@ -31,6 +31,7 @@ import { createPeers } from '/peers.js';
 import { createSession } from '/session.js';
 import { installTestHooks } from '/testhooks.js';
 import { showCameras } from '/cameras.js';
+import { setUpShare } from '/share.js';
 
 performance.mark('peercam-start');
 const params = new URLSearchParams(location.search);
@@ -73,3 +74,4 @@ addEventListener('pagehide', () => {
 });
 session.start();
 showCameras(document.getElementById('cameras'));
+setUpShare(document.getElementById('share'), document.getElementById('share-panel'));

@@ -8,6 +8,7 @@ pub mod discovery;
 pub mod gate;
 pub mod net;
 pub mod service;
+pub mod share;
 pub mod signaling;
 pub mod systemd;
 pub mod tls;

@@ -116,6 +116,9 @@ struct TokenArgs {
     /// with the old one stop working (a running camera notices within a second or two).
     #[arg(long)]
     rotate: bool,
+    /// Also print the link as a QR code, for a phone's camera to read off the screen.
+    #[arg(long)]
+    qr: bool,
     /// Directory holding the token [default: server.state_dir, else $STATE_DIRECTORY, else
     /// /var/lib/peercam when it exists (the packaged service's), else
     /// ~/.local/state/peercam].
@@ -206,7 +209,19 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             if let Some(note) = &outcome.note {
                 eprintln!("peercam: {note}");
             }
+            if !outcome.by_address.is_empty() {
+                eprintln!(
+                    "peercam: or by address (for phones that do not resolve .local names): {}",
+                    outcome.by_address.join(" ")
+                );
+            }
             println!("{}", outcome.link);
+            if args.qr {
+                match peercam::share::qr_text(&outcome.link) {
+                    Some(code) => println!("{code}"),
+                    None => eprintln!("peercam: the link is too long for a QR code"),
+                }
+            }
             return Ok(());
         }
         Some(Command::Config(args)) => {
@@ -254,7 +269,14 @@ fn check(config: &Config) -> anyhow::Result<()> {
     }
     let dir = peercam::access::command_state_dir(config);
     match peercam::access::command::token(config, dir.as_deref(), false) {
-        Ok(outcome) => println!("\nOpen {} to watch.", outcome.link),
+        Ok(outcome) if outcome.by_address.is_empty() => {
+            println!("\nOpen {} to watch.", outcome.link)
+        }
+        Ok(outcome) => println!(
+            "\nOpen {} to watch, or by address: {}.",
+            outcome.link,
+            outcome.by_address.join(", ")
+        ),
         Err(e) => println!("\nThe link to open is unknown: {e}"),
     }
     Ok(())

@@ -12,6 +12,7 @@ use axum::{Json, Router};
 use serde::Serialize;
 
 use crate::access::Access;
+use crate::net::Peer;
 use crate::signaling::{Admission, HubStats, SignalingServer};
 
 /// What `/api/info` reports.
@@ -70,6 +71,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/info", get(info))
         .route("/api/stats", get(stats))
         .route("/api/cameras", get(cameras))
+        .route("/api/share", get(share))
+        .route("/api/share.svg", get(share_svg))
         .route("/signaling", get(signaling))
         .layer(axum::middleware::from_fn_with_state(
             access,
@@ -140,6 +143,7 @@ const ASSETS: &[(&str, &str, &str)] = &[
     page_file!("view.js", JS),
     page_file!("timing.js", JS),
     page_file!("cameras.js", JS),
+    page_file!("share.js", JS),
     page_file!("testhooks.js", JS),
     page_file!("overlay.js", JS),
     page_file!("fullscreen.js", JS),
@@ -191,6 +195,64 @@ async fn stats(State(state): State<AppState>) -> Json<Stats> {
             Workers { active, spare }
         }),
     })
+}
+
+/// What `/api/share` gives the page's Share control.
+#[derive(Serialize)]
+struct Share {
+    /// The link to open the camera, as the person asking reached it, with the token when one
+    /// is needed.
+    link: String,
+    /// Its QR code, an SVG document.
+    svg: String,
+}
+
+/// The link to share, and its QR code, for a request from `peer` that named `headers`' Host;
+/// else why not, in words.
+fn share_of(
+    state: &AppState,
+    peer: Option<&Peer>,
+    headers: &HeaderMap,
+) -> Result<Share, &'static str> {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default();
+    let token = state.access.token();
+    let tls = peer.is_some_and(|p| p.tls);
+    let link = crate::share::link_for_host(tls, host, token.as_ref().map(|t| t.reveal()))
+        .ok_or("no usable Host header\n")?;
+    let svg = crate::share::qr_svg(&link).ok_or("the link is too long for a QR code\n")?;
+    Ok(Share { link, svg })
+}
+
+/// Must not be kept: it carries the token, which a rotation replaces.
+const NO_STORE: (header::HeaderName, &str) = (header::CACHE_CONTROL, "no-store");
+
+async fn share(
+    State(state): State<AppState>,
+    peer: Option<Extension<Peer>>,
+    headers: HeaderMap,
+) -> Response {
+    match share_of(&state, peer.as_deref(), &headers) {
+        Ok(share) => ([NO_STORE], Json(share)).into_response(),
+        Err(why) => (StatusCode::BAD_REQUEST, why).into_response(),
+    }
+}
+
+async fn share_svg(
+    State(state): State<AppState>,
+    peer: Option<Extension<Peer>>,
+    headers: HeaderMap,
+) -> Response {
+    match share_of(&state, peer.as_deref(), &headers) {
+        Ok(share) => (
+            [(header::CONTENT_TYPE, "image/svg+xml"), NO_STORE],
+            share.svg,
+        )
+            .into_response(),
+        Err(why) => (StatusCode::BAD_REQUEST, why).into_response(),
+    }
 }
 
 /// What `/api/cameras` reports.

@@ -6,9 +6,10 @@
 
 use std::path::Path;
 
-use super::link::link;
+use super::link::{by_address, link};
 use super::{store, AccessError, Token};
 use crate::config::{AuthMode, Config};
+use crate::discovery::lan_addresses;
 
 /// What the command found or did.
 #[derive(Debug)]
@@ -17,6 +18,9 @@ pub struct Outcome {
     pub link: String,
     /// A sentence for the person (where the token is kept, what rotation did), if any.
     pub note: Option<String>,
+    /// The same link by each LAN address, when the device listens on every address (see
+    /// [`super::link::by_address`]).
+    pub by_address: Vec<String>,
 }
 
 /// The link to open the device of `config` whose state directory is `state_dir`; with
@@ -37,6 +41,7 @@ pub fn token(
         return Ok(Outcome {
             link: link(&s.name, s.listen, tls, None),
             note: Some("auth.mode is \"none\": anyone who can reach the port can watch".into()),
+            by_address: by_address(s.listen, tls, None, &lan_addresses()),
         });
     }
     if let Some(text) = &config.auth.token {
@@ -49,6 +54,7 @@ pub fn token(
         return Ok(Outcome {
             link: link(&s.name, s.listen, tls, Some(&token)),
             note: None,
+            by_address: by_address(s.listen, tls, Some(&token), &lan_addresses()),
         });
     }
     let Some(dir) = state_dir else {
@@ -96,6 +102,7 @@ pub fn token(
     Ok(Outcome {
         link: link(&s.name, s.listen, tls, Some(&token)),
         note,
+        by_address: by_address(s.listen, tls, Some(&token), &lan_addresses()),
     })
 }
 

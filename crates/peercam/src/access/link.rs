@@ -30,9 +30,73 @@ pub fn link(name: &str, listen: SocketAddr, tls: bool, token: Option<&Token>) ->
     }
 }
 
+/// The links by address for a device listening on every address (`listen` unspecified):
+/// one per LAN address in `addresses` (IPv4 first, loopback and link-local left out, as no
+/// other machine can open them). Empty for a device listening on one address: its
+/// [`link`] is by address already. For phones and machines that do not resolve `.local`.
+pub fn by_address(
+    listen: SocketAddr,
+    tls: bool,
+    token: Option<&Token>,
+    addresses: &[IpAddr],
+) -> Vec<String> {
+    if !listen.ip().is_unspecified() {
+        return Vec::new();
+    }
+    let mut usable: Vec<IpAddr> = addresses
+        .iter()
+        .copied()
+        .filter(|a| !a.is_loopback() && !a.is_unspecified() && !is_link_local(a))
+        .collect();
+    usable.sort_by_key(|a| (a.is_ipv6(), *a));
+    usable.dedup();
+    usable
+        .into_iter()
+        .map(|a| link("", SocketAddr::new(a, listen.port()), tls, token))
+        .collect()
+}
+
+fn is_link_local(a: &IpAddr) -> bool {
+    match a {
+        IpAddr::V4(v4) => v4.is_link_local(),
+        IpAddr::V6(v6) => v6.segments()[0] & 0xffc0 == 0xfe80,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_lan_address_gets_a_link_ipv4_first() {
+        let t = Token::parse(&"b".repeat(32)).unwrap();
+        let any = "0.0.0.0:8080".parse().unwrap();
+        let addresses: Vec<IpAddr> = [
+            "2001:db8::5",
+            "127.0.0.1",
+            "192.0.2.7",
+            "169.254.1.1",
+            "fe80::1",
+            "192.0.2.7",
+        ]
+        .iter()
+        .map(|a| a.parse().unwrap())
+        .collect();
+        let tok = "b".repeat(32);
+        assert_eq!(
+            by_address(any, true, Some(&t), &addresses),
+            [
+                format!("https://192.0.2.7:8080/?token={tok}"),
+                format!("https://[2001:db8::5]:8080/?token={tok}"),
+            ]
+        );
+        // Listening on one address: the link is by that address already.
+        let one = "192.0.2.7:8080".parse().unwrap();
+        assert!(by_address(one, true, Some(&t), &addresses).is_empty());
+        assert!(!by_address(any, false, None, &addresses)
+            .iter()
+            .any(|l| l.contains("0.0.0.0")));
+    }
 
     #[test]
     fn the_link_names_the_device_never_the_wildcard() {

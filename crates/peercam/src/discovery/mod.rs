@@ -56,6 +56,14 @@ mod table;
 pub use advertise::{txt_entries, Advertisement, Advertiser};
 pub use browse::{browse, camera_url, instance_from_fullname, BrowseEvent, Browser, FoundCamera};
 pub use neighbours::{Neighbourhood, Neighbours};
+
+/// This machine's interface addresses, for the links by address a person is given; empty
+/// when they cannot be read.
+pub fn lan_addresses() -> Vec<std::net::IpAddr> {
+    if_addrs::get_if_addrs()
+        .map(|ifaces| ifaces.iter().map(|i| i.ip()).collect())
+        .unwrap_or_default()
+}
 pub use table::format_table;
 
 /// The service type nextRTC clients browse for.

@@ -130,9 +130,10 @@ pub async fn run(config: Config) -> Result<(), ServiceError> {
     // The one line that shows the token: the owner's link, as notebook servers print it.
     match access.token() {
         Some(token) => log::info!(
-            "open {} to watch (the link carries the camera's access token; `peercam token` \
+            "open {} to watch{} (the link carries the camera's access token; `peercam token` \
              prints it again)",
-            link(&config.server.name, local, with_tls, Some(&token))
+            link(&config.server.name, local, with_tls, Some(&token)),
+            also_by_address(local, with_tls, Some(&token))
         ),
         None => log::warn!(
             "auth.mode = \"none\": anyone who can reach port {} can watch the camera",
@@ -143,8 +144,9 @@ pub async fn run(config: Config) -> Result<(), ServiceError> {
         conversation = config.camera.conversation.as_str(),
         listen:% = local,
         startup_ms = started.elapsed().as_millis() as u64;
-        "peercam {} ready: {url} (signaling at /signaling){advertised}",
-        env!("CARGO_PKG_VERSION")
+        "peercam {} ready: {url}{} (signaling at /signaling){advertised}",
+        env!("CARGO_PKG_VERSION"),
+        also_by_address(local, with_tls, None)
     );
     if let Some(fingerprint) = &fingerprint {
         log::info!("https on {local}, certificate SHA-256 {fingerprint}");
@@ -207,6 +209,18 @@ pub async fn run(config: Config) -> Result<(), ServiceError> {
 
 /// Builds the device and starts its camera. Blocking: the encoder probe may run a
 /// two-frame trial and the camera prepares its DTLS certificate.
+/// `, or by address: LINK, LINK` for a device listening on every address (its main link is
+/// by its `.local` name, which some phones and machines do not resolve); empty otherwise.
+fn also_by_address(local: SocketAddr, tls: bool, token: Option<&crate::access::Token>) -> String {
+    let links =
+        crate::access::link::by_address(local, tls, token, &crate::discovery::lan_addresses());
+    if links.is_empty() {
+        String::new()
+    } else {
+        format!(", or by address: {}", links.join(", "))
+    }
+}
+
 fn build_device(
     config: &Config,
     tls: Option<&Identity>,
