@@ -8,7 +8,7 @@
 export function setUpShare(button, dialog) {
   if (!button || !dialog || typeof dialog.showModal !== 'function') return;
   const img = dialog.querySelector('img');
-  const code = dialog.querySelector('code');
+  const code = dialog.querySelector('code.share-link');
   const status = dialog.querySelector('.share-status');
   button.hidden = false;
   button.addEventListener('click', async () => {

@@ -140,6 +140,12 @@ pub async fn run(config: Config) -> Result<(), ServiceError> {
             local.port()
         ),
     }
+    show_qr_in_terminal(
+        &config.server.name,
+        local,
+        with_tls,
+        access.token().as_ref(),
+    );
     log::info!(
         conversation = config.camera.conversation.as_str(),
         listen:% = local,
@@ -209,6 +215,30 @@ pub async fn run(config: Config) -> Result<(), ServiceError> {
 
 /// Builds the device and starts its camera. Blocking: the encoder probe may run a
 /// two-frame trial and the camera prepares its DTLS certificate.
+/// Run by hand in a terminal (not under systemd, whose journal is no terminal): the link as a
+/// QR code, for a phone to read off the screen; by the first LAN address when the device
+/// listens on every address (phones often do not resolve `.local`).
+fn show_qr_in_terminal(
+    name: &str,
+    local: SocketAddr,
+    tls: bool,
+    token: Option<&crate::access::Token>,
+) {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return;
+    }
+    let by_address =
+        crate::access::link::by_address(local, tls, token, &crate::discovery::lan_addresses());
+    let link = by_address
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| link(name, local, tls, token));
+    if let Some(code) = crate::share::qr_text(&link) {
+        eprintln!("{code}\n{link}");
+    }
+}
+
 /// `, or by address: LINK, LINK` for a device listening on every address (its main link is
 /// by its `.local` name, which some phones and machines do not resolve); empty otherwise.
 fn also_by_address(local: SocketAddr, tls: bool, token: Option<&crate::access::Token>) -> String {
