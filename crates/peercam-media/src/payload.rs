@@ -117,17 +117,23 @@ fn make(factory: &str) -> Result<gst::Element, MediaError> {
         .map_err(|_| MediaError::MissingElement(factory.to_owned()))
 }
 
+/// A queue holding up to `max_time_ns` of buffers that drops the oldest when full, so the
+/// tee feeding it is never held up by what follows it.
+pub(crate) fn leaky_queue(max_time_ns: u64) -> Result<gst::Element, MediaError> {
+    gst::ElementFactory::make("queue")
+        .property("max-size-buffers", 0u32)
+        .property("max-size-bytes", 0u32)
+        .property("max-size-time", max_time_ns)
+        .property_from_str("leaky", "downstream")
+        .build()
+        .map_err(|_| MediaError::MissingElement("queue".into()))
+}
+
 impl Chain {
     /// `queue ! payloader ! capsfilter` for `codec` under `pt` as `ssrc`, its first sequence
     /// number `seqnum` (random if `None`); linked, not yet in a bin.
     pub fn new(codec: Codec, pt: u8, ssrc: u32, seqnum: Option<u16>) -> Result<Chain, MediaError> {
-        let queue = gst::ElementFactory::make("queue")
-            .property("max-size-buffers", 0u32)
-            .property("max-size-bytes", 0u32)
-            .property("max-size-time", QUEUE_TIME_NS)
-            .property_from_str("leaky", "downstream")
-            .build()
-            .map_err(|_| MediaError::MissingElement("queue".into()))?;
+        let queue = leaky_queue(QUEUE_TIME_NS)?;
         let pay = match codec {
             Codec::H264 => {
                 let pay = make("rtph264pay")?;

@@ -81,13 +81,7 @@ impl Vp8Encode {
                 .build()
                 .map_err(|_| MediaError::MissingElement(factory.to_owned()))
         };
-        let queue = gst::ElementFactory::make("queue")
-            .property("max-size-buffers", 0u32)
-            .property("max-size-bytes", 0u32)
-            .property("max-size-time", QUEUE_TIME_NS)
-            .property_from_str("leaky", "downstream")
-            .build()
-            .map_err(|_| MediaError::MissingElement("queue".into()))?;
+        let queue = crate::payload::leaky_queue(QUEUE_TIME_NS)?;
         let convert = make("videoconvert")?;
         let enc = make("vp8enc")?;
         enc.set_property("deadline", 1i64);
