@@ -14,12 +14,12 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use peercam::camera::{self, CameraSettings, CameraSnapshot};
+use peercam::camera::{self, CameraSettings};
 use peercam::config::Config;
 use peercam::service::Device;
 use peercam_wire::Capture;
 use peercam_wire::IceSettings;
-use support::device::{media_program, Server};
+use support::device::{camera_stats, media_program, wait_for, Server};
 use support::gst_viewer::Session;
 use support::ws::Next;
 
@@ -67,25 +67,6 @@ async fn start_device_knowing(stream_profile: &str) -> Server {
     };
     device.camera = Some(camera::start(device.hub.clone(), settings).expect("camera starts"));
     Server::serve(device).await
-}
-
-fn camera_stats(device: &Device) -> CameraSnapshot {
-    device.camera.as_ref().unwrap().stats().snapshot()
-}
-
-async fn wait_for(device: &Device, what: &str, f: impl Fn(&CameraSnapshot) -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let s = camera_stats(device);
-        if f(&s) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}: {s:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 const LIMIT: Duration = Duration::from_secs(20);

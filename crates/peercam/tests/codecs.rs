@@ -14,11 +14,10 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use peercam::camera::CameraSnapshot;
 use peercam::config::Config;
 use peercam::service::Device;
 use peercam_wire::Capture;
-use support::device::{media_program, Server};
+use support::device::{camera_stats, media_program, wait_for, Server};
 use support::gst_viewer::{Accept, Consume, Session};
 
 const WIDTH: i32 = 320;
@@ -43,25 +42,6 @@ async fn start_device() -> Server {
         .start_camera(&config, Capture::Launch(test_launch()), &media_program())
         .expect("camera starts");
     Server::serve(device).await
-}
-
-fn camera_stats(device: &Device) -> CameraSnapshot {
-    device.camera.as_ref().unwrap().stats().snapshot()
-}
-
-async fn wait_for(device: &Device, what: &str, f: impl Fn(&CameraSnapshot) -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let s = camera_stats(device);
-        if f(&s) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}: {s:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 fn codec(session: &Session) -> Option<String> {

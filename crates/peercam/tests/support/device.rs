@@ -19,6 +19,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use peercam::camera::CameraSnapshot;
 use peercam::config::Config;
 use peercam::service::Device;
 use serde::Deserialize;
@@ -422,5 +423,26 @@ impl Drop for Serve {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
+    }
+}
+
+/// The camera's counts of an in-process device (one whose camera was started).
+pub fn camera_stats(device: &Device) -> CameraSnapshot {
+    device.camera.as_ref().unwrap().stats().snapshot()
+}
+
+/// Waits up to 10 s for the camera's counts to satisfy `f`; fails saying `what` otherwise.
+pub async fn wait_for(device: &Device, what: &str, f: impl Fn(&CameraSnapshot) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let s = camera_stats(device);
+        if f(&s) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {s:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
