@@ -128,12 +128,15 @@ pub async fn run(config: Config) -> Result<(), ServiceError> {
         notifier.ready(&format!("serving {url}{advertised}"));
     }
     // The one line that shows the token: the owner's link, as notebook servers print it.
-    match access.token() {
+    let token = access.token();
+    let addresses = crate::discovery::lan_addresses();
+    let by_address = |token| crate::access::link::by_address(local, with_tls, token, &addresses);
+    match &token {
         Some(token) => log::info!(
             "open {} to watch{} (the link carries the camera's access token; `peercam token` \
              prints it again)",
-            link(&config.server.name, local, with_tls, Some(&token)),
-            also_by_address(local, with_tls, Some(&token))
+            link(&config.server.name, local, with_tls, Some(token)),
+            or_by_address(&by_address(Some(token)))
         ),
         None => log::warn!(
             "auth.mode = \"none\": anyone who can reach port {} can watch the camera",
@@ -141,10 +144,8 @@ pub async fn run(config: Config) -> Result<(), ServiceError> {
         ),
     }
     show_qr_in_terminal(
-        &config.server.name,
-        local,
-        with_tls,
-        access.token().as_ref(),
+        &by_address(token.as_ref()),
+        &link(&config.server.name, local, with_tls, token.as_ref()),
     );
     log::info!(
         conversation = config.camera.conversation.as_str(),
@@ -152,7 +153,7 @@ pub async fn run(config: Config) -> Result<(), ServiceError> {
         startup_ms = started.elapsed().as_millis() as u64;
         "peercam {} ready: {url}{} (signaling at /signaling){advertised}",
         env!("CARGO_PKG_VERSION"),
-        also_by_address(local, with_tls, None)
+        or_by_address(&by_address(None))
     );
     if let Some(fingerprint) = &fingerprint {
         log::info!("https on {local}, certificate SHA-256 {fingerprint}");
@@ -213,37 +214,24 @@ pub async fn run(config: Config) -> Result<(), ServiceError> {
     served.map_err(ServiceError::Serve)
 }
 
-/// Builds the device and starts its camera. Blocking: the encoder probe may run a
-/// two-frame trial and the camera prepares its DTLS certificate.
 /// Run by hand in a terminal (not under systemd, whose journal is no terminal): the link as a
-/// QR code, for a phone to read off the screen; by the first LAN address when the device
-/// listens on every address (phones often do not resolve `.local`).
-fn show_qr_in_terminal(
-    name: &str,
-    local: SocketAddr,
-    tls: bool,
-    token: Option<&crate::access::Token>,
-) {
+/// QR code, for a phone to read off the screen; the first of the links `by_address` when
+/// there are any (phones often do not resolve `.local`), else `link`.
+fn show_qr_in_terminal(by_address: &[String], link: &str) {
     use std::io::IsTerminal;
     if !std::io::stderr().is_terminal() {
         return;
     }
-    let by_address =
-        crate::access::link::by_address(local, tls, token, &crate::discovery::lan_addresses());
-    let link = by_address
-        .into_iter()
-        .next()
-        .unwrap_or_else(|| link(name, local, tls, token));
-    if let Some(code) = crate::share::qr_text(&link) {
+    let link = by_address.first().map_or(link, String::as_str);
+    if let Some(code) = crate::share::qr_text(link) {
         eprintln!("{code}\n{link}");
     }
 }
 
-/// `, or by address: LINK, LINK` for a device listening on every address (its main link is
-/// by its `.local` name, which some phones and machines do not resolve); empty otherwise.
-fn also_by_address(local: SocketAddr, tls: bool, token: Option<&crate::access::Token>) -> String {
-    let links =
-        crate::access::link::by_address(local, tls, token, &crate::discovery::lan_addresses());
+/// `, or by address: LINK, LINK` for the links by address (a device listening on every
+/// address: its main link is by its `.local` name, which some phones and machines do not
+/// resolve); empty when there are none.
+fn or_by_address(links: &[String]) -> String {
     if links.is_empty() {
         String::new()
     } else {
@@ -251,6 +239,8 @@ fn also_by_address(local: SocketAddr, tls: bool, token: Option<&crate::access::T
     }
 }
 
+/// Builds the device and starts its camera. Blocking: the encoder probe may run a
+/// two-frame trial and the camera prepares its DTLS certificate.
 fn build_device(
     config: &Config,
     tls: Option<&Identity>,
