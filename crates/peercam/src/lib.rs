@@ -13,5 +13,6 @@ pub mod signaling;
 pub mod systemd;
 pub mod tls;
 pub mod web;
+pub mod whep;
 
 pub use peercam_wire::{config, install, logging, memory};

@@ -1,5 +1,6 @@
 //! HTTP routes: the page at `/`, device facts at `/api/info`, the other cameras on the LAN at
-//! `/api/cameras`, and the WebSocket upgrade at `/signaling`. The page's files are compiled
+//! `/api/cameras`, the WebSocket upgrade at `/signaling`, and the WHEP door at `/whep`
+//! (`crate::whep`). The page's files are compiled
 //! into the binary. Every route is behind the access check (`crate::gate`).
 
 use std::sync::{Arc, Mutex};
@@ -46,6 +47,8 @@ pub struct AppState {
     ///
     /// [`CameraHandle::primer`]: crate::camera::CameraHandle::primer
     pub primer: Option<Arc<tokio::sync::Notify>>,
+    /// The WHEP door into the camera, when it runs.
+    pub whep: Option<crate::whep::Door>,
     /// The other cameras on the LAN, while the device browses for them.
     pub neighbours: Option<Arc<Mutex<crate::discovery::Neighbours>>>,
     /// Who may use the routes.
@@ -74,10 +77,12 @@ pub fn router(state: AppState) -> Router {
         .route("/api/share", get(share))
         .route("/api/share.svg", get(share_svg))
         .route("/signaling", get(signaling))
+        .merge(crate::whep::routes())
         .layer(axum::middleware::from_fn_with_state(
             access,
             crate::gate::guard,
         ))
+        .layer(axum::middleware::from_fn(crate::whep::cors))
         .with_state(state)
 }
 
@@ -173,6 +178,8 @@ struct Stats {
     #[serde(flatten)]
     hub: HubStats,
     camera: Option<crate::camera::CameraSnapshot>,
+    /// Viewers watching through the WHEP door (`null` without a camera).
+    whep_viewers: Option<usize>,
     /// Process ids of the media workers.
     workers: Option<Workers>,
 }
@@ -190,6 +197,10 @@ async fn stats(State(state): State<AppState>) -> Json<Stats> {
         connections: state.signaling.connections(),
         hub: state.signaling.hub().stats(),
         camera: state.camera.as_ref().map(|c| c.snapshot()),
+        whep_viewers: state
+            .camera
+            .as_ref()
+            .map(|c| c.whep_viewers.load(std::sync::atomic::Ordering::Relaxed)),
         workers: state.camera.as_ref().map(|c| {
             let (active, spare) = c.worker_pids();
             Workers { active, spare }

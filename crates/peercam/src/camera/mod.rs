@@ -52,6 +52,7 @@ mod policy;
 pub mod process;
 mod run;
 pub mod stats;
+mod whep;
 
 pub use self::stats::CameraStats;
 pub use peercam_wire::CameraSnapshot;
@@ -99,6 +100,8 @@ pub struct CameraHandle {
     stats: Arc<CameraStats>,
     /// Poked when someone opens the page.
     primer: Arc<tokio::sync::Notify>,
+    /// The WHEP door's way into the camera loop.
+    door: crate::whep::Door,
     /// What the first worker chose, when it was asked to choose.
     chosen: Option<Chosen>,
     /// Sent (or dropped) to stop the camera loop.
@@ -116,6 +119,11 @@ impl CameraHandle {
     /// Poked when someone opens the page: the spare loads what a session needs.
     pub fn primer(&self) -> Arc<tokio::sync::Notify> {
         self.primer.clone()
+    }
+
+    /// The WHEP door's way in: players' offers become viewers of the camera.
+    pub fn whep_door(&self) -> crate::whep::Door {
+        self.door.clone()
     }
 
     /// What the first worker chose, when it was asked to choose.
@@ -149,6 +157,9 @@ impl Drop for CameraHandle {
 const SIGNAL_QUEUE: usize = 4096;
 /// Bound of the workers' messages into the camera loop (see [`SIGNAL_QUEUE`]).
 const EVENT_QUEUE: usize = 4096;
+/// Bound of the WHEP door's requests waiting for the camera loop; past it a player is told
+/// to try again.
+const DOOR_QUEUE: usize = 64;
 
 /// Starts the camera: a first worker (which chooses or checks the capture), then the
 /// camera's member and its standing broadcast. Blocks until the worker is ready.
@@ -156,6 +167,7 @@ pub fn start(hub: Arc<Hub>, settings: CameraSettings) -> Result<CameraHandle, Ca
     let (sig_tx, sig_rx) = mpsc::channel(SIGNAL_QUEUE);
     let (stop_tx, stop_rx) = oneshot::channel();
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let (door_tx, door_rx) = mpsc::channel(DOOR_QUEUE);
     let stats = Arc::new(CameraStats::default());
     let primer = Arc::new(tokio::sync::Notify::new());
     let inputs = Inputs {
@@ -163,6 +175,7 @@ pub fn start(hub: Arc<Hub>, settings: CameraSettings) -> Result<CameraHandle, Ca
         stop: stop_rx,
         primer: primer.clone(),
         ready: ready_tx.clone(),
+        whep: door_rx,
     };
     let camera = (hub.clone(), settings.clone(), sig_tx.clone(), stats.clone());
     let thread = std::thread::Builder::new()
@@ -198,6 +211,7 @@ pub fn start(hub: Arc<Hub>, settings: CameraSettings) -> Result<CameraHandle, Ca
     let handle = CameraHandle {
         stats,
         primer,
+        door: crate::whep::Door(door_tx),
         chosen,
         stop: Some(stop_tx),
         thread: Some(thread),

@@ -24,6 +24,8 @@ pub struct CameraStats {
     pub vp8_encoders: AtomicUsize,
     /// Branches fed from the VP8 encode.
     pub vp8_branches: AtomicUsize,
+    /// Viewers watching through the WHEP door (answered or being answered).
+    pub whep_viewers: AtomicUsize,
     /// Process ids of the active and the spare media worker (0: none).
     pub(super) active_worker: AtomicU32,
     pub(super) spare_worker: AtomicU32,
