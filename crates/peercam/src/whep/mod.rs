@@ -142,6 +142,12 @@ pub async fn cors(request: Request, next: Next) -> Response {
             header::ACCESS_CONTROL_MAX_AGE,
             HeaderValue::from_static("600"),
         );
+        // Private Network Access: a browser asks before a page from elsewhere (a public site,
+        // a blank page) may reach a device on the LAN; the door is meant to be reached so.
+        h.insert(
+            "access-control-allow-private-network",
+            HeaderValue::from_static("true"),
+        );
         if path == PATH {
             h.insert("accept-post", HeaderValue::from_static("application/sdp"));
         }

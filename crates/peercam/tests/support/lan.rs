@@ -254,15 +254,28 @@ impl LossyLan {
         pages: u32,
         token: Option<&str>,
     ) -> Output {
+        let url = with_token(&format!("http://{}/", self.listen()), token);
+        self.watch_url(scratch, script, &url, seconds, browser, pages)
+    }
+
+    /// Runs lan-viewer.js as [`LossyLan::watch`] does, on `url` (the page, or the WHEP door).
+    pub fn watch_url(
+        &self,
+        scratch: &Scratch,
+        script: &Path,
+        url: &str,
+        seconds: u32,
+        browser: &str,
+        pages: u32,
+    ) -> Output {
         let home = scratch.join("home");
         std::fs::create_dir_all(&home).expect("home");
-        let url = with_token(&format!("http://{}/", self.listen()), token);
         self.laptop
             .command(
                 "node",
                 &[
                     script.to_str().expect("utf-8 path"),
-                    &url,
+                    url,
                     &seconds.to_string(),
                     browser,
                     &pages.to_string(),
