@@ -105,3 +105,61 @@ fn a_viewer_on_a_lossy_lan_keeps_a_moving_picture() {
         "{report}"
     );
 }
+
+/// Percent of UDP packets the laptop drops in the heavy-loss test.
+const HEAVY_LOSS_PERCENT: u32 = 15;
+
+#[test]
+#[ignore = "needs root: network namespaces"]
+fn under_heavy_loss_the_shared_rate_falls_and_the_picture_keeps_moving() {
+    let chromium = std::env::var("CHROMIUM_BIN").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let viewer_script = check_prerequisites(&chromium, "playwright-core");
+    let lan = LossyLan::new("10.213.12.1", "10.213.12.2", HEAVY_LOSS_PERCENT);
+    let scratch = Scratch::new("heavy-loss");
+    let serve = lan.serve(&scratch, 1500);
+    let viewer = lan.watch(
+        &scratch,
+        &viewer_script,
+        15,
+        "chromium",
+        1,
+        serve.token().as_deref(),
+    );
+    let logs = serve.logs();
+    serve.stop();
+    let report = String::from_utf8_lossy(&viewer.stdout);
+    assert!(
+        viewer.status.success(),
+        "the viewer failed ({}):\n{}\n{report}\n--- peercam log:\n{logs}",
+        viewer.status,
+        String::from_utf8_lossy(&viewer.stderr)
+    );
+    let report: Value = serde_json::from_str(report.trim()).expect("the viewer's JSON report");
+    let changes: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("encoder rate"))
+        .collect();
+    eprintln!(
+        "{HEAVY_LOSS_PERCENT} % UDP loss: {report}\nrate changes:\n{}",
+        changes.join("\n")
+    );
+    // The receiver reports said so, and the encoder was told: 1500 kbit/s configured.
+    let rate = report["stats"]["camera"]["bitrate_kbps"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!(
+        rate > 0 && rate < 1000,
+        "the encoder still runs at {rate} kbit/s: {report}"
+    );
+    assert!(!changes.is_empty(), "no rate change logged:\n{logs}");
+    let fps = report["fps"].as_f64().unwrap_or(0.0);
+    let gap = report["longestGapMs"].as_f64().unwrap_or(f64::MAX);
+    assert!(
+        fps >= 24.0,
+        "{fps:.1} fps under {HEAVY_LOSS_PERCENT} % loss: {report}"
+    );
+    assert!(
+        gap < 1000.0,
+        "frozen for {gap} ms under {HEAVY_LOSS_PERCENT} % loss: {report}"
+    );
+}

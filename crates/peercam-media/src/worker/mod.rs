@@ -26,6 +26,7 @@ mod bus;
 mod dtls;
 mod mdns;
 mod prime;
+mod rate;
 mod reap;
 mod run;
 mod source;

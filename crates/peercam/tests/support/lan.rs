@@ -134,7 +134,10 @@ impl LossyLan {
     /// The camera at `camera_addr`, the laptop at `laptop_addr` (both /24), `percent` of the
     /// UDP packets reaching the laptop dropped.
     pub fn new(camera_addr: &str, laptop_addr: &str, percent: u32) -> LossyLan {
-        let tag = std::process::id();
+        // Unique per LAN, so that tests of one binary can build theirs at the same time.
+        static MADE: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tag = format!("{}{}", std::process::id(), (b'a' + (n % 26) as u8) as char);
         let camera = Netns::create(format!("pc-cam-{tag}"));
         let laptop = Netns::create(format!("pc-lap-{tag}"));
         let (vcam, vlap) = (format!("vc{tag}"), format!("vl{tag}"));

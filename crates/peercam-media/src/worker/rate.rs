@@ -1,0 +1,48 @@
+//! The shared encoders' rate following the viewers' receiver reports, each tick: the glue
+//! between the peers ([`Peer::take_report`]), the group's policy ([`crate::bitrate`]) and the
+//! capture ([`Fanout::set_bitrate`]).
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use crate::bitrate::GroupRate;
+use crate::fanout::Fanout;
+use crate::peer::{Peer, PeerKey};
+
+/// Feeds `rate` the reports that came since the last tick and tells the encoders a new rate
+/// when the policy has one.
+pub(super) fn follow(
+    rate: &mut GroupRate<PeerKey>,
+    peers: &HashMap<PeerKey, Peer>,
+    fanout: &mut Fanout,
+    now: Instant,
+) {
+    for (key, peer) in peers {
+        if let Some(report) = peer.take_report() {
+            rate.report(key, report, now);
+        }
+    }
+    let Some(bps) = rate.poll(now) else {
+        return;
+    };
+    let poor = rate.poor();
+    let took = fanout.set_bitrate(bps);
+    let left_out = if poor.is_empty() {
+        String::new()
+    } else {
+        let names: Vec<String> = poor
+            .iter()
+            .map(|(key, bps)| format!("{} ({} kbit/s)", key.1, bps / 1000))
+            .collect();
+        format!("; left out as poor links: {}", names.join(", "))
+    };
+    if took {
+        log::info!(
+            "encoder rate {} kbit/s (of {}), from the viewers' receiver reports{left_out}",
+            bps / 1000,
+            fanout.configured_bitrate() / 1000
+        );
+    } else {
+        log::debug!("this encoder's rate cannot be changed; it stays as configured");
+    }
+}
