@@ -9,22 +9,27 @@
 //! (browsers, aiortc, GStreamer), so every viewer has an estimate; no transport-wide feedback
 //! or REMB is needed.
 //!
-//! The group: every viewer watches one encode, so the encoder runs at one rate for all. A
-//! viewer whose estimate is far below the others' (under half the group's upper median) is a
-//! poor link, not a sign that the camera sends too much: it is left out, so one viewer on a
-//! bad Wi-Fi link does not drag everyone down to its rate; it keeps its picture through
-//! retransmissions and the keyframe gate, at the group's rate. The encoder runs at the lowest
-//! estimate among the others, never under [`FLOOR_SHARE`] of the configured rate. When most
-//! viewers lose packets (the camera's own uplink is the bottleneck, or the Wi-Fi is busy for
-//! everyone) their estimates fall together, so the rate falls. With one viewer, the rate
-//! follows it down to the floor.
+//! The group: every viewer watches one encode, so the encoder runs at one rate for all: the
+//! highest rate that at least half of the viewers can take (the upper median of their
+//! estimates), never under [`FLOOR_SHARE`] of the configured rate. So:
+//! - one viewer on a poor link (a bad Wi-Fi corner) does not drag the others down: it is a
+//!   minority, kept watching by retransmissions and the keyframe gate at the group's rate,
+//!   and it never lowers the rate even while its estimate is still falling;
+//! - when most viewers lose packets (the camera's own uplink is the bottleneck, or the Wi-Fi
+//!   is busy for everyone) the median falls, so the rate falls for all;
+//! - with one viewer the rate follows it; with two, the better link decides.
+//!
+//! Why not the lowest estimate (what a single encode for everyone usually does): then the
+//! worst link sets the picture of every viewer. Why not a second, smaller encode for the poor
+//! ones: on a Pi the hardware encoder is one, and a software H.264 encode of 720p costs most
+//! of a core; the floor and repair cost nothing.
 //!
 //! The encoder is told a new rate only when it moved by [`MIN_CHANGE`] or more, and at most
 //! once per [`MIN_INTERVAL`]: encoders restart their rate control on a change.
 //!
 //! Pure: time is passed in; the worker's glue reads the reports and sets the encoder.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
 use std::time::{Duration, Instant};
 
@@ -84,6 +89,8 @@ pub struct GroupRate<K> {
     /// What the encoder was last told, bits/s, and when.
     applied: f64,
     applied_at: Option<Instant>,
+    /// Viewers already told of as poor links (see [`GroupRate::newly_poor`]).
+    told_poor: HashSet<K>,
 }
 
 impl<K: Eq + Hash + Clone> GroupRate<K> {
@@ -96,6 +103,7 @@ impl<K: Eq + Hash + Clone> GroupRate<K> {
             viewers: HashMap::new(),
             applied: max,
             applied_at: None,
+            told_poor: HashSet::new(),
         }
     }
 
@@ -120,28 +128,33 @@ impl<K: Eq + Hash + Clone> GroupRate<K> {
     /// A viewer left.
     pub fn remove(&mut self, viewer: &K) {
         self.viewers.remove(viewer);
+        self.told_poor.remove(viewer);
     }
 
-    /// Viewers left out of the group's rate (poor links), with their estimates, bits/s.
+    /// Viewers that became poor links since the last call (for the log), with their
+    /// estimates; one that recovers and falls again is told of again.
+    pub fn newly_poor(&mut self) -> Vec<(K, u32)> {
+        let poor = self.poor();
+        self.told_poor.retain(|k| poor.iter().any(|(p, _)| p == k));
+        poor.into_iter()
+            .filter(|(k, _)| self.told_poor.insert(k.clone()))
+            .collect()
+    }
+
+    /// Viewers whose links take less than the group's rate (left to repair), with their
+    /// estimates, bits/s.
     pub fn poor(&self) -> Vec<(K, u32)> {
-        let cut = self.cut();
+        let median = self.median();
         self.viewers
             .iter()
-            .filter(|(_, v)| v.rate < cut)
+            .filter(|(_, v)| v.rate < median * (1.0 - MIN_CHANGE))
             .map(|(k, v)| (k.clone(), v.rate.round() as u32))
             .collect()
     }
 
     /// The rate the group should have now, bits/s.
     pub fn target(&self) -> u32 {
-        let cut = self.cut();
-        let lowest = self
-            .viewers
-            .values()
-            .map(|v| v.rate)
-            .filter(|&r| r >= cut)
-            .fold(self.max, f64::min);
-        lowest.clamp(self.floor, self.max).round() as u32
+        self.median().clamp(self.floor, self.max).round() as u32
     }
 
     /// The rate to tell the encoder now, when it should be told one.
@@ -166,14 +179,15 @@ impl<K: Eq + Hash + Clone> GroupRate<K> {
         self.applied.round() as u32
     }
 
-    /// Under half the group's upper median: a poor link, left out of the group's rate.
-    fn cut(&self) -> f64 {
+    /// The highest rate at least half of the viewers can take (the upper median of their
+    /// estimates); the configured rate without viewers.
+    fn median(&self) -> f64 {
         let mut rates: Vec<f64> = self.viewers.values().map(|v| v.rate).collect();
-        if rates.len() < 2 {
-            return 0.0;
+        if rates.is_empty() {
+            return self.max;
         }
         rates.sort_by(f64::total_cmp);
-        rates[rates.len() / 2] / 2.0
+        rates[rates.len() / 2]
     }
 }
 
@@ -262,11 +276,19 @@ mod tests {
                 g.report(&v, lossy(0.5), now);
             }
             g.report(&"capped", lossy(25.0), now);
+            // Not even while its estimate is still falling.
+            assert_eq!(g.target(), MAX);
         }
-        assert_eq!(g.target(), MAX);
         let poor = g.poor();
         assert_eq!(poor.len(), 1);
         assert_eq!(poor[0].0, "capped");
+        assert_eq!(g.newly_poor().len(), 1, "told once");
+        assert!(g.newly_poor().is_empty());
+        // With two viewers the better link decides.
+        let mut two = GroupRate::new(MAX);
+        reports(&mut two, "good", 0.0, t, 10);
+        reports(&mut two, "poor", 30.0, t, 10);
+        assert_eq!(two.target(), MAX);
         // Two of two poor is the group's problem: both are followed.
         let mut pair = GroupRate::new(MAX);
         let mut now = t;

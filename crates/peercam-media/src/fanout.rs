@@ -442,9 +442,14 @@ fn release_later(pad: glib::WeakRef<gst::Pad>, gate: Arc<Mutex<KeyframeGate>>, a
     }
 }
 
+/// A keyframe request. Without `all-headers`: the payloader already sends the parameter sets
+/// in front of every IDR frame (`config-interval=-1`), inside its access unit; with it, the
+/// parser upstream put them out as an access unit of their own, which browsers count as a
+/// frame they cannot decode, drop, and answer with another keyframe request: on a clean link
+/// a loop of two keyframes a second (as the gate allows) for every viewer.
 fn force_key_unit_structure() -> gst::Structure {
     gst::Structure::builder("GstForceKeyUnit")
-        .field("all-headers", true)
+        .field("all-headers", false)
         .field("count", 0u32)
         .build()
 }

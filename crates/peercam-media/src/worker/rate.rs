@@ -22,23 +22,20 @@ pub(super) fn follow(
             rate.report(key, report, now);
         }
     }
+    for (key, bps) in rate.newly_poor() {
+        log::info!(
+            peer = key.1.as_str();
+            "this viewer's link takes about {} kbit/s, under what most viewers take: it keeps \
+             the group's rate, repaired by retransmissions",
+            bps / 1000
+        );
+    }
     let Some(bps) = rate.poll(now) else {
         return;
     };
-    let poor = rate.poor();
-    let took = fanout.set_bitrate(bps);
-    let left_out = if poor.is_empty() {
-        String::new()
-    } else {
-        let names: Vec<String> = poor
-            .iter()
-            .map(|(key, bps)| format!("{} ({} kbit/s)", key.1, bps / 1000))
-            .collect();
-        format!("; left out as poor links: {}", names.join(", "))
-    };
-    if took {
+    if fanout.set_bitrate(bps) {
         log::info!(
-            "encoder rate {} kbit/s (of {}), from the viewers' receiver reports{left_out}",
+            "encoder rate {} kbit/s (of {}), from the viewers' receiver reports",
             bps / 1000,
             fanout.configured_bitrate() / 1000
         );
