@@ -19,7 +19,9 @@
 //! pad, where a probe applies [`KeyframeGate`].
 //!
 //! A tee (`raw`) in front of the H.264 encoder lets the shared VP8 encode ([`Vp8Encode`]) take
-//! the same frames, placeholder included; it runs only while a VP8 viewer is linked.
+//! the same frames, placeholder included; it runs only while a VP8 viewer is linked. Still
+//! pictures ([`Picture`]) hang off it too, each for the moment it takes to encode one frame;
+//! the pipeline plays while a picture is being taken as while a viewer watches.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -27,14 +29,17 @@ use std::time::{Duration, Instant};
 use gstreamer as gst;
 use gstreamer::glib;
 use gstreamer::prelude::*;
+use tokio::sync::mpsc;
 
 use peercam_sdp::Codec;
 
 use super::keyframes::{KeyframeGate, Verdict};
 use super::MediaError;
+use crate::jpeg::{Delivery, JpegEncoder, Picture};
 use crate::payload::sink_name;
 use crate::source_switch::SourceSwitch;
 use crate::vp8::{self, Vp8Encode};
+use peercam_wire::SnapshotSpec;
 
 /// The VP8 bitrate when the H.264 encoder's cannot be read, bits/s.
 const VP8_FALLBACK_BITRATE: u32 = 1_500_000;
@@ -53,10 +58,14 @@ pub struct Fanout {
     keyframes: Arc<Mutex<KeyframeGate>>,
     /// The tee on the raw frames in front of the H.264 encoder, when one could be put there.
     raw: Option<gst::Element>,
+    /// Whether the VP8 encode's elements are installed.
+    vp8_available: bool,
     /// The VP8 encode's bitrate, bits/s: the H.264 encoder's.
     vp8_bitrate: u32,
     /// The shared VP8 encode, while a VP8 viewer is linked.
     vp8: Option<Vp8Encode>,
+    /// Still pictures being taken.
+    pictures: Vec<Picture>,
 }
 
 impl Fanout {
@@ -71,13 +80,12 @@ impl Fanout {
             .by_name("fanout")
             .ok_or_else(|| MediaError::Pipeline("tee missing".into()))?;
         // Before the switch is found: what is downstream of it is shared, not the source's.
-        let (raw, vp8_bitrate) = match vp8::available().then(|| raw_tee(&pipeline, &tee)) {
-            Some(Ok((raw, bitrate))) => (Some(raw), bitrate),
-            Some(Err(why)) => {
-                log::info!("no VP8 for this capture: {why}");
+        let (raw, vp8_bitrate) = match raw_tee(&pipeline, &tee) {
+            Ok((raw, bitrate)) => (Some(raw), bitrate),
+            Err(why) => {
+                log::info!("no VP8 and no still pictures for this capture: {why}");
                 (None, 0)
             }
-            None => (None, 0),
         };
         let switch = SourceSwitch::find(&pipeline)?;
         let keyframes = Arc::new(Mutex::new(KeyframeGate::default()));
@@ -89,8 +97,10 @@ impl Fanout {
             switch,
             keyframes,
             raw,
+            vp8_available: vp8::available(),
             vp8_bitrate,
             vp8: None,
+            pictures: Vec::new(),
         })
     }
 
@@ -98,7 +108,7 @@ impl Fanout {
     /// when its raw frames can be reached and the VP8 elements are installed.
     pub fn codecs(&self) -> Vec<Codec> {
         let mut codecs = vec![Codec::H264];
-        if self.raw.is_some() {
+        if self.raw.is_some() && self.vp8_available {
             codecs.push(Codec::Vp8);
         }
         codecs
@@ -144,6 +154,54 @@ impl Fanout {
         self.branches
     }
 
+    /// Whether anything needs the capture: a viewer's branch, or a picture being taken.
+    pub fn in_use(&self) -> bool {
+        self.branches > 0 || !self.pictures.is_empty()
+    }
+
+    /// Starts capture and encoding, if not running.
+    fn play(&self) -> Result<(), MediaError> {
+        if !self.is_playing() {
+            self.pipeline
+                .set_state(gst::State::Playing)
+                .map_err(|_| MediaError::Pipeline("capture pipeline failed to start".into()))?;
+        }
+        Ok(())
+    }
+
+    /// Starts taking picture `number` off the raw frames, starting capture if nothing runs
+    /// it; the JPEG goes to `deliver`. The branch stays until [`Fanout::drop_picture`].
+    pub fn take_picture(
+        &mut self,
+        number: u64,
+        spec: &SnapshotSpec,
+        encoder: JpegEncoder,
+        deliver: mpsc::Sender<Delivery>,
+    ) -> Result<(), MediaError> {
+        let Some(raw) = &self.raw else {
+            return Err(MediaError::Pipeline(
+                "this capture has no raw frames to take a picture from".into(),
+            ));
+        };
+        self.play()?;
+        let picture = Picture::attach(&self.pipeline, raw, number, spec, encoder, deliver)?;
+        self.pictures.push(picture);
+        Ok(())
+    }
+
+    /// Takes picture `number`'s branch off the raw frames (between two frames), if attached;
+    /// the encoder it used. Capture runs on while anything else uses it: the caller stops it
+    /// when [`Fanout::in_use`] says nothing does.
+    pub fn drop_picture(&mut self, number: u64) -> Option<JpegEncoder> {
+        let at = self.pictures.iter().position(|p| p.number == number)?;
+        let picture = self.pictures.remove(at);
+        let encoder = picture.encoder;
+        if let Some(raw) = &self.raw {
+            picture.detach(&self.pipeline, raw);
+        }
+        Some(encoder)
+    }
+
     /// Whether capture and encoding are running.
     pub fn is_playing(&self) -> bool {
         self.pipeline.current_state() == gst::State::Playing
@@ -153,11 +211,7 @@ impl Fanout {
     /// Adds a branch (a bin with a `sink` pad) to the pipeline, starting capture if this is
     /// the first. The branch is brought to the pipeline's state but not yet fed.
     pub fn add(&mut self, bin: &gst::Bin) -> Result<(), MediaError> {
-        if !self.is_playing() {
-            self.pipeline
-                .set_state(gst::State::Playing)
-                .map_err(|_| MediaError::Pipeline("capture pipeline failed to start".into()))?;
-        }
+        self.play()?;
         self.pipeline
             .add(bin)
             .map_err(|e| MediaError::Pipeline(format!("adding branch: {e}")))?;
@@ -249,7 +303,7 @@ impl Fanout {
 
     /// Takes a branch (fed or not) out of the pipeline without stopping it: its owner stops
     /// it once its webrtcbin has settled (see [`crate::retiring`]). The VP8 encode stops with
-    /// its last viewer, and capture with the last branch.
+    /// its last viewer, and capture with the last branch unless a picture is being taken.
     pub fn detach(&mut self, bin: &gst::Bin, tee_pad: Option<&gst::Pad>) {
         self.branches = self.branches.saturating_sub(1);
         if let Some(pad) = tee_pad {
@@ -261,7 +315,9 @@ impl Fanout {
             if let (Some(vp8), Some(raw)) = (self.vp8.take(), &self.raw) {
                 vp8.stop(&self.pipeline, raw);
             }
-            let _ = self.pipeline.set_state(gst::State::Null);
+            if self.pictures.is_empty() {
+                let _ = self.pipeline.set_state(gst::State::Null);
+            }
         }
     }
 
