@@ -1,8 +1,9 @@
 //! The camera loop: gathers what happens (messages from the hub for the device's members,
-//! the workers' messages and exits, page visits, the policy's deadlines, the stop) into
-//! [`Event`]s for the policy (policy.rs), and carries out the [`Action`]s it returns: worker
-//! processes (process.rs), the hub, the live counts. It owns the device's members in the
-//! MESH rooms it is invited into. It decides nothing about workers.
+//! the workers' messages and exits, page visits, requests for a still picture, the policy's
+//! deadlines, the stop) into [`Event`]s for the policy (policy.rs), and carries out the
+//! [`Action`]s it returns: worker processes (process.rs), the hub, the live counts, the
+//! answers to those who asked for a picture. It owns the device's members in the MESH rooms
+//! it is invited into. It decides nothing about workers.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -16,7 +17,7 @@ use peercam_wire::{Chosen, WorkerSettings};
 use super::events::{Action, Event, NotStarted};
 use super::policy::{Supervisor, START_LIMIT};
 use super::process::{Process, WorkerEvent};
-use super::{CameraError, CameraSettings, CameraStats, EVENT_QUEUE};
+use super::{CameraError, CameraSettings, CameraStats, SnapshotRequest, EVENT_QUEUE};
 use crate::signaling::hub::{IdTaken, MemberSink, Overflow};
 use crate::signaling::{ConversationKind, Hub, Incoming, Outgoing};
 
@@ -57,6 +58,8 @@ pub(super) struct Inputs {
     pub primer: Arc<tokio::sync::Notify>,
     /// Where the first worker's outcome goes.
     pub ready: Ready,
+    /// Requests for a still picture.
+    pub snapshots: mpsc::Receiver<SnapshotRequest>,
 }
 
 /// The I/O side of the camera: everything the policy's actions touch.
@@ -81,6 +84,10 @@ pub(super) struct Camera {
     stopping: Option<Vec<Process>>,
     /// Until the first worker is ready or has failed: where that goes.
     ready: Option<Ready>,
+    /// Where the answer to each picture asked for and not yet answered goes, by number.
+    pictures: HashMap<u64, super::SnapshotReply>,
+    /// Pictures asked for so far (numbers them).
+    pictures_asked: u64,
 }
 
 impl Camera {
@@ -97,6 +104,7 @@ impl Camera {
             mut stop,
             primer,
             ready,
+            mut snapshots,
         } = inputs;
         let (ev_tx, mut events) = mpsc::channel(EVENT_QUEUE);
         let mut camera = Camera {
@@ -110,6 +118,8 @@ impl Camera {
             invites_made: 0,
             stopping: None,
             ready: Some(ready),
+            pictures: HashMap::new(),
+            pictures_asked: 0,
         };
         let (mut policy, mut actions) = Supervisor::new(camera.worker_settings(), Instant::now());
         loop {
@@ -123,6 +133,7 @@ impl Camera {
                 _ = &mut stop => Event::Stop,
                 _ = primer.notified() => Event::Prime,
                 Some((member, msg)) = signals.recv() => Event::Signal { member, msg },
+                Some(request) = snapshots.recv() => camera.picture_asked(request),
                 Some((worker, ev)) = events.recv() => match ev {
                     WorkerEvent::Message(msg) => Event::Worker { worker, msg },
                     WorkerEvent::Gone => Event::Gone { worker },
@@ -199,6 +210,18 @@ impl Camera {
                     w.signal(&member, msg);
                 }
             }
+            Action::Snapshot { worker, id, spec } => {
+                // A worker that could not be started is missing: the policy answers for it.
+                if let Some(w) = self.workers.get(&worker) {
+                    w.snapshot(id, spec);
+                }
+            }
+            Action::Snapshotted { id, result } => {
+                if let Some(reply) = self.pictures.remove(&id) {
+                    // Whoever asked may have given up waiting.
+                    let _ = reply.send(result.map(|jpeg| jpeg.0));
+                }
+            }
             Action::Prime { worker } => {
                 if let Some(w) = self.workers.get(&worker) {
                     w.prime();
@@ -254,6 +277,20 @@ impl Camera {
             }
         }
         None
+    }
+
+    /// Numbers a request for a picture and keeps where its answer goes. Every picture asked
+    /// for is answered (the policy sees to it), so the map holds only those in flight; those
+    /// whose asker has gone are let go at once all the same.
+    fn picture_asked(&mut self, request: SnapshotRequest) -> Event {
+        self.pictures.retain(|_, reply| !reply.is_closed());
+        self.pictures_asked += 1;
+        let id = self.pictures_asked;
+        self.pictures.insert(id, request.reply);
+        Event::Snapshot {
+            id,
+            spec: request.spec,
+        }
     }
 
     fn spawn(&mut self, worker: u64, settings: WorkerSettings) -> Event {
