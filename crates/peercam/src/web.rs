@@ -1,6 +1,7 @@
 //! HTTP routes: the page at `/`, device facts at `/api/info`, the other cameras on the LAN at
-//! `/api/cameras`, and the WebSocket upgrade at `/signaling`. The page's files are compiled
-//! into the binary. Every route is behind the access check (`crate::gate`).
+//! `/api/cameras`, the WebSocket upgrade at `/signaling`, and the camera's still picture at
+//! `/snapshot.jpg` (`crate::snapshot`). The page's files are compiled into the binary. Every
+//! route is behind the access check (`crate::gate`).
 
 use std::sync::{Arc, Mutex};
 
@@ -50,6 +51,8 @@ pub struct AppState {
     pub neighbours: Option<Arc<Mutex<crate::discovery::Neighbours>>>,
     /// Who may use the routes.
     pub access: Arc<Access>,
+    /// The camera's still pictures, when it runs.
+    pub snapshots: Option<Arc<crate::snapshot::Snapshots>>,
 }
 
 impl AppState {
@@ -74,6 +77,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/share", get(share))
         .route("/api/share.svg", get(share_svg))
         .route("/signaling", get(signaling))
+        .route("/snapshot.jpg", get(crate::snapshot::snapshot_jpg))
         .layer(axum::middleware::from_fn_with_state(
             access,
             crate::gate::guard,
