@@ -34,11 +34,11 @@ use crate::config::CameraConfig;
 /// a mismatch can be told.
 pub const PROTOCOL: u32 = 3;
 
-/// Largest JPEG a worker sends, bytes. The largest picture `[snapshot]` allows (3840x2160)
-/// at quality 100 of a busy scene takes about 3 bytes a pixel at worst, 25 MB; cameras'
-/// pictures at the default quality take a tenth of a byte to half a byte a pixel (at most
-/// 4 MB at that size). A picture beyond this limit is refused with a sentence saying to lower
-/// the quality or the size, rather than growing every line buffer for it.
+/// Largest JPEG a worker sends, bytes. A camera's picture at the default quality takes a
+/// tenth to half a byte a pixel, at most about 4 MB at the largest size `[snapshot]` allows
+/// (3840x2160); only a noisy scene at a quality near 100 goes beyond this, and is refused with
+/// a sentence saying to lower the quality or the size rather than growing every line buffer
+/// for it.
 pub const MAX_JPEG: usize = 8 * 1024 * 1024;
 
 /// Longest line either side accepts, bytes. An SDP with candidates is a few KiB; a
