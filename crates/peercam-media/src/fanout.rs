@@ -20,7 +20,7 @@
 //!
 //! A tee (`raw`) in front of the H.264 encoder lets the shared VP8 encode ([`Vp8Encode`]) take
 //! the same frames, placeholder included; it runs only while a VP8 viewer is linked. Still
-//! pictures ([`Picture`]) hang off it too, each for the moment it takes to encode one frame;
+//! pictures ([`Picture`]) hang off it too, each for the moment it takes to get one frame;
 //! the pipeline plays while a picture is being taken as while a viewer watches.
 
 use std::sync::{Arc, Mutex};

@@ -1,23 +1,29 @@
 //! Still pictures off the capture: a short-lived branch on the raw frames in front of the
-//! H.264 encoder, where the VP8 encode hangs too, that encodes one frame as JPEG and is taken
-//! off again.
+//! H.264 encoder, where the VP8 encode hangs too, takes one frame; a pipeline of its own
+//! encodes it as JPEG; the branch is taken off again.
 //!
 //! ```text
 //!   <source> ! … ─▶ tee name=raw ─▶ <H.264 encoder> ! tee name=fanout ─▶ viewers
 //!                                ├─▶ (VP8 encode, while a VP8 viewer watches)
-//!                                └─▶ bin snapshot-N: queue leaky ! videoconvert ! videoscale
-//!                                      ! capsfilter (size) ! jpegenc | v4l2jpegenc ! appsink
+//!                                └─▶ bin snapshot-N: queue leaky ! appsink      (one frame)
+//!
+//!   on a thread of its own:  appsrc (that frame) ! videoconvert ! videoscale
+//!                              ! capsfilter (size) ! jpegenc | v4l2jpegenc ! appsink
 //! ```
 //!
-//! Its queue is leaky and holds at most a few frames, so a slow JPEG encode (software, at
-//! full size, on a Pi) never holds up the capture, the H.264 encode or the viewers: it is the
-//! picture that waits. The appsink keeps the first JPEG and ignores the rest until the branch
-//! is detached, between two frames as the VP8 encode is.
+//! The encode is not in the capture's pipeline because a failure there would not stay there:
+//! an element of a tee's branch that fails (an encoder refusing a size, a hardware encoder
+//! gone wrong) makes the tee fail the push, and the capture's source stops with an "internal
+//! data stream error" for every viewer (tried: a branch `queue leaky ! identity error-after=10`
+//! stopped `videotestsrc ! tee` after 11 frames). The branch on the capture is a leaky queue
+//! and an appsink, which take any raw video and never hold up the capture, the H.264 encode
+//! or the viewers. The frame is encoded off GStreamer's streaming threads, so that an encode
+//! that hangs holds up nobody: the worker answers when the picture's time is up.
 //!
 //! The encoder is the Pi's hardware JPEG encoder (`v4l2jpegenc`) where it is registered and a
 //! two-frame trial works ([`choose`]), else `jpegenc`. This file builds, attaches and detaches
-//! a branch and chooses the encoder; fanout.rs owns the pipeline and the raw tee, and the
-//! worker decides when a picture is taken and what its answer is.
+//! a branch, encodes its frame and chooses the encoder; fanout.rs owns the pipeline and the
+//! raw tee, and the worker decides when a picture is taken and what its answer is.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -47,10 +53,14 @@ pub const TRIAL_TIMEOUT: Duration = Duration::from_secs(2);
 /// frames; the picture is of one of them.
 const QUEUE_TIME_NS: u64 = 100_000_000;
 
+/// The longest a frame's encode may take: a 4K frame in software on a Pi takes well under it.
+/// An encode that takes longer is given up (its thread left to finish or not).
+const ENCODE_LIMIT: Duration = Duration::from_secs(3);
+
 /// A picture's bytes, or why there is none; tagged with the picture's number.
 pub type Delivery = (u64, Result<Vec<u8>, String>);
 
-/// Which JPEG encoder a branch uses.
+/// Which JPEG encoder a picture uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JpegEncoder {
     /// The Raspberry Pi's codec block (`v4l2jpegenc`).
@@ -69,22 +79,23 @@ impl JpegEncoder {
     }
 
     /// The encoder element, at `quality` (1 to 100).
-    fn element(self, quality: u32) -> Result<gst::Element, MediaError> {
+    fn element(self, quality: u32) -> Result<gst::Element, String> {
         let encoder = gst::ElementFactory::make(self.factory())
             .build()
-            .map_err(|_| MediaError::MissingElement(self.factory().to_owned()))?;
-        let quality = quality.min(100);
+            .map_err(|_| MediaError::MissingElement(self.factory().to_owned()).to_string())?;
+        let quality = i32::try_from(quality.min(100)).unwrap_or(85);
         match self {
             // V4L2's JPEG compression-quality control, under the name GStreamer gives it.
-            JpegEncoder::Hardware => {
+            JpegEncoder::Hardware if encoder.find_property("extra-controls").is_some() => {
                 let controls = gst::Structure::builder("controls")
-                    .field("compression_quality", i32::try_from(quality).unwrap_or(85))
+                    .field("compression_quality", quality)
                     .build();
                 encoder.set_property("extra-controls", controls);
             }
-            JpegEncoder::Software => {
-                encoder.set_property("quality", i32::try_from(quality).unwrap_or(85))
+            JpegEncoder::Software if encoder.find_property("quality").is_some() => {
+                encoder.set_property("quality", quality);
             }
+            _ => log::warn!("{} takes no quality here", self.factory()),
         }
         Ok(encoder)
     }
@@ -122,21 +133,104 @@ pub fn picture_caps(spec: &SnapshotSpec) -> gst::Caps {
     caps.build()
 }
 
+/// Encodes one raw frame (`sample`: buffer and caps) as a JPEG of `spec` with `encoder`, in a
+/// pipeline of its own, waiting at most [`ENCODE_LIMIT`]. Blocking.
+pub fn encode(
+    sample: &gst::Sample,
+    spec: &SnapshotSpec,
+    encoder: JpegEncoder,
+) -> Result<Vec<u8>, String> {
+    let make = |factory: &str| {
+        gst::ElementFactory::make(factory)
+            .build()
+            .map_err(|_| MediaError::MissingElement(factory.to_owned()).to_string())
+    };
+    let caps = sample.caps().ok_or("the frame has no caps")?.to_owned();
+    let src = gst_app::AppSrc::builder()
+        .caps(&caps)
+        .format(gst::Format::Time)
+        .build();
+    let convert = make("videoconvert")?;
+    let scale = make("videoscale")?;
+    let filter = make("capsfilter")?;
+    filter.set_property("caps", picture_caps(spec));
+    let encode = encoder.element(spec.quality)?;
+    let sink = gst_app::AppSink::builder().sync(false).build();
+    let pipeline = gst::Pipeline::new();
+    let elements = [
+        src.upcast_ref(),
+        &convert,
+        &scale,
+        &filter,
+        &encode,
+        sink.upcast_ref(),
+    ];
+    pipeline.add_many(elements).map_err(|e| e.to_string())?;
+    gst::Element::link_many(elements).map_err(|e| e.to_string())?;
+    let result = run_once(&pipeline, &src, &sink, sample);
+    let _ = pipeline.set_state(gst::State::Null);
+    result.map_err(|e| format!("{}: {e}", encoder.factory()))
+}
+
+/// Plays `pipeline`, feeds it `sample` and the end of the stream, and takes what reaches
+/// `sink`; the first error on its bus instead, as soon as there is one.
+fn run_once(
+    pipeline: &gst::Pipeline,
+    src: &gst_app::AppSrc,
+    sink: &gst_app::AppSink,
+    sample: &gst::Sample,
+) -> Result<Vec<u8>, String> {
+    let bus = pipeline.bus().ok_or("no bus")?;
+    let first_error = || {
+        bus.pop_filtered(&[gst::MessageType::Error])
+            .and_then(|m| match m.view() {
+                gst::MessageView::Error(e) => Some(e.error().to_string()),
+                _ => None,
+            })
+    };
+    if pipeline.set_state(gst::State::Playing).is_err() {
+        return Err(first_error().unwrap_or_else(|| "did not start".into()));
+    }
+    src.push_sample(sample).map_err(|e| format!("{e:?}"))?;
+    let _ = src.end_of_stream();
+    let deadline = std::time::Instant::now() + ENCODE_LIMIT;
+    let jpeg = loop {
+        if let Some(jpeg) = sink.try_pull_sample(gst::ClockTime::from_mseconds(20)) {
+            break jpeg;
+        }
+        if let Some(error) = first_error() {
+            return Err(error);
+        }
+        if sink.is_eos() {
+            return Err("the encoder made no JPEG of the frame".into());
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(format!("no JPEG within {} s", ENCODE_LIMIT.as_secs()));
+        }
+    };
+    let buffer = jpeg.buffer().ok_or("a JPEG sample without a buffer")?;
+    let map = buffer
+        .map_readable()
+        .map_err(|_| "an unreadable JPEG buffer")?;
+    Ok(map.as_slice().to_vec())
+}
+
 /// One picture's branch, attached to the raw tee.
 pub struct Picture {
     /// Its number (names its bin).
     pub number: u64,
-    /// The encoder it uses.
+    /// The encoder its frame is encoded with.
     pub encoder: JpegEncoder,
-    /// `queue ! videoconvert ! videoscale ! capsfilter ! encoder ! appsink`, in the pipeline.
+    /// `queue ! appsink`, in the pipeline.
     bin: gst::Bin,
     /// The raw tee's pad feeding it.
     raw_pad: gst::Pad,
 }
 
 impl Picture {
-    /// Builds picture `number`'s branch, adds it to `pipeline` and feeds it from `raw`; its
-    /// JPEG (or why there is none) goes to `deliver` from GStreamer's streaming thread.
+    /// Builds picture `number`'s branch, adds it to `pipeline` and feeds it from `raw`. Its
+    /// first frame is encoded on a thread of its own; the JPEG (or why there is none) goes to
+    /// `deliver`.
     pub fn attach(
         pipeline: &gst::Pipeline,
         raw: &gst::Element,
@@ -146,25 +240,15 @@ impl Picture {
         deliver: mpsc::Sender<Delivery>,
     ) -> Result<Picture, MediaError> {
         let fail = |e: &dyn std::fmt::Display| MediaError::Pipeline(format!("picture: {e}"));
-        let make = |factory: &str| {
-            gst::ElementFactory::make(factory)
-                .build()
-                .map_err(|_| MediaError::MissingElement(factory.to_owned()))
-        };
         let queue = crate::payload::leaky_queue(QUEUE_TIME_NS)?;
-        let convert = make("videoconvert")?;
-        let scale = make("videoscale")?;
-        let filter = make("capsfilter")?;
-        filter.set_property("caps", picture_caps(spec));
-        let encode = encoder.element(spec.quality)?;
-        let sink = appsink(number, deliver);
+        let sink = appsink(number, *spec, encoder, deliver);
         let bin = gst::Bin::builder()
             .name(format!("{BIN_PREFIX}{number}"))
             .build();
-        let elements = [queue, convert, scale, filter, encode, sink.upcast()];
-        bin.add_many(&elements).map_err(|e| fail(&e))?;
-        gst::Element::link_many(&elements).map_err(|e| fail(&e))?;
-        let queue_sink = elements[0]
+        bin.add_many([&queue, sink.upcast_ref()])
+            .map_err(|e| fail(&e))?;
+        queue.link(&sink).map_err(|e| fail(&e))?;
+        let queue_sink = queue
             .static_pad("sink")
             .ok_or_else(|| fail(&"queue has no sink pad"))?;
         let ghost = gst::GhostPad::with_target(&queue_sink).map_err(|e| fail(&e))?;
@@ -178,7 +262,7 @@ impl Picture {
         // Up to the pipeline's state before linking, as with a viewer's branch.
         if bin.sync_state_with_parent().is_err() {
             undo();
-            return Err(fail(&format!("{} did not start", encoder.factory())));
+            return Err(fail(&"the branch did not start"));
         }
         let Some(raw_pad) = raw.request_pad_simple("src_%u") else {
             undo();
@@ -218,11 +302,17 @@ impl Picture {
     }
 }
 
-/// The branch's end: keeps the first JPEG and sends it to `deliver`, ignores the rest.
-/// Not synchronised to the clock (a picture is wanted as soon as it is encoded), and not
-/// asynchronous in its state changes (it joins a pipeline already playing).
-fn appsink(number: u64, deliver: mpsc::Sender<Delivery>) -> gst_app::AppSink {
-    let delivered = Arc::new(AtomicBool::new(false));
+/// The branch's end: hands the first frame to a thread that encodes it and sends the JPEG to
+/// `deliver`, and ignores the rest. Not synchronised to the clock (the frame is wanted as soon
+/// as it comes), and not asynchronous in its state changes (it joins a pipeline already
+/// playing).
+fn appsink(
+    number: u64,
+    spec: SnapshotSpec,
+    encoder: JpegEncoder,
+    deliver: mpsc::Sender<Delivery>,
+) -> gst_app::AppSink {
+    let taken = Arc::new(AtomicBool::new(false));
     gst_app::AppSink::builder()
         .sync(false)
         .async_(false)
@@ -232,19 +322,26 @@ fn appsink(number: u64, deliver: mpsc::Sender<Delivery>) -> gst_app::AppSink {
         .callbacks(
             gst_app::AppSinkCallbacks::builder()
                 .new_sample(move |sink| {
-                    let sample = sink.pull_sample().map_err(|_| gst::FlowError::Flushing)?;
-                    if delivered.swap(true, Ordering::Relaxed) {
+                    // Ok whatever happens here: a flow error would travel back through the
+                    // raw tee to the capture.
+                    let Ok(sample) = sink.pull_sample() else {
+                        return Ok(gst::FlowSuccess::Ok);
+                    };
+                    if taken.swap(true, Ordering::Relaxed) {
                         return Ok(gst::FlowSuccess::Ok);
                     }
-                    let bytes = sample
-                        .buffer()
-                        .ok_or("a JPEG sample without a buffer")
-                        .and_then(|b| b.map_readable().map_err(|_| "an unreadable JPEG buffer"))
-                        .map(|map| map.as_slice().to_vec())
-                        .map_err(str::to_owned);
-                    // The worker reads continuously; a full queue means it is stopping.
-                    let _ = deliver.try_send((number, bytes));
-                    // Ok, never Eos: an end here would travel back through the raw tee.
+                    let to_worker = deliver.clone();
+                    let spawned = std::thread::Builder::new()
+                        .name("peercam-jpeg".into())
+                        .spawn(move || {
+                            let jpeg = encode(&sample, &spec, encoder);
+                            // The worker reads continuously; a full queue means it stops.
+                            let _ = to_worker.try_send((number, jpeg));
+                        });
+                    if let Err(e) = spawned {
+                        let why = format!("no thread to encode the picture: {e}");
+                        let _ = deliver.try_send((number, Err(why)));
+                    }
                     Ok(gst::FlowSuccess::Ok)
                 })
                 .build(),
@@ -318,6 +415,60 @@ mod tests {
             gst::ElementFactory::find("v4l2jpegenc").is_some()
                 && probe.trial(HARDWARE_TRIAL, TRIAL_TIMEOUT).is_ok()
         );
+    }
+
+    /// One raw frame of `caps` from videotestsrc.
+    fn frame(caps: &str) -> gst::Sample {
+        gst::init().unwrap();
+        let pipeline = gst::parse::launch(&format!(
+            "videotestsrc num-buffers=1 ! {caps} ! appsink name=out"
+        ))
+        .unwrap()
+        .downcast::<gst::Pipeline>()
+        .unwrap();
+        let sink = pipeline
+            .by_name("out")
+            .unwrap()
+            .downcast::<gst_app::AppSink>()
+            .unwrap();
+        pipeline.set_state(gst::State::Playing).unwrap();
+        let sample = sink.try_pull_sample(gst::ClockTime::from_seconds(5));
+        pipeline.set_state(gst::State::Null).unwrap();
+        sample.unwrap()
+    }
+
+    #[test]
+    fn a_frame_encodes_to_a_jpeg_of_the_size_asked_and_quality_matters() {
+        let raw = frame("video/x-raw,format=I420,width=320,height=240");
+        let spec = |size, quality| SnapshotSpec { size, quality };
+        let full = encode(&raw, &spec(None, 85), JpegEncoder::Software).unwrap();
+        assert!(full.starts_with(&[0xff, 0xd8]) && full.ends_with(&[0xff, 0xd9]));
+        let small = encode(&raw, &spec(Some((160, 90)), 85), JpegEncoder::Software).unwrap();
+        assert!(small.len() < full.len());
+        let rough = encode(&raw, &spec(None, 10), JpegEncoder::Software).unwrap();
+        let fine = encode(&raw, &spec(None, 100), JpegEncoder::Software).unwrap();
+        assert!(rough.len() < full.len() && full.len() < fine.len());
+    }
+
+    #[test]
+    fn a_frame_the_encoder_cannot_take_is_an_error_not_a_hang() {
+        // Caps without a size: nothing can be negotiated.
+        let raw = frame("video/x-raw,format=I420,width=320,height=240");
+        let broken = gst::Sample::builder()
+            .buffer(&raw.buffer_owned().unwrap())
+            .caps(
+                &gst::Caps::builder("video/x-raw")
+                    .field("format", "I420")
+                    .build(),
+            )
+            .build();
+        let started = std::time::Instant::now();
+        let spec = SnapshotSpec {
+            size: None,
+            quality: 85,
+        };
+        assert!(encode(&broken, &spec, JpegEncoder::Software).is_err());
+        assert!(started.elapsed() < ENCODE_LIMIT + Duration::from_secs(1));
     }
 
     #[test]

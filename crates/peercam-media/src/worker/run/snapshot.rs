@@ -8,7 +8,8 @@
 //!   `capturing`, so the device does not retire this worker.
 //! - Each request is answered once (counted in `handled`): with the JPEG, or with a sentence
 //!   saying why there is none. A hardware JPEG encoder that fails is not used again by this
-//!   worker, and the picture is taken again with the software one.
+//!   worker, and the picture is taken again with the software one. An encode that fails
+//!   costs only its picture: it runs outside the capture (see [`crate::jpeg`]).
 //!
 //! What waits for which picture is [`Pictures`](super::super::pictures::Pictures)'s; the
 //! branch is [`crate::jpeg`]'s. This file must not touch peers.
@@ -55,22 +56,25 @@ impl Worker {
         }
     }
 
-    /// Picture `number`'s branch delivered (its JPEG, or why not).
+    /// Picture `number`'s frame was encoded (the JPEG, or why not).
     pub(super) fn picture_delivered(&mut self, number: u64, jpeg: Result<Vec<u8>, String>) {
-        let result = match jpeg {
-            Ok(bytes) if bytes.len() > MAX_JPEG => Err(format!(
-                "the picture is {} bytes, more than the camera can pass on ({MAX_JPEG}); \
-                 lower snapshot.quality or its size",
-                bytes.len()
-            )),
-            Ok(bytes) => Ok(Jpeg(bytes)),
-            Err(why) => Err(format!("the camera's JPEG encoder failed: {why}")),
-        };
-        self.picture_over(number, result);
+        match jpeg {
+            Ok(bytes) if bytes.len() > MAX_JPEG => {
+                let why = format!(
+                    "the picture is {} bytes, more than the camera can pass on ({MAX_JPEG}); \
+                     lower snapshot.quality or its size",
+                    bytes.len()
+                );
+                self.picture_over(number, Err(why));
+            }
+            Ok(bytes) => self.picture_over(number, Ok(Jpeg(bytes))),
+            Err(why) => self.picture_failed(number, &why),
+        }
     }
 
-    /// An element of picture `number`'s branch failed: with the hardware encoder, the picture
-    /// is taken again with the software one (which this worker uses from now on).
+    /// Picture `number` failed (its encode, or an element of its branch): with the hardware
+    /// encoder, the picture is taken again with the software one (which this worker uses from
+    /// now on).
     pub(super) fn picture_failed(&mut self, number: u64, message: &str) {
         let Some(taking) = self.pictures.finish(number) else {
             return;
@@ -82,10 +86,8 @@ impl Worker {
             return self.start_picture(taking.spec, taking.waiting, taking.deadline);
         }
         log::warn!("taking a picture failed: {message}");
-        self.answer(
-            taking,
-            Err(format!("the camera's JPEG encoder failed: {message}")),
-        );
+        let why = format!("the camera could not encode the picture ({message})");
+        self.answer(taking, Err(why));
         self.stop_capture_if_unused();
     }
 
