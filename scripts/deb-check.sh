@@ -163,6 +163,10 @@ install_test() {
     }
   grep -E '^(The following NEW packages|[0-9]+ upgraded|Setting up peercam|Unpacking peercam)' "$ov/install.log" || true
   grep -iE 'warning|error' "$ov/install.log" | grep -v '^W: Download is performed unsandboxed' || echo "no warnings or errors in the install log"
+  # The install message: the link to open, with the token, never 0.0.0.0.
+  grep -E '^peercam: (to watch the camera, open|or by address)' "$ov/install.log" ||
+    die "postinst printed no link to open the camera"
+  ! grep -q '0\.0\.0\.0' "$ov/install.log" || die "the install message shows 0.0.0.0"
   done_step
 
   step "installed files"

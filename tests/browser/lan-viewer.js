@@ -13,7 +13,14 @@
 // end it reads the device's /api/stats from the page. Chromium comes through playwright-core
 // (CHROMIUM_BIN overrides /usr/bin/chromium), Firefox through puppeteer-core over WebDriver
 // BiDi (FIREFOX_BIN overrides /usr/bin/firefox-esr); the figures are the same for both.
+//
+// When URL is a WHEP door (its path ends in /whep), each page is instead a minimal WHEP
+// player of another origin (a blank page this script serves on the laptop's loopback, as a
+// player installed beside the browser would be): it offers to receive video, POSTs the offer there (the `token`
+// query parameter, if any, as `Authorization: Bearer`, so through CORS), applies the answer
+// and shows the track; the report then has no device counts (the page is not the device's).
 
+import { createServer } from 'node:http';
 import { chromium } from 'playwright-core';
 import puppeteer from 'puppeteer-core';
 
@@ -68,6 +75,36 @@ const inbound = async () => {
   }
   sum.codecs = [...codecs].sort().join(',');
   return sum;
+};
+
+// A minimal WHEP player in a blank page: what a web player on another origin does.
+const whepPlayer = async ({ door, token }) => {
+  const video = document.createElement('video');
+  video.autoplay = true;
+  video.muted = true;
+  video.playsInline = true;
+  document.body.append(video);
+  // Recorded for getStats() by recordPeerConnections, as the page's own would be.
+  const pc = new RTCPeerConnection();
+  pc.addTransceiver('video', { direction: 'recvonly' });
+  pc.ontrack = (e) => {
+    video.srcObject = e.streams[0] || new MediaStream([e.track]);
+  };
+  await pc.setLocalDescription(await pc.createOffer());
+  // No trickle: the offer goes with every candidate gathered (host candidates: milliseconds).
+  await new Promise((resolve) => {
+    if (pc.iceGatheringState === 'complete') return resolve();
+    pc.addEventListener('icegatheringstatechange', () => pc.iceGatheringState === 'complete' && resolve());
+    setTimeout(resolve, 2000);
+  });
+  const headers = { 'Content-Type': 'application/sdp' };
+  if (token) headers.Authorization = `Bearer ${token}`;
+  const r = await fetch(door, { method: 'POST', headers, body: pc.localDescription.sdp });
+  const body = await r.text();
+  if (r.status !== 201) throw new Error(`POST ${door}: ${r.status} ${body}`);
+  window.__whep = { location: r.headers.get('Location'), etag: r.headers.get('ETag') };
+  await pc.setRemoteDescription({ type: 'answer', sdp: body });
+  return window.__whep;
 };
 
 // Times the frames each <video> shows from now on; `window.__gaps()` reads the result.
@@ -158,6 +195,15 @@ const summary = (start, samples, shown) => {
   };
 };
 
+const whep = new URL(url).pathname.endsWith('/whep');
+// The WHEP player's own origin: a blank page on the loopback. (Chromium lets a page reach a
+// LAN address only from a secure context or one no more public than it: not about:blank.)
+const playerHome = whep
+  ? await new Promise((resolve) => {
+      const server = createServer((_, res) => res.end('<!doctype html><title>player</title><body></body>'));
+      server.listen(0, '127.0.0.1', () => resolve({ server, url: `http://127.0.0.1:${server.address().port}/` }));
+    })
+  : null;
 const browsers = [];
 try {
   const pages = [];
@@ -165,7 +211,15 @@ try {
     const browser = await launch();
     browsers.push(browser);
     const page = await browser.newPage(recordPeerConnections);
-    await page.goto(url);
+    if (whep) {
+      const door = new URL(url);
+      const token = door.searchParams.get('token');
+      door.search = '';
+      await page.goto(playerHome.url);
+      await page.evaluate(whepPlayer, { door: door.href, token });
+    } else {
+      await page.goto(url);
+    }
     const deadline = Date.now() + 30000;
     for (;;) {
       const s = await page.evaluate(inbound);
@@ -192,10 +246,13 @@ try {
     each.push(summary(starts[n], samples[n], await page.evaluate(() => window.__gaps())));
   }
   // The device's counts while every page still watches (its encoders among them).
-  const stats = await pages[0].evaluate(() => fetch('/api/stats').then((r) => r.json()));
+  const stats = whep
+    ? { session: await pages[0].evaluate(() => window.__whep) }
+    : await pages[0].evaluate(() => fetch('/api/stats').then((r) => r.json()));
   // The first page's figures at the top level, as a single-page report has always had them.
   const report = { seconds, browser: browsers[0].version, ...each[0], pages: each, stats };
   process.stdout.write(`${JSON.stringify(report)}\n`);
 } finally {
   await Promise.all(browsers.map((b) => b.close()));
+  playerHome?.server.close();
 }

@@ -35,14 +35,15 @@ use peercam_sdp::Codec;
 
 use super::keyframes::{KeyframeGate, Verdict};
 use super::MediaError;
+use crate::encoder_rate::{bitrate_of, set_bitrate};
 use crate::jpeg::{Delivery, JpegEncoder, Picture};
 use crate::payload::sink_name;
 use crate::source_switch::SourceSwitch;
 use crate::vp8::{self, Vp8Encode};
 use peercam_wire::SnapshotSpec;
 
-/// The VP8 bitrate when the H.264 encoder's cannot be read, bits/s.
-const VP8_FALLBACK_BITRATE: u32 = 1_500_000;
+/// The encoders' rate when the H.264 encoder's cannot be read, bits/s.
+const FALLBACK_BITRATE: u32 = 1_500_000;
 
 /// How many elements upstream of the tee the H.264 encoder is looked for.
 const ENCODER_SEARCH_DEPTH: usize = 16;
@@ -58,10 +59,14 @@ pub struct Fanout {
     keyframes: Arc<Mutex<KeyframeGate>>,
     /// The tee on the raw frames in front of the H.264 encoder, when one could be put there.
     raw: Option<gst::Element>,
+    /// The H.264 encoder, when it could be found upstream of the tee.
+    encoder: Option<gst::Element>,
+    /// The encoders' rate as configured, bits/s.
+    configured_bitrate: u32,
+    /// Their rate now, bits/s: the H.264 encoder's, which the VP8 encode matches.
+    bitrate: u32,
     /// Whether the VP8 encode's elements are installed.
     vp8_available: bool,
-    /// The VP8 encode's bitrate, bits/s: the H.264 encoder's.
-    vp8_bitrate: u32,
     /// The shared VP8 encode, while a VP8 viewer is linked.
     vp8: Option<Vp8Encode>,
     /// Still pictures being taken.
@@ -80,13 +85,26 @@ impl Fanout {
             .by_name("fanout")
             .ok_or_else(|| MediaError::Pipeline("tee missing".into()))?;
         // Before the switch is found: what is downstream of it is shared, not the source's.
-        let (raw, vp8_bitrate) = match raw_tee(&pipeline, &tee) {
-            Ok((raw, bitrate)) => (Some(raw), bitrate),
+        let encoder = find_encoder(&tee);
+        // Still pictures take the raw frames too, so the raw tee is put there whether or not
+        // VP8 can be encoded.
+        let raw = match &encoder {
+            Ok(encoder) => match raw_tee(&pipeline, encoder) {
+                Ok(raw) => Some(raw),
+                Err(why) => {
+                    log::info!("no VP8 and no still pictures for this capture: {why}");
+                    None
+                }
+            },
             Err(why) => {
                 log::info!("no VP8 and no still pictures for this capture: {why}");
-                (None, 0)
+                None
             }
         };
+        let encoder = encoder.ok();
+        let bitrate = encoder
+            .as_ref()
+            .map_or(FALLBACK_BITRATE, |e| bitrate_of(e, FALLBACK_BITRATE));
         let switch = SourceSwitch::find(&pipeline)?;
         let keyframes = Arc::new(Mutex::new(KeyframeGate::default()));
         gate_keyframe_requests(&tee, &keyframes);
@@ -97,8 +115,10 @@ impl Fanout {
             switch,
             keyframes,
             raw,
+            encoder,
+            configured_bitrate: bitrate,
+            bitrate,
             vp8_available: vp8::available(),
-            vp8_bitrate,
             vp8: None,
             pictures: Vec::new(),
         })
@@ -131,6 +151,26 @@ impl Fanout {
     /// started); H.264 alone if it cannot be built.
     pub fn codecs_of(launch: &str) -> Vec<Codec> {
         Fanout::new(launch).map_or_else(|_| vec![Codec::H264], |f| f.codecs())
+    }
+
+    /// The encoders' rate as configured, bits/s.
+    pub fn configured_bitrate(&self) -> u32 {
+        self.configured_bitrate
+    }
+
+    /// The encoders' rate now, bits/s.
+    pub fn bitrate(&self) -> u32 {
+        self.bitrate
+    }
+
+    /// Sets the shared encoders' rate, bits/s (the H.264 encoder's, and the VP8 encode's
+    /// while it runs and from its start); whether the H.264 encoder took it.
+    pub fn set_bitrate(&mut self, bps: u32) -> bool {
+        self.bitrate = bps;
+        if let Some(vp8) = &self.vp8 {
+            vp8.set_bitrate(bps);
+        }
+        self.encoder.as_ref().is_some_and(|e| set_bitrate(e, bps))
     }
 
     /// The pipeline (for its bus and for adding branch elements).
@@ -261,7 +301,7 @@ impl Fanout {
                 "this capture has no raw frames to encode VP8 from".into(),
             ));
         };
-        let vp8 = Vp8Encode::start(&self.pipeline, raw, self.vp8_bitrate)?;
+        let vp8 = Vp8Encode::start(&self.pipeline, raw, self.bitrate)?;
         let tee = vp8.tee().clone();
         self.vp8 = Some(vp8);
         Ok(tee)
@@ -340,10 +380,8 @@ pub(crate) fn force_keyframe_at(tee: &gst::Element, gate: &Mutex<KeyframeGate>) 
     }
 }
 
-/// Puts a tee named `raw` in front of the H.264 encoder (the first video encoder upstream of
-/// `tee`), so that other encodes can take the same raw frames; the H.264 encoder's bitrate
-/// (bits/s) with it. The pipeline is left as it was when there is none.
-fn raw_tee(pipeline: &gst::Pipeline, tee: &gst::Element) -> Result<(gst::Element, u32), String> {
+/// The H.264 encoder: the first video encoder upstream of `tee`.
+fn find_encoder(tee: &gst::Element) -> Result<gst::Element, String> {
     let mut pad = tee.static_pad("sink").and_then(|p| p.peer());
     for _ in 0..ENCODER_SEARCH_DEPTH {
         let Some(element) = pad.as_ref().and_then(|p| p.parent_element()) else {
@@ -357,31 +395,39 @@ fn raw_tee(pipeline: &gst::Pipeline, tee: &gst::Element) -> Result<(gst::Element
             .factory()
             .map(|f| f.metadata("klass").unwrap_or_default().to_owned())
             .unwrap_or_default();
-        if !(klass.contains("Encoder") && klass.contains("Video")) {
-            pad = sink.peer();
-            continue;
+        if klass.contains("Encoder") && klass.contains("Video") {
+            return Ok(element);
         }
-        let upstream = sink
-            .peer()
-            .ok_or_else(|| format!("nothing feeds {}", element.name()))?;
-        let raw = gst::ElementFactory::make("tee")
-            .name("raw")
-            .property("allow-not-linked", true)
-            .build()
-            .map_err(|_| "tee missing".to_owned())?;
-        pipeline.add(&raw).map_err(|e| e.to_string())?;
-        let (raw_sink, raw_src) = match (raw.static_pad("sink"), raw.request_pad_simple("src_%u")) {
-            (Some(s), Some(r)) => (s, r),
-            _ => return Err("the raw tee has no pads".into()),
-        };
-        upstream.unlink(&sink).map_err(|e| e.to_string())?;
-        // Relinking what was linked cannot fail on caps: the tee passes any.
-        upstream.link(&raw_sink).map_err(|e| format!("{e:?}"))?;
-        raw_src.link(&sink).map_err(|e| format!("{e:?}"))?;
-        let bitrate = vp8::bitrate_of(&element, VP8_FALLBACK_BITRATE);
-        return Ok((raw, bitrate));
+        pad = sink.peer();
     }
     Err("no video encoder found upstream of the encoded stream".into())
+}
+
+/// Puts a tee named `raw` in front of the H.264 `encoder`, so that other encodes can take the
+/// same raw frames. The pipeline is left as it was when that cannot be done.
+fn raw_tee(pipeline: &gst::Pipeline, encoder: &gst::Element) -> Result<gst::Element, String> {
+    let [sink] = encoder
+        .sink_pads()
+        .try_into()
+        .map_err(|_| format!("{} does not have exactly one input", encoder.name()))?;
+    let upstream = sink
+        .peer()
+        .ok_or_else(|| format!("nothing feeds {}", encoder.name()))?;
+    let raw = gst::ElementFactory::make("tee")
+        .name("raw")
+        .property("allow-not-linked", true)
+        .build()
+        .map_err(|_| "tee missing".to_owned())?;
+    pipeline.add(&raw).map_err(|e| e.to_string())?;
+    let (raw_sink, raw_src) = match (raw.static_pad("sink"), raw.request_pad_simple("src_%u")) {
+        (Some(s), Some(r)) => (s, r),
+        _ => return Err("the raw tee has no pads".into()),
+    };
+    upstream.unlink(&sink).map_err(|e| e.to_string())?;
+    // Relinking what was linked cannot fail on caps: the tee passes any.
+    upstream.link(&raw_sink).map_err(|e| format!("{e:?}"))?;
+    raw_src.link(&sink).map_err(|e| format!("{e:?}"))?;
+    Ok(raw)
 }
 
 /// Set on the keyframe requests that already went through the gate (the device's own and
@@ -454,9 +500,14 @@ fn release_later(pad: glib::WeakRef<gst::Pad>, gate: Arc<Mutex<KeyframeGate>>, a
     }
 }
 
+/// A keyframe request. Without `all-headers`: the payloader already sends the parameter sets
+/// in front of every IDR frame (`config-interval=-1`), inside its access unit; with it, the
+/// parser upstream put them out as an access unit of their own, which browsers count as a
+/// frame they cannot decode, drop, and answer with another keyframe request: on a clean link
+/// a loop of two keyframes a second (as the gate allows) for every viewer.
 fn force_key_unit_structure() -> gst::Structure {
     gst::Structure::builder("GstForceKeyUnit")
-        .field("all-headers", true)
+        .field("all-headers", false)
         .field("count", 0u32)
         .build()
 }

@@ -16,9 +16,11 @@
 //!   be stopped, pure), [`ice`] (remote candidates), [`certificate`] (the DTLS certificate a
 //!   peer presents).
 
+pub mod bitrate;
 pub mod certificate;
 pub mod check;
 pub mod description;
+pub mod encoder_rate;
 pub mod fanout;
 pub mod ice;
 pub mod jpeg;
@@ -29,6 +31,7 @@ pub mod payload;
 pub mod peer;
 pub mod pipeline;
 pub mod probe;
+pub mod reception;
 pub mod retiring;
 pub mod select;
 pub mod source_health;

@@ -27,6 +27,7 @@ use peercam_sdp::{relabel_h264, Codec};
 
 use super::MediaError;
 use crate::payload::{caps_ready, rtp_caps, Feeds};
+use crate::reception::Reception;
 use peercam_wire::IceSettings;
 
 /// Identifies a peer: (the device's member that talks to it, the remote member).
@@ -103,6 +104,8 @@ pub struct Peer {
     /// Milliseconds after `born` when the peer was last heard from (its connection coming
     /// up, or RTCP from it); 0 until its connection is up.
     heard: Arc<AtomicU64>,
+    /// What its receiver reports say about our stream.
+    reception: Reception,
 }
 
 fn make(factory: &str) -> Result<gst::Element, MediaError> {
@@ -373,6 +376,7 @@ impl Peer {
             },
             born: Instant::now(),
             heard: Arc::new(AtomicU64::new(0)),
+            reception: Reception::default(),
         };
         peer.connect_signals();
         if role == Role::Offerer {
@@ -389,6 +393,11 @@ impl Peer {
             let ms = born.elapsed().as_millis().clamp(1, u128::from(u64::MAX)) as u64;
             heard.store(ms, Ordering::Relaxed);
         }
+    }
+
+    /// The receiver report that came since the last call, if one did.
+    pub fn take_report(&self) -> Option<crate::bitrate::Report> {
+        self.reception.take()
     }
 
     /// How long the peer has been silent at `now`, once its connection has come up; `None`
@@ -438,8 +447,15 @@ impl Peer {
         });
         if let Some(rtpbin) = rtpbin {
             let heard = self.hearing();
-            rtpbin.connect("on-ssrc-active", false, move |_| {
+            let reception = self.reception.clone();
+            rtpbin.connect("on-ssrc-active", false, move |args| {
                 heard();
+                let rtpbin = args.first().and_then(|v| v.get::<gst::Element>().ok());
+                let session = args.get(1).and_then(|v| v.get::<u32>().ok());
+                let ssrc = args.get(2).and_then(|v| v.get::<u32>().ok());
+                if let (Some(rtpbin), Some(session), Some(ssrc)) = (rtpbin, session, ssrc) {
+                    reception.heard(&rtpbin, session, ssrc);
+                }
                 None
             });
         }

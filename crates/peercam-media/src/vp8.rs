@@ -142,6 +142,11 @@ impl Vp8Encode {
         &self.tee
     }
 
+    /// Sets the encode's rate, bits/s, while it runs.
+    pub fn set_bitrate(&self, bps: u32) {
+        crate::encoder_rate::set_bitrate(&self.elements[2], bps);
+    }
+
     /// Asks the encoder for a keyframe (a viewer joined, or the picture changed).
     pub fn force_keyframe(&self) {
         force_keyframe_at(&self.tee, &self.keyframes);
@@ -169,24 +174,4 @@ impl Vp8Encode {
         let _ = pipeline.remove_many(&self.elements);
         log::info!("VP8 encode stopped: no VP8 viewer left");
     }
-}
-
-/// The bitrate (bits/s) the H.264 `encoder` was set to, for the VP8 encode to match;
-/// `fallback` when its element does not say in a way known here.
-pub fn bitrate_of(encoder: &gst::Element, fallback: u32) -> u32 {
-    let Some(factory) = encoder.factory() else {
-        return fallback;
-    };
-    let bitrate = match factory.name().as_str() {
-        // kbit/s
-        "x264enc" => encoder.property::<u32>("bitrate").checked_mul(1000),
-        // bit/s
-        "openh264enc" => Some(encoder.property::<u32>("bitrate")),
-        "v4l2h264enc" => encoder
-            .property::<Option<gst::Structure>>("extra-controls")
-            .and_then(|s| s.get::<i32>("video_bitrate").ok())
-            .and_then(|b| u32::try_from(b).ok()),
-        _ => None,
-    };
-    bitrate.filter(|&b| b > 0).unwrap_or(fallback)
 }

@@ -14,5 +14,6 @@ pub mod snapshot;
 pub mod systemd;
 pub mod tls;
 pub mod web;
+pub mod whep;
 
 pub use peercam_wire::{config, install, logging, memory};

@@ -1,7 +1,8 @@
 //! HTTP routes: the page at `/`, device facts at `/api/info`, the other cameras on the LAN at
-//! `/api/cameras`, the WebSocket upgrade at `/signaling`, and the camera's still picture at
-//! `/snapshot.jpg` (`crate::snapshot`). The page's files are compiled into the binary. Every
-//! route is behind the access check (`crate::gate`).
+//! `/api/cameras`, the WebSocket upgrade at `/signaling`, the WHEP door at `/whep`
+//! (`crate::whep`), and the camera's still picture at `/snapshot.jpg` (`crate::snapshot`). The
+//! page's files are compiled into the binary. Every route is behind the access check
+//! (`crate::gate`).
 
 use std::sync::{Arc, Mutex};
 
@@ -47,6 +48,8 @@ pub struct AppState {
     ///
     /// [`CameraHandle::primer`]: crate::camera::CameraHandle::primer
     pub primer: Option<Arc<tokio::sync::Notify>>,
+    /// The WHEP door into the camera, when it runs.
+    pub whep: Option<crate::whep::Door>,
     /// The other cameras on the LAN, while the device browses for them.
     pub neighbours: Option<Arc<Mutex<crate::discovery::Neighbours>>>,
     /// Who may use the routes.
@@ -77,11 +80,13 @@ pub fn router(state: AppState) -> Router {
         .route("/api/share", get(share))
         .route("/api/share.svg", get(share_svg))
         .route("/signaling", get(signaling))
+        .merge(crate::whep::routes())
         .route("/snapshot.jpg", get(crate::snapshot::snapshot_jpg))
         .layer(axum::middleware::from_fn_with_state(
             access,
             crate::gate::guard,
         ))
+        .layer(axum::middleware::from_fn(crate::whep::cors))
         .with_state(state)
 }
 
@@ -177,6 +182,8 @@ struct Stats {
     #[serde(flatten)]
     hub: HubStats,
     camera: Option<crate::camera::CameraSnapshot>,
+    /// Viewers watching through the WHEP door (`null` without a camera).
+    whep_viewers: Option<usize>,
     /// Process ids of the media workers.
     workers: Option<Workers>,
 }
@@ -194,6 +201,10 @@ async fn stats(State(state): State<AppState>) -> Json<Stats> {
         connections: state.signaling.connections(),
         hub: state.signaling.hub().stats(),
         camera: state.camera.as_ref().map(|c| c.snapshot()),
+        whep_viewers: state
+            .camera
+            .as_ref()
+            .map(|c| c.whep_viewers.load(std::sync::atomic::Ordering::Relaxed)),
         workers: state.camera.as_ref().map(|c| {
             let (active, spare) = c.worker_pids();
             Workers { active, spare }

@@ -10,6 +10,10 @@
 //! TTL. The second runs avahi-daemon in the camera namespace beside the advertiser (both on
 //! port 5353, same host name) and checks that each side sees the other.
 //!
+//! The last puts two cameras and a laptop on one bridge: the laptop opens camera A's page in
+//! Chromium (tests/browser/camera-list.js), finds camera B listed, follows B's entry to B's
+//! page, and sees B leave the open page's list once B stops.
+//!
 //! [`Lab`], [`Netns`] and [`Proc`] know nothing about the probe, so an end-to-end test runs
 //! `peercam serve` (through the shared [`Serve`]) and `peercam discover` in them the same way.
 //!
@@ -33,6 +37,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::device::{Serve, BIN};
+use support::lan::{check_prerequisites, repo};
 use support::scratch::Scratch;
 
 /// Longest wait for a single expected event. The daemon looks at interface addresses every
@@ -261,9 +266,13 @@ impl Proc {
     }
 
     fn terminate(&self) {
+        self.signal(libc::SIGTERM);
+    }
+
+    fn signal(&self, sig: libc::c_int) {
         let pid = libc::pid_t::try_from(self.child.id()).expect("pid fits pid_t");
         // SAFETY: plain kill(2) on our own child, which has not been reaped yet.
-        assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0, "kill {pid}");
+        assert_eq!(unsafe { libc::kill(pid, sig) }, 0, "kill {pid}");
     }
 
     /// Waits until the process's stderr contains `text`.
@@ -926,6 +935,56 @@ fn each_camera_lists_the_others_on_the_lan_and_drops_one_that_stops() {
     let refused = http_get(&laptop, "192.0.2.11", "/api/cameras");
     assert!(refused.contains(" 401 "), "{refused:.300}");
 
+    // In Chromium on the laptop: A's page lists B, and B's entry, with B's own token, opens
+    // B's page.
+    let chromium = std::env::var("CHROMIUM_BIN").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    check_prerequisites(&chromium, "playwright-core");
+    let script = repo().join("tests/browser/camera-list.js");
+    let page = laptop.spawn(
+        "node",
+        &[
+            script.to_str().unwrap(),
+            &format!("http://192.0.2.11:8080/?token={porch_token}"),
+            "Garden Cam",
+            &garden_token,
+        ],
+    );
+    let shown: Value = page.expect_line(Duration::from_secs(60), "the page's list", |l| {
+        serde_json::from_str(l).ok()
+    });
+    eprintln!("Porch Cam's page in Chromium: {shown}");
+    let entry = &shown["listed"][0];
+    assert_eq!(
+        (
+            entry["name"].as_str(),
+            entry["href"].as_str(),
+            entry["http"].as_str(),
+            entry["visible"].as_bool()
+        ),
+        (
+            Some("Garden Cam"),
+            Some("https://192.0.2.12:8080/"),
+            Some("http://192.0.2.12:8080/"),
+            Some(true)
+        ),
+        "{shown}"
+    );
+    assert!(
+        entry["note"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("own link"),
+        "{shown}"
+    );
+    assert_eq!(shown["followed"]["status"], 200, "{shown}");
+    assert!(
+        shown["followed"]["title"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Garden Cam"),
+        "{shown}"
+    );
+
     // B stops: its goodbye takes it off A's list within seconds.
     garden.signal(libc::SIGTERM);
     assert!(garden.exit_within(Duration::from_secs(5)).success());
@@ -935,5 +994,16 @@ fn each_camera_lists_the_others_on_the_lan_and_drops_one_that_stops() {
         gone.is_some(),
         "still listed 5 s after stopping: {:?}",
         porch_list()
+    );
+    // And the open page drops it by itself (it asks again every 5 s).
+    page.signal(libc::SIGUSR1);
+    let left: Value = page.expect_line(Duration::from_secs(30), "the page's update", |l| {
+        serde_json::from_str(l).ok()
+    });
+    eprintln!("Garden Cam left Porch Cam's open page: {left}");
+    let after = left["leftAfterMs"].as_f64();
+    assert!(
+        after.is_some_and(|ms| ms < 8000.0),
+        "the page still lists the stopped camera: {left}"
     );
 }

@@ -105,3 +105,140 @@ fn a_viewer_on_a_lossy_lan_keeps_a_moving_picture() {
         "{report}"
     );
 }
+
+/// Percent of UDP packets the laptop drops in the heavy-loss test.
+const HEAVY_LOSS_PERCENT: u32 = 15;
+
+#[test]
+#[ignore = "needs root: network namespaces"]
+fn under_heavy_loss_the_shared_rate_falls_and_the_picture_keeps_moving() {
+    let chromium = std::env::var("CHROMIUM_BIN").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let viewer_script = check_prerequisites(&chromium, "playwright-core");
+    let lan = LossyLan::new("10.213.12.1", "10.213.12.2", HEAVY_LOSS_PERCENT);
+    let scratch = Scratch::new("heavy-loss");
+    let serve = lan.serve(&scratch, 1500);
+    let viewer = lan.watch(
+        &scratch,
+        &viewer_script,
+        15,
+        "chromium",
+        1,
+        serve.token().as_deref(),
+    );
+    let logs = serve.logs();
+    serve.stop();
+    let report = String::from_utf8_lossy(&viewer.stdout);
+    assert!(
+        viewer.status.success(),
+        "the viewer failed ({}):\n{}\n{report}\n--- peercam log:\n{logs}",
+        viewer.status,
+        String::from_utf8_lossy(&viewer.stderr)
+    );
+    let report: Value = serde_json::from_str(report.trim()).expect("the viewer's JSON report");
+    let changes: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("encoder rate"))
+        .collect();
+    eprintln!(
+        "{HEAVY_LOSS_PERCENT} % UDP loss: {report}\nrate changes:\n{}",
+        changes.join("\n")
+    );
+    // The receiver reports said so, and the encoder was told: 1500 kbit/s configured.
+    let rate = report["stats"]["camera"]["bitrate_kbps"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!(
+        rate > 0 && rate < 1000,
+        "the encoder still runs at {rate} kbit/s: {report}"
+    );
+    assert!(!changes.is_empty(), "no rate change logged:\n{logs}");
+    let fps = report["fps"].as_f64().unwrap_or(0.0);
+    let gap = report["longestGapMs"].as_f64().unwrap_or(f64::MAX);
+    assert!(
+        fps >= 24.0,
+        "{fps:.1} fps under {HEAVY_LOSS_PERCENT} % loss: {report}"
+    );
+    assert!(
+        gap < 1000.0,
+        "frozen for {gap} ms under {HEAVY_LOSS_PERCENT} % loss: {report}"
+    );
+}
+
+/// Percent of UDP packets the far laptop's link drops in the mixed-links test.
+const POOR_LINK_PERCENT: u32 = 25;
+
+/// One viewer's report from lan-viewer.js, once it exits.
+fn report_of(child: std::process::Child, what: &str) -> Value {
+    let out = child.wait_with_output().expect("the viewer ran");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\n{}\n{text}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(text.trim()).expect("the viewer's JSON report")
+}
+
+#[test]
+#[ignore = "needs root: network namespaces"]
+fn one_viewer_on_a_poor_link_does_not_drag_the_others_down() {
+    let chromium = std::env::var("CHROMIUM_BIN").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let viewer_script = check_prerequisites(&chromium, "playwright-core");
+    // A clean link to the laptop; a link losing a quarter of its UDP to a laptop behind it.
+    let lan = LossyLan::new("10.213.13.1", "10.213.13.2", 0);
+    let far = lan.far_laptop("10.213.14.1", "10.213.14.2", POOR_LINK_PERCENT);
+    let scratch = Scratch::new("mixed-links");
+    let serve = lan.serve(&scratch, 1500);
+    let token = serve.token();
+    let good = lan.spawn_watch(
+        &lan.laptop,
+        &scratch,
+        &viewer_script,
+        20,
+        1,
+        token.as_deref(),
+    );
+    let poor = lan.spawn_watch(&far, &scratch, &viewer_script, 20, 1, token.as_deref());
+    let good = report_of(good, "the viewer on the clean link");
+    // What the device said while both watched (the poor link's viewer ends a little later,
+    // and alone it would rightly set the rate).
+    let logs = serve.logs();
+    let poor = report_of(poor, "the viewer on the poor link");
+    serve.stop();
+    let notes: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("encoder rate") || l.contains("link takes about"))
+        .collect();
+    eprintln!(
+        "clean link: {good}\n{POOR_LINK_PERCENT} % loss link: {poor}\nrate notes:\n{}",
+        notes.join("\n")
+    );
+    // The poor link was seen for what it is, and the rate stayed for the clean one.
+    assert!(
+        notes.iter().any(|l| l.contains("link takes about")),
+        "the poor link was never noticed:\n{logs}"
+    );
+    assert!(
+        !notes.iter().any(|l| l.contains("encoder rate")),
+        "the poor link moved the shared rate:\n{}",
+        notes.join("\n")
+    );
+    assert_eq!(good["stats"]["camera"]["bitrate_kbps"], 1500, "{good}");
+    let fps = good["fps"].as_f64().unwrap_or(0.0);
+    let gap = good["longestGapMs"].as_f64().unwrap_or(f64::MAX);
+    assert!(fps >= 28.0, "the clean link's viewer: {fps:.1} fps: {good}");
+    assert!(
+        gap < 500.0,
+        "the clean link's viewer froze for {gap} ms: {good}"
+    );
+    // Every frame it got was a picture it could decode (no parameter sets posing as a frame),
+    // so it never had to ask for a keyframe.
+    assert_eq!(good["window"]["framesDropped"], 0, "{good}");
+    assert_eq!(good["window"]["pliCount"], 0, "{good}");
+    // The poor link's viewer keeps a picture (repair at the group's rate).
+    assert!(
+        poor["fps"].as_f64().unwrap_or(0.0) > 10.0,
+        "the poor link's viewer: {poor}"
+    );
+}

@@ -219,6 +219,7 @@ async fn a_silent_client_is_let_go_after_the_handshake_timeout() {
                 info: device.info.clone(),
                 camera: None,
                 primer: None,
+                whep: None,
                 neighbours: None,
                 access: device.access.clone(),
                 snapshots: None,

@@ -65,6 +65,14 @@ struct Pair {
     held: Vec<(MemberId, MemberId, String)>,
 }
 
+/// The stricter of two optional limits.
+fn stricter(a: Option<usize>, b: Option<usize>) -> Option<usize> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 #[derive(Debug)]
 struct Conversation {
     kind: ConversationKind,
@@ -72,6 +80,9 @@ struct Conversation {
     members: Vec<MemberId>,
     /// A per-conversation viewer limit, stricter than the global one.
     max_viewers: Option<usize>,
+    /// Viewers of this broadcast served outside signaling (the device's WHEP door): they
+    /// count against its limit like members do.
+    elsewhere: usize,
 }
 
 impl Conversation {
@@ -189,6 +200,29 @@ impl Signaling {
         }
     }
 
+    /// Says how many viewers of broadcast `conv` are served outside signaling: they count
+    /// against its viewer limit.
+    pub fn set_viewers_elsewhere(&mut self, conv: &str, viewers: usize) {
+        if let Some(c) = self.conversations.get_mut(conv) {
+            c.elsewhere = viewers;
+        }
+    }
+
+    /// Viewers of broadcast `conv`: its members but the broadcaster, and those served
+    /// elsewhere; `None` when there is no such broadcast.
+    pub fn viewers_of(&self, conv: &str) -> Option<usize> {
+        self.conversations
+            .get(conv)
+            .filter(|c| c.kind == ConversationKind::Broadcast)
+            .map(|c| c.members.len().saturating_sub(1) + c.elsewhere)
+    }
+
+    /// The viewer limit of broadcast `conv` (its own or the server's, the stricter).
+    pub fn viewer_limit_of(&self, conv: &str) -> Option<usize> {
+        let c = self.conversations.get(conv)?;
+        stricter(c.max_viewers, self.settings.max_viewers)
+    }
+
     /// Handles one message from member `from`.
     pub fn handle(&mut self, from: &str, msg: Incoming) -> Vec<Delivery> {
         if !self.members.contains_key(from) {
@@ -237,6 +271,7 @@ impl Signaling {
                 kind,
                 members: vec![from.to_owned()],
                 max_viewers: None,
+                elsewhere: 0,
             },
         );
         self.members.insert(from.to_owned(), Some(conv.clone()));
@@ -273,11 +308,8 @@ impl Signaling {
         let existing: Vec<MemberId> = match c.kind {
             ConversationKind::Mesh => c.members.clone(),
             ConversationKind::Broadcast => {
-                let viewers = c.members.len().saturating_sub(1);
-                let limit = match (c.max_viewers, self.settings.max_viewers) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                };
+                let viewers = c.members.len().saturating_sub(1) + c.elsewhere;
+                let limit = stricter(c.max_viewers, self.settings.max_viewers);
                 if let Some(limit) = limit.filter(|&l| viewers >= l) {
                     let s = if limit == 1 { "" } else { "s" };
                     return err(

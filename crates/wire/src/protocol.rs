@@ -98,6 +98,10 @@ pub struct CameraSnapshot {
     /// Branches fed from the VP8 encode.
     #[serde(default)]
     pub vp8_branches: usize,
+    /// The shared encoders' rate now, kbit/s (it follows the viewers' receiver reports; 0
+    /// while not capturing).
+    #[serde(default)]
+    pub bitrate_kbps: u32,
 }
 
 /// What a still picture is to be.

@@ -28,6 +28,7 @@ mod dtls;
 mod mdns;
 mod pictures;
 mod prime;
+mod rate;
 mod reap;
 mod run;
 mod source;

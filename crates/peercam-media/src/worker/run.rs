@@ -25,6 +25,7 @@ use super::bus::PipelineError;
 use super::mdns::Resolver;
 use super::pictures::Pictures;
 use super::source::SourceWatch;
+use crate::bitrate::GroupRate;
 use crate::fanout::Fanout;
 use crate::jpeg::Delivery;
 use crate::negotiation::{Action, Connection, Event, Negotiation, OfferCaps, SdpKind};
@@ -79,6 +80,8 @@ pub(super) struct Worker {
     mdns: Resolver,
     /// Built on the first peer, dropped (capture stopped) after the last.
     fanout: Option<Fanout>,
+    /// The encoders' rate from the viewers' reports, while capturing.
+    rate: Option<GroupRate<PeerKey>>,
     /// The camera source's health while capturing, when the capture has a source switch.
     health: Option<SourceWatch>,
     /// Every peer's negotiation.
@@ -126,6 +129,7 @@ impl Worker {
             events,
             mdns: Resolver::new(resolved),
             fanout: None,
+            rate: None,
             health: None,
             negotiation: Negotiation::new(
                 settings.negotiation_timeout,
@@ -188,6 +192,9 @@ impl Worker {
                     self.on_source_tick();
                     self.reap_overdue();
                     self.drop_silent();
+                    if let (Some(rate), Some(fanout)) = (self.rate.as_mut(), self.fanout.as_mut()) {
+                        super::rate::follow(rate, &self.peers, fanout, Instant::now());
+                    }
                     if self.trim.due(Instant::now()) {
                         wire::memory::release_free_memory();
                     }
@@ -207,6 +214,7 @@ impl Worker {
     /// pictures being taken from it are answered that it stopped.
     fn stop_capture(&mut self) {
         self.health = None;
+        self.rate = None;
         self.fanout = None;
         self.capture_stopped();
     }
@@ -264,6 +272,7 @@ impl Worker {
             h264_encoders: self.fanout.as_ref().map_or(0, |f| f.encoders().0),
             vp8_encoders: self.fanout.as_ref().map_or(0, |f| f.encoders().1),
             vp8_branches: self.fanout.as_ref().map_or(0, |f| f.vp8_branches()),
+            bitrate_kbps: self.fanout.as_ref().map_or(0, |f| f.bitrate() / 1000),
         }
     }
 
@@ -511,6 +520,7 @@ impl Worker {
                 self.bus_errors.clone(),
                 f.switch(),
             );
+            self.rate = Some(GroupRate::new(f.configured_bitrate()));
             self.fanout = Some(f);
         }
         // Just set above when missing.
@@ -590,6 +600,9 @@ impl Worker {
     }
 
     fn remove_peer(&mut self, key: &PeerKey) {
+        if let Some(rate) = self.rate.as_mut() {
+            rate.remove(key);
+        }
         if let Some(peer) = self.peers.remove(key) {
             self.retire(peer);
         }

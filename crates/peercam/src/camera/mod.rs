@@ -55,6 +55,7 @@ mod policy;
 pub mod process;
 mod run;
 pub mod stats;
+mod whep;
 
 pub use self::stats::CameraStats;
 pub use peercam_wire::CameraSnapshot;
@@ -116,6 +117,8 @@ pub struct CameraHandle {
     stats: Arc<CameraStats>,
     /// Poked when someone opens the page.
     primer: Arc<tokio::sync::Notify>,
+    /// The WHEP door's way into the camera loop.
+    door: crate::whep::Door,
     /// Requests for a still picture into the camera loop.
     snapshots: mpsc::Sender<SnapshotRequest>,
     /// What the first worker chose, when it was asked to choose.
@@ -135,6 +138,11 @@ impl CameraHandle {
     /// Poked when someone opens the page: the spare loads what a session needs.
     pub fn primer(&self) -> Arc<tokio::sync::Notify> {
         self.primer.clone()
+    }
+
+    /// The WHEP door's way in: players' offers become viewers of the camera.
+    pub fn whep_door(&self) -> crate::whep::Door {
+        self.door.clone()
     }
 
     /// Where requests for a still picture go (see [`crate::snapshot`], which sends one at a
@@ -174,6 +182,9 @@ impl Drop for CameraHandle {
 const SIGNAL_QUEUE: usize = 4096;
 /// Bound of the workers' messages into the camera loop (see [`SIGNAL_QUEUE`]).
 const EVENT_QUEUE: usize = 4096;
+/// Bound of the WHEP door's requests waiting for the camera loop; past it a player is told
+/// to try again.
+const DOOR_QUEUE: usize = 64;
 /// Bound of the requests for a still picture: the HTTP side sends one at a time, and those
 /// who ask meanwhile share its answer; a full queue is answered "busy" at once.
 const SNAPSHOT_QUEUE: usize = 8;
@@ -184,6 +195,7 @@ pub fn start(hub: Arc<Hub>, settings: CameraSettings) -> Result<CameraHandle, Ca
     let (sig_tx, sig_rx) = mpsc::channel(SIGNAL_QUEUE);
     let (stop_tx, stop_rx) = oneshot::channel();
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let (door_tx, door_rx) = mpsc::channel(DOOR_QUEUE);
     let (snapshot_tx, snapshot_rx) = mpsc::channel(SNAPSHOT_QUEUE);
     let stats = Arc::new(CameraStats::default());
     let primer = Arc::new(tokio::sync::Notify::new());
@@ -192,6 +204,7 @@ pub fn start(hub: Arc<Hub>, settings: CameraSettings) -> Result<CameraHandle, Ca
         stop: stop_rx,
         primer: primer.clone(),
         ready: ready_tx.clone(),
+        whep: door_rx,
         snapshots: snapshot_rx,
     };
     let camera = (hub.clone(), settings.clone(), sig_tx.clone(), stats.clone());
@@ -228,6 +241,7 @@ pub fn start(hub: Arc<Hub>, settings: CameraSettings) -> Result<CameraHandle, Ca
     let handle = CameraHandle {
         stats,
         primer,
+        door: crate::whep::Door(door_tx),
         snapshots: snapshot_tx,
         chosen,
         stop: Some(stop_tx),

@@ -17,9 +17,11 @@ use peercam_wire::{Chosen, WorkerSettings};
 use super::events::{Action, Event, NotStarted};
 use super::policy::{Supervisor, START_LIMIT};
 use super::process::{Process, WorkerEvent};
+use super::whep::Sessions;
 use super::{CameraError, CameraSettings, CameraStats, SnapshotRequest, EVENT_QUEUE};
 use crate::signaling::hub::{IdTaken, MemberSink, Overflow};
 use crate::signaling::{ConversationKind, Hub, Incoming, Outgoing};
+use crate::whep::DoorRequest;
 
 /// Where the first worker's outcome goes: what it chose, or why the camera cannot start.
 pub(super) type Ready = std::sync::mpsc::Sender<Result<Option<Chosen>, CameraError>>;
@@ -58,6 +60,8 @@ pub(super) struct Inputs {
     pub primer: Arc<tokio::sync::Notify>,
     /// Where the first worker's outcome goes.
     pub ready: Ready,
+    /// Requests from the WHEP door.
+    pub whep: mpsc::Receiver<DoorRequest>,
     /// Requests for a still picture.
     pub snapshots: mpsc::Receiver<SnapshotRequest>,
 }
@@ -84,6 +88,11 @@ pub(super) struct Camera {
     stopping: Option<Vec<Process>>,
     /// Until the first worker is ready or has failed: where that goes.
     ready: Option<Ready>,
+    /// The WHEP door's sessions.
+    whep: Sessions,
+    /// What carrying out the last actions brought up for the policy, handled before the
+    /// loop waits again.
+    followups: Vec<Event>,
     /// Where the answer to each picture asked for and not yet answered goes, by number.
     pictures: HashMap<u64, super::SnapshotReply>,
     /// Pictures asked for so far (numbers them).
@@ -104,6 +113,7 @@ impl Camera {
             mut stop,
             primer,
             ready,
+            mut whep,
             mut snapshots,
         } = inputs;
         let (ev_tx, mut events) = mpsc::channel(EVENT_QUEUE);
@@ -118,6 +128,8 @@ impl Camera {
             invites_made: 0,
             stopping: None,
             ready: Some(ready),
+            whep: Sessions::default(),
+            followups: Vec::new(),
             pictures: HashMap::new(),
             pictures_asked: 0,
         };
@@ -128,19 +140,28 @@ impl Camera {
             if policy.ended() {
                 break;
             }
-            let deadline = policy.next_deadline();
-            let event = tokio::select! {
-                _ = &mut stop => Event::Stop,
-                _ = primer.notified() => Event::Prime,
-                Some((member, msg)) = signals.recv() => Event::Signal { member, msg },
-                Some(request) = snapshots.recv() => camera.picture_asked(request),
-                Some((worker, ev)) = events.recv() => match ev {
-                    WorkerEvent::Message(msg) => Event::Worker { worker, msg },
-                    WorkerEvent::Gone => Event::Gone { worker },
-                },
-                _ = sleep_until(deadline) => Event::Tick,
+            let events = if camera.followups.is_empty() {
+                let deadline = policy.next_deadline();
+                tokio::select! {
+                    _ = &mut stop => vec![Event::Stop],
+                    _ = primer.notified() => vec![Event::Prime],
+                    Some((member, msg)) = signals.recv() => vec![Event::Signal { member, msg }],
+                    Some((worker, ev)) = events.recv() => vec![match ev {
+                        WorkerEvent::Message(msg) => Event::Worker { worker, msg },
+                        WorkerEvent::Gone => Event::Gone { worker },
+                    }],
+                    Some(request) = whep.recv() => camera.whep_request(request),
+                    Some(request) = snapshots.recv() => vec![camera.picture_asked(request)],
+                    _ = sleep_until(deadline) => vec![Event::Tick],
+                }
+            } else {
+                std::mem::take(&mut camera.followups)
             };
-            actions = policy.handle(Instant::now(), event);
+            let now = Instant::now();
+            actions = events
+                .into_iter()
+                .flat_map(|event| policy.handle(now, event))
+                .collect();
         }
         let stopping = camera.stopping.take().unwrap_or_default();
         futures_util::future::join_all(stopping.into_iter().map(Process::stop)).await;
@@ -248,7 +269,14 @@ impl Camera {
                     );
                 }
             }
-            Action::Deliver { member, msg } => self.hub.handle(&member, msg),
+            Action::Deliver { member, msg } => {
+                let mut steps = Vec::new();
+                let passed = self.whep.deliver(msg, &mut steps);
+                self.whep_steps(steps);
+                if let Some(msg) = passed {
+                    self.hub.handle(&member, msg);
+                }
+            }
             Action::Release { member } => self.release(&member),
             Action::AcceptInvite { from, conversation } => self.accept_invite(&from, conversation),
             Action::Counts { counts, new_frames } => {
@@ -268,6 +296,8 @@ impl Camera {
                 }
             }
             Action::Close => {
+                self.whep.end_all("the camera is stopping");
+                self.whep_count();
                 self.stopping = Some(Vec::new());
                 for member in self.invited.keys() {
                     self.hub.disconnect(member);
@@ -380,8 +410,52 @@ impl Camera {
         }
     }
 
+    /// A request from the WHEP door: what the policy must handle for it.
+    fn whep_request(&mut self, request: DoorRequest) -> Vec<Event> {
+        let me = &self.settings.conversation;
+        let room = self
+            .hub
+            .with_core(|c| match (c.viewers_of(me), c.viewer_limit_of(me)) {
+                (Some(viewers), Some(limit)) if viewers >= limit => Err(limit),
+                _ => Ok(()),
+            });
+        let steps = self.whep.take(request, room);
+        self.whep_count();
+        self.signals_of(steps)
+    }
+
+    /// Messages for the camera's member from WHEP sessions' peers, handled after the actions
+    /// being carried out.
+    fn whep_steps(&mut self, steps: Vec<Outgoing>) {
+        self.whep_count();
+        let events = self.signals_of(steps);
+        self.followups.extend(events);
+    }
+
+    /// `msgs` as signals to the camera's own member.
+    fn signals_of(&self, msgs: Vec<Outgoing>) -> Vec<Event> {
+        msgs.into_iter()
+            .map(|msg| Event::Signal {
+                member: self.settings.conversation.clone(),
+                msg,
+            })
+            .collect()
+    }
+
+    /// Publishes the number of WHEP sessions: to the hub (they count against the viewer
+    /// limit) and to the live counts.
+    fn whep_count(&self) {
+        let n = self.whep.len();
+        let me = &self.settings.conversation;
+        self.hub.with_core(|c| c.set_viewers_elsewhere(me, n));
+        self.stats.whep_viewers.store(n, Ordering::Relaxed);
+    }
+
     /// The active worker died: the rooms end, and the broadcast ends and opens again.
     fn end_broadcast(&mut self) {
+        self.whep
+            .end_all("the camera's media worker restarted; post the offer again");
+        self.whep_count();
         for member in self.invited.keys().cloned().collect::<Vec<_>>() {
             self.release(&member);
         }
@@ -393,6 +467,7 @@ impl Camera {
         } else {
             open_broadcast(&self.hub, &self.settings);
         }
+        self.whep_count();
     }
 }
 

@@ -24,6 +24,10 @@ pub struct CameraStats {
     pub vp8_encoders: AtomicUsize,
     /// Branches fed from the VP8 encode.
     pub vp8_branches: AtomicUsize,
+    /// The shared encoders' rate now, kbit/s.
+    pub bitrate_kbps: AtomicU32,
+    /// Viewers watching through the WHEP door (answered or being answered).
+    pub whep_viewers: AtomicUsize,
     /// Process ids of the active and the spare media worker (0: none).
     pub(super) active_worker: AtomicU32,
     pub(super) spare_worker: AtomicU32,
@@ -41,6 +45,7 @@ impl CameraStats {
             h264_encoders: self.h264_encoders.load(Ordering::Relaxed),
             vp8_encoders: self.vp8_encoders.load(Ordering::Relaxed),
             vp8_branches: self.vp8_branches.load(Ordering::Relaxed),
+            bitrate_kbps: self.bitrate_kbps.load(Ordering::Relaxed),
         }
     }
 
@@ -60,5 +65,6 @@ impl CameraStats {
         self.h264_encoders.store(s.h264_encoders, Ordering::Relaxed);
         self.vp8_encoders.store(s.vp8_encoders, Ordering::Relaxed);
         self.vp8_branches.store(s.vp8_branches, Ordering::Relaxed);
+        self.bitrate_kbps.store(s.bitrate_kbps, Ordering::Relaxed);
     }
 }

@@ -180,6 +180,7 @@ impl Device {
             info: self.info.clone(),
             camera: self.camera.as_ref().map(|c| c.stats().clone()),
             primer: self.camera.as_ref().map(|c| c.primer()),
+            whep: self.camera.as_ref().map(|c| c.whep_door()),
             neighbours: self.neighbourhood.as_ref().map(|n| n.table()),
             access: self.access.clone(),
             snapshots: self.snapshots.clone(),

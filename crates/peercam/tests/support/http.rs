@@ -1,4 +1,4 @@
-//! Plain `GET`s over HTTP/1.0, on a plain or TLS stream: the server closes the connection
+//! Plain HTTP/1.0 requests (`GET`s, and others with a body), on a plain or TLS stream: the server closes the connection
 //! after the body, so no HTTP client dependency is needed. Every wait is bounded by [`WAIT`].
 //! Requests carry the device's access token the way a client would (an `Authorization:
 //! Bearer` header) when given one, and whatever other headers a test sets.
@@ -54,11 +54,22 @@ pub async fn get_authorized(addr: SocketAddr, path: &str, token: Option<&str>) -
 
 /// `GET path` with `headers` on a new plain connection to `addr`.
 pub async fn request(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Response {
+    send(addr, "GET", path, headers, "").await
+}
+
+/// `method path` with `headers` and `body` on a new plain connection to `addr`.
+pub async fn send(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Response {
     let stream = tokio::time::timeout(WAIT, TcpStream::connect(addr))
         .await
-        .unwrap_or_else(|_| panic!("GET {path}: no connection within {WAIT:?}"))
-        .unwrap_or_else(|e| panic!("GET {path}: connecting: {e}"));
-    request_over(stream, &addr.to_string(), path, headers).await
+        .unwrap_or_else(|_| panic!("{method} {path}: no connection within {WAIT:?}"))
+        .unwrap_or_else(|e| panic!("{method} {path}: connecting: {e}"));
+    send_over(stream, &addr.to_string(), method, path, headers, body).await
 }
 
 /// `GET path` over HTTP/1.0 on an open stream, plain or TLS, with `Authorization: Bearer
@@ -78,7 +89,7 @@ where
 
 /// `GET path` with `headers` over HTTP/1.0 on an open stream, plain or TLS.
 pub async fn request_over<S>(
-    mut stream: S,
+    stream: S,
     host: &str,
     path: &str,
     headers: &[(&str, &str)],
@@ -86,12 +97,32 @@ pub async fn request_over<S>(
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
+    send_over(stream, host, "GET", path, headers, "").await
+}
+
+/// `method path` with `headers` and `body` (with its `Content-Length` when not empty) over
+/// HTTP/1.0 on an open stream, plain or TLS.
+pub async fn send_over<S>(
+    mut stream: S,
+    host: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Response
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     let exchange = async {
-        let mut request = format!("GET {path} HTTP/1.0\r\nHost: {host}\r\n");
+        let mut request = format!("{method} {path} HTTP/1.0\r\nHost: {host}\r\n");
         for (name, value) in headers {
             request.push_str(&format!("{name}: {value}\r\n"));
         }
+        if !body.is_empty() {
+            request.push_str(&format!("Content-Length: {}\r\n", body.len()));
+        }
         request.push_str("\r\n");
+        request.push_str(body);
         stream.write_all(request.as_bytes()).await?;
         let mut raw = Vec::new();
         stream.read_to_end(&mut raw).await?;
@@ -99,12 +130,12 @@ where
     };
     let raw = tokio::time::timeout(WAIT, exchange)
         .await
-        .unwrap_or_else(|_| panic!("GET {path}: no complete response within {WAIT:?}"))
-        .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        .unwrap_or_else(|_| panic!("{method} {path}: no complete response within {WAIT:?}"))
+        .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
     let text = String::from_utf8_lossy(&raw);
     let (head, body) = text
         .split_once("\r\n\r\n")
-        .unwrap_or_else(|| panic!("GET {path}: no header/body separator in {text:?}"));
+        .unwrap_or_else(|| panic!("{method} {path}: no header/body separator in {text:?}"));
     let bytes = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
@@ -113,7 +144,7 @@ where
         .split_whitespace()
         .nth(1)
         .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("GET {path}: bad status line in {head:?}"));
+        .unwrap_or_else(|| panic!("{method} {path}: bad status line in {head:?}"));
     let head = head
         .split_once("\r\n")
         .map_or("", |(_, rest)| rest)

@@ -134,7 +134,10 @@ impl LossyLan {
     /// The camera at `camera_addr`, the laptop at `laptop_addr` (both /24), `percent` of the
     /// UDP packets reaching the laptop dropped.
     pub fn new(camera_addr: &str, laptop_addr: &str, percent: u32) -> LossyLan {
-        let tag = std::process::id();
+        // Unique per LAN, so that tests of one binary can build theirs at the same time.
+        static MADE: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tag = format!("{}{}", std::process::id(), (b'a' + (n % 26) as u8) as char);
         let camera = Netns::create(format!("pc-cam-{tag}"));
         let laptop = Netns::create(format!("pc-lap-{tag}"));
         let (vcam, vlap) = (format!("vc{tag}"), format!("vl{tag}"));
@@ -254,23 +257,147 @@ impl LossyLan {
         pages: u32,
         token: Option<&str>,
     ) -> Output {
-        let home = scratch.join("home");
-        std::fs::create_dir_all(&home).expect("home");
         let url = with_token(&format!("http://{}/", self.listen()), token);
-        self.laptop
-            .command(
-                "node",
-                &[
-                    script.to_str().expect("utf-8 path"),
-                    &url,
-                    &seconds.to_string(),
-                    browser,
-                    &pages.to_string(),
-                ],
-            )
-            .env("HOME", &home)
-            .stdin(Stdio::null())
+        self.watch_url(scratch, script, &url, seconds, browser, pages)
+    }
+
+    /// Runs lan-viewer.js as [`LossyLan::watch`] does, on `url` (the page, or the WHEP door).
+    pub fn watch_url(
+        &self,
+        scratch: &Scratch,
+        script: &Path,
+        url: &str,
+        seconds: u32,
+        browser: &str,
+        pages: u32,
+    ) -> Output {
+        viewer_command(&self.laptop, scratch, script, url, seconds, browser, pages)
             .output()
             .expect("run node")
     }
+
+    /// A second laptop behind the first, which routes for it: `far_addr` on a /24 of its own,
+    /// the first laptop `near_addr` on that link. The first laptop drops `percent` of the UDP
+    /// packets it forwards to it (its own rule drops what reaches the first laptop), so two
+    /// sets of viewers watch over links of different loss at once.
+    pub fn far_laptop(&self, near_addr: &str, far_addr: &str, percent: u32) -> Netns {
+        let tag = self.laptop.name.trim_start_matches("pc-lap-").to_owned();
+        let far = Netns::create(format!("pc-far-{tag}"));
+        let (vnear, vfar) = (format!("vn{tag}"), format!("vf{tag}"));
+        must(
+            "ip",
+            &["link", "add", &vnear, "type", "veth", "peer", "name", &vfar],
+        );
+        must("ip", &["link", "set", &vnear, "netns", &self.laptop.name]);
+        must("ip", &["link", "set", &vfar, "netns", &far.name]);
+        for (ns, dev, addr) in [(&self.laptop, &vnear, near_addr), (&far, &vfar, far_addr)] {
+            let cidr = format!("{addr}/24");
+            must("ip", &["-n", &ns.name, "addr", "add", &cidr, "dev", dev]);
+            must("ip", &["-n", &ns.name, "link", "set", dev, "up"]);
+        }
+        must("ip", &["-n", &far.name, "link", "set", "lo", "up"]);
+        must(
+            "ip",
+            &["-n", &far.name, "route", "add", "default", "via", near_addr],
+        );
+        let far_net = format!(
+            "{}.0/24",
+            far_addr.rsplit_once('.').expect("an IPv4 address").0
+        );
+        let laptop_addr = self.laptop_addr();
+        must(
+            "ip",
+            &[
+                "-n",
+                &self.camera.name,
+                "route",
+                "add",
+                &far_net,
+                "via",
+                &laptop_addr,
+            ],
+        );
+        self.laptop
+            .run("sysctl", &["-q", "-w", "net.ipv4.ip_forward=1"]);
+        self.laptop.run(
+            "nft",
+            &[
+                "add",
+                "chain",
+                "inet",
+                "loss",
+                "onward",
+                "{ type filter hook forward priority 0; }",
+            ],
+        );
+        let percent = percent.to_string();
+        self.laptop.run(
+            "nft",
+            &[
+                "add", "rule", "inet", "loss", "onward", "ip", "daddr", &far_net, "meta",
+                "l4proto", "udp", "numgen", "random", "mod", "100", "<", &percent, "counter",
+                "drop",
+            ],
+        );
+        far
+    }
+
+    /// The first laptop's address on the camera's link.
+    fn laptop_addr(&self) -> String {
+        let out = self.laptop.run("ip", &["-4", "-o", "addr", "show"]);
+        out.split_whitespace()
+            .skip_while(|w| *w != "inet")
+            .filter(|w| w.contains('/'))
+            .map(|w| w.split('/').next().unwrap_or_default().to_owned())
+            .find(|a| {
+                a.rsplit_once('.').map(|(net, _)| net)
+                    == self.camera_addr.rsplit_once('.').map(|(net, _)| net)
+            })
+            .expect("the laptop's address on the camera's link")
+    }
+
+    /// Starts lan-viewer.js in `ns` (a laptop) on the device's page, as [`LossyLan::watch`]
+    /// runs it, without waiting: for viewers on different laptops at once.
+    pub fn spawn_watch(
+        &self,
+        ns: &Netns,
+        scratch: &Scratch,
+        script: &Path,
+        seconds: u32,
+        pages: u32,
+        token: Option<&str>,
+    ) -> std::process::Child {
+        let url = with_token(&format!("http://{}/", self.listen()), token);
+        viewer_command(ns, scratch, script, &url, seconds, "chromium", pages)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run node")
+    }
+}
+
+/// lan-viewer.js in `ns` on `url`, its HOME a directory of `scratch` named after `ns`.
+fn viewer_command(
+    ns: &Netns,
+    scratch: &Scratch,
+    script: &Path,
+    url: &str,
+    seconds: u32,
+    browser: &str,
+    pages: u32,
+) -> Command {
+    let home = scratch.join(&format!("home-{}", ns.name));
+    std::fs::create_dir_all(&home).expect("home");
+    let mut command = ns.command(
+        "node",
+        &[
+            script.to_str().expect("utf-8 path"),
+            url,
+            &seconds.to_string(),
+            browser,
+            &pages.to_string(),
+        ],
+    );
+    command.env("HOME", &home).stdin(Stdio::null());
+    command
 }

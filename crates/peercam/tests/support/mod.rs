@@ -1,9 +1,9 @@
 //! What the integration tests (and the camera benchmark) share, one concern a file: the
 //! device in-process or as a child process ([`device`]), the one strict nextRTC WebSocket
-//! client ([`ws`]), plain and TLS HTTP GETs ([`http`]), a TLS client that trusts exactly a
+//! client ([`ws`]), plain and TLS HTTP requests ([`http`]), a TLS client that trusts exactly a
 //! device's certificate ([`tls`]), scratch directories ([`scratch`]), the receiving
 //! GStreamer peer ([`gst_viewer`]) and a watcher sampling its frames ([`watch`]), SDP
-//! sent in place of a real peer's ([`fixtures`]), and a lossy two-namespace LAN for the
+//! sent in place of a real peer's ([`fixtures`]), a WHEP player ([`whep`]), and a lossy two-namespace LAN for the
 //! root-only browser tests ([`lan`]).
 //!
 //! Every wait here is bounded, so a broken device fails a test instead of hanging it. Nothing
@@ -19,6 +19,7 @@ pub mod lan;
 pub mod scratch;
 pub mod tls;
 pub mod watch;
+pub mod whep;
 pub mod ws;
 
 /// The longest any single expected event may take. Generous against a loaded machine, short

@@ -551,6 +551,25 @@ fn viewer_limit_refuses_the_next_viewer_only() {
 }
 
 #[test]
+fn viewers_served_elsewhere_count_against_the_limit() {
+    let mut s = with_members(&["cam", "v1", "v2"]);
+    create(&mut s, "cam", "live", Broadcast);
+    s.set_viewer_limit("live", Some(2));
+    s.set_viewers_elsewhere("live", 1);
+    join(&mut s, "v1", "live");
+    assert_eq!(s.viewers_of("live"), Some(2));
+    assert_eq!(s.viewer_limit_of("live"), Some(2));
+    assert_eq!(error_code(&join(&mut s, "v2", "live")), Some(ViewerLimit));
+    s.set_viewers_elsewhere("live", 0);
+    assert!(matches!(
+        join(&mut s, "v2", "live").first(),
+        Some((_, Outgoing::Joined { .. }))
+    ));
+    assert_eq!(s.viewers_of("live"), Some(2));
+    assert_eq!(s.viewers_of("nothing"), None);
+}
+
+#[test]
 fn viewer_limit_says_the_limit_in_words() {
     let message = |limit: usize| {
         let mut s = with_members(&["cam", "v1", "v2", "v3"]);
