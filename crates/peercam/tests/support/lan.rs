@@ -386,7 +386,7 @@ fn viewer_command(
     browser: &str,
     pages: u32,
 ) -> Command {
-    let home = scratch.join(&format!("home-{}", ns.name));
+    let home = scratch.join(format!("home-{}", ns.name));
     std::fs::create_dir_all(&home).expect("home");
     let mut command = ns.command(
         "node",
