@@ -19,7 +19,9 @@
 //! pad, where a probe applies [`KeyframeGate`].
 //!
 //! A tee (`raw`) in front of the H.264 encoder lets the shared VP8 encode ([`Vp8Encode`]) take
-//! the same frames, placeholder included; it runs only while a VP8 viewer is linked.
+//! the same frames, placeholder included; it runs only while a VP8 viewer is linked. Still
+//! pictures ([`Picture`]) hang off it too, each for the moment it takes to get one frame;
+//! the pipeline plays while a picture is being taken as while a viewer watches.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -27,15 +29,18 @@ use std::time::{Duration, Instant};
 use gstreamer as gst;
 use gstreamer::glib;
 use gstreamer::prelude::*;
+use tokio::sync::mpsc;
 
 use peercam_sdp::Codec;
 
 use super::keyframes::{KeyframeGate, Verdict};
 use super::MediaError;
 use crate::encoder_rate::{bitrate_of, set_bitrate};
+use crate::jpeg::{Delivery, JpegEncoder, Picture};
 use crate::payload::sink_name;
 use crate::source_switch::SourceSwitch;
 use crate::vp8::{self, Vp8Encode};
+use peercam_wire::SnapshotSpec;
 
 /// The encoders' rate when the H.264 encoder's cannot be read, bits/s.
 const FALLBACK_BITRATE: u32 = 1_500_000;
@@ -60,8 +65,12 @@ pub struct Fanout {
     configured_bitrate: u32,
     /// Their rate now, bits/s: the H.264 encoder's, which the VP8 encode matches.
     bitrate: u32,
+    /// Whether the VP8 encode's elements are installed.
+    vp8_available: bool,
     /// The shared VP8 encode, while a VP8 viewer is linked.
     vp8: Option<Vp8Encode>,
+    /// Still pictures being taken.
+    pictures: Vec<Picture>,
 }
 
 impl Fanout {
@@ -77,19 +86,20 @@ impl Fanout {
             .ok_or_else(|| MediaError::Pipeline("tee missing".into()))?;
         // Before the switch is found: what is downstream of it is shared, not the source's.
         let encoder = find_encoder(&tee);
-        let raw = match (&encoder, vp8::available()) {
-            (Ok(encoder), true) => match raw_tee(&pipeline, encoder) {
+        // Still pictures take the raw frames too, so the raw tee is put there whether or not
+        // VP8 can be encoded.
+        let raw = match &encoder {
+            Ok(encoder) => match raw_tee(&pipeline, encoder) {
                 Ok(raw) => Some(raw),
                 Err(why) => {
-                    log::info!("no VP8 for this capture: {why}");
+                    log::info!("no VP8 and no still pictures for this capture: {why}");
                     None
                 }
             },
-            (Err(why), true) => {
-                log::info!("no VP8 for this capture: {why}");
+            Err(why) => {
+                log::info!("no VP8 and no still pictures for this capture: {why}");
                 None
             }
-            (_, false) => None,
         };
         let encoder = encoder.ok();
         let bitrate = encoder
@@ -108,7 +118,9 @@ impl Fanout {
             encoder,
             configured_bitrate: bitrate,
             bitrate,
+            vp8_available: vp8::available(),
             vp8: None,
+            pictures: Vec::new(),
         })
     }
 
@@ -116,7 +128,7 @@ impl Fanout {
     /// when its raw frames can be reached and the VP8 elements are installed.
     pub fn codecs(&self) -> Vec<Codec> {
         let mut codecs = vec![Codec::H264];
-        if self.raw.is_some() {
+        if self.raw.is_some() && self.vp8_available {
             codecs.push(Codec::Vp8);
         }
         codecs
@@ -182,6 +194,54 @@ impl Fanout {
         self.branches
     }
 
+    /// Whether anything needs the capture: a viewer's branch, or a picture being taken.
+    pub fn in_use(&self) -> bool {
+        self.branches > 0 || !self.pictures.is_empty()
+    }
+
+    /// Starts capture and encoding, if not running.
+    fn play(&self) -> Result<(), MediaError> {
+        if !self.is_playing() {
+            self.pipeline
+                .set_state(gst::State::Playing)
+                .map_err(|_| MediaError::Pipeline("capture pipeline failed to start".into()))?;
+        }
+        Ok(())
+    }
+
+    /// Starts taking picture `number` off the raw frames, starting capture if nothing runs
+    /// it; the JPEG goes to `deliver`. The branch stays until [`Fanout::drop_picture`].
+    pub fn take_picture(
+        &mut self,
+        number: u64,
+        spec: &SnapshotSpec,
+        encoder: JpegEncoder,
+        deliver: mpsc::Sender<Delivery>,
+    ) -> Result<(), MediaError> {
+        let Some(raw) = &self.raw else {
+            return Err(MediaError::Pipeline(
+                "this capture has no raw frames to take a picture from".into(),
+            ));
+        };
+        self.play()?;
+        let picture = Picture::attach(&self.pipeline, raw, number, spec, encoder, deliver)?;
+        self.pictures.push(picture);
+        Ok(())
+    }
+
+    /// Takes picture `number`'s branch off the raw frames (between two frames), if attached;
+    /// the encoder it used. Capture runs on while anything else uses it: the caller stops it
+    /// when [`Fanout::in_use`] says nothing does.
+    pub fn drop_picture(&mut self, number: u64) -> Option<JpegEncoder> {
+        let at = self.pictures.iter().position(|p| p.number == number)?;
+        let picture = self.pictures.remove(at);
+        let encoder = picture.encoder;
+        if let Some(raw) = &self.raw {
+            picture.detach(&self.pipeline, raw);
+        }
+        Some(encoder)
+    }
+
     /// Whether capture and encoding are running.
     pub fn is_playing(&self) -> bool {
         self.pipeline.current_state() == gst::State::Playing
@@ -191,11 +251,7 @@ impl Fanout {
     /// Adds a branch (a bin with a `sink` pad) to the pipeline, starting capture if this is
     /// the first. The branch is brought to the pipeline's state but not yet fed.
     pub fn add(&mut self, bin: &gst::Bin) -> Result<(), MediaError> {
-        if !self.is_playing() {
-            self.pipeline
-                .set_state(gst::State::Playing)
-                .map_err(|_| MediaError::Pipeline("capture pipeline failed to start".into()))?;
-        }
+        self.play()?;
         self.pipeline
             .add(bin)
             .map_err(|e| MediaError::Pipeline(format!("adding branch: {e}")))?;
@@ -287,7 +343,7 @@ impl Fanout {
 
     /// Takes a branch (fed or not) out of the pipeline without stopping it: its owner stops
     /// it once its webrtcbin has settled (see [`crate::retiring`]). The VP8 encode stops with
-    /// its last viewer, and capture with the last branch.
+    /// its last viewer, and capture with the last branch unless a picture is being taken.
     pub fn detach(&mut self, bin: &gst::Bin, tee_pad: Option<&gst::Pad>) {
         self.branches = self.branches.saturating_sub(1);
         if let Some(pad) = tee_pad {
@@ -299,7 +355,9 @@ impl Fanout {
             if let (Some(vp8), Some(raw)) = (self.vp8.take(), &self.raw) {
                 vp8.stop(&self.pipeline, raw);
             }
-            let _ = self.pipeline.set_state(gst::State::Null);
+            if self.pictures.is_empty() {
+                let _ = self.pipeline.set_state(gst::State::Null);
+            }
         }
     }
 

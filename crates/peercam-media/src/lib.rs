@@ -9,11 +9,12 @@
 //! - Serving peers: [`worker`] (the process and its loop), [`negotiation`] (each peer's
 //!   negotiation, pure), [`fanout`] (capture, encode and the tee), [`keyframes`] (when the
 //!   shared encoder may start a keyframe, pure), [`vp8`] (the shared VP8 encode for viewers
-//!   without H.264), [`payload`] (a branch's per-codec RTP chain), [`source_switch`] (the placeholder fed to the
-//!   encoder while the camera source has failed), [`source_health`] (when the source has
-//!   failed and when to reopen it, pure), [`peer`] (one webrtcbin branch), [`retiring`] (when a
-//!   departed peer may be stopped, pure), [`ice`] (remote
-//!   candidates), [`certificate`] (the DTLS certificate a peer presents).
+//!   without H.264), [`jpeg`] (still pictures off the raw frames), [`payload`] (a branch's
+//!   per-codec RTP chain), [`source_switch`] (the placeholder fed to the encoder while the
+//!   camera source has failed), [`source_health`] (when the source has failed and when to
+//!   reopen it, pure), [`peer`] (one webrtcbin branch), [`retiring`] (when a departed peer may
+//!   be stopped, pure), [`ice`] (remote candidates), [`certificate`] (the DTLS certificate a
+//!   peer presents).
 
 pub mod bitrate;
 pub mod certificate;
@@ -22,6 +23,7 @@ pub mod description;
 pub mod encoder_rate;
 pub mod fanout;
 pub mod ice;
+pub mod jpeg;
 pub mod keyframes;
 pub mod launch;
 pub mod negotiation;

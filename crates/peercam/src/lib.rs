@@ -10,6 +10,7 @@ pub mod net;
 pub mod service;
 pub mod share;
 pub mod signaling;
+pub mod snapshot;
 pub mod systemd;
 pub mod tls;
 pub mod web;

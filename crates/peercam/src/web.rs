@@ -1,7 +1,8 @@
 //! HTTP routes: the page at `/`, device facts at `/api/info`, the other cameras on the LAN at
-//! `/api/cameras`, the WebSocket upgrade at `/signaling`, and the WHEP door at `/whep`
-//! (`crate::whep`). The page's files are compiled
-//! into the binary. Every route is behind the access check (`crate::gate`).
+//! `/api/cameras`, the WebSocket upgrade at `/signaling`, the WHEP door at `/whep`
+//! (`crate::whep`), and the camera's still picture at `/snapshot.jpg` (`crate::snapshot`). The
+//! page's files are compiled into the binary. Every route is behind the access check
+//! (`crate::gate`).
 
 use std::sync::{Arc, Mutex};
 
@@ -53,6 +54,8 @@ pub struct AppState {
     pub neighbours: Option<Arc<Mutex<crate::discovery::Neighbours>>>,
     /// Who may use the routes.
     pub access: Arc<Access>,
+    /// The camera's still pictures, when it runs.
+    pub snapshots: Option<Arc<crate::snapshot::Snapshots>>,
 }
 
 impl AppState {
@@ -78,6 +81,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/share.svg", get(share_svg))
         .route("/signaling", get(signaling))
         .merge(crate::whep::routes())
+        .route("/snapshot.jpg", get(crate::snapshot::snapshot_jpg))
         .layer(axum::middleware::from_fn_with_state(
             access,
             crate::gate::guard,

@@ -222,6 +222,7 @@ async fn a_silent_client_is_let_go_after_the_handshake_timeout() {
                 whep: None,
                 neighbours: None,
                 access: device.access.clone(),
+                snapshots: None,
             });
             peercam::net::serve(
                 peercam::net::Listener::new(listener),

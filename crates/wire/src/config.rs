@@ -14,6 +14,8 @@ use serde::{Deserialize, Serialize};
 
 use peercam_signaling::{Limits, Settings};
 
+use crate::protocol::SnapshotSpec;
+
 /// Where the service looks when `--config` is not given.
 pub const DEFAULT_PATH: &str = "/etc/peercam/peercam.toml";
 
@@ -74,6 +76,8 @@ pub struct Config {
     pub log: LogConfig,
     /// Who may watch.
     pub auth: AuthConfig,
+    /// The still picture at `/snapshot.jpg`.
+    pub snapshot: SnapshotConfig,
 }
 
 /// The sections in file order: name, the comment above it, its keys.
@@ -113,6 +117,11 @@ const SECTIONS: &[(&str, &str, &[KeyDoc])] = &[
         "Who may watch: the page, the API and the WebSocket need the device's access token.",
         AuthConfig::KEYS,
     ),
+    (
+        "snapshot",
+        "The camera's current picture as a JPEG at /snapshot.jpg (Home Assistant's still image).",
+        SnapshotConfig::KEYS,
+    ),
 ];
 
 /// Example values for keys that are unset by default, shown commented out.
@@ -127,6 +136,8 @@ const EXAMPLES: &[(&str, &str, &str)] = &[
         "pipelines_dir",
         "\"/usr/share/peercam/pipelines\"",
     ),
+    ("snapshot", "width", "1280"),
+    ("snapshot", "height", "720"),
 ];
 
 section! {
@@ -254,6 +265,39 @@ pub struct AuthConfig {
     /// letter, a digit, `-`, `_` or `.`.
     pub token: Option<String>,
 }
+}
+
+section! {
+/// `[snapshot]`
+pub struct SnapshotConfig {
+    /// Width of the picture, pixels (unset: the stream's own size, `camera.width`); set
+    /// `height` as well. A shape other than the stream's gets borders, never a squashed picture.
+    pub width: Option<u32>,
+    /// Height of the picture, pixels (unset: the stream's own size); set `width` as well.
+    pub height: Option<u32>,
+    /// JPEG quality, 1 (smallest file) to 100 (best picture).
+    pub quality: u32,
+}
+}
+
+impl SnapshotConfig {
+    /// The picture to ask the camera for.
+    pub fn spec(&self) -> SnapshotSpec {
+        SnapshotSpec {
+            size: self.width.zip(self.height),
+            quality: self.quality,
+        }
+    }
+}
+
+impl Default for SnapshotConfig {
+    fn default() -> Self {
+        SnapshotConfig {
+            width: None,
+            height: None,
+            quality: 85,
+        }
+    }
 }
 
 /// `auth.mode`.
@@ -602,6 +646,25 @@ impl Config {
                 return invalid("auth.token", "is set, but auth.mode is \"none\"");
             }
         }
+        let shot = &self.snapshot;
+        match (shot.width, shot.height) {
+            (Some(_), None) => {
+                return invalid("snapshot.height", "must be set as well as snapshot.width")
+            }
+            (None, Some(_)) => {
+                return invalid("snapshot.width", "must be set as well as snapshot.height")
+            }
+            (Some(w), Some(h)) if !(16..=3840).contains(&w) || !(16..=2160).contains(&h) => {
+                return invalid(
+                    "snapshot.width",
+                    "width must be 16..3840 and height 16..2160",
+                );
+            }
+            _ => {}
+        }
+        if !(1..=100).contains(&shot.quality) {
+            return invalid("snapshot.quality", "must be between 1 and 100");
+        }
         if let Err(e) = env_filter::Builder::new().try_parse(&self.log.level) {
             return invalid("log.level", &format!("not a log filter: {e}"));
         }
@@ -804,6 +867,26 @@ mod tests {
         );
         refused("[auth]\nmode = \"open\"\n", &["line 2", "mode"]);
         refused(
+            "[snapshot]\nwidth = 640\n",
+            &["snapshot.height", "snapshot.width"],
+        );
+        refused(
+            "[snapshot]\nheight = 480\n",
+            &["snapshot.width", "snapshot.height"],
+        );
+        refused(
+            "[snapshot]\nwidth = 8000\nheight = 480\n",
+            &["snapshot.width", "3840"],
+        );
+        refused("[snapshot]\nwidth = 640\nheight = 4\n", &["snapshot.width"]);
+        refused(
+            "[snapshot]\nquality = 0\n",
+            &["snapshot.quality", "1 and 100"],
+        );
+        refused("[snapshot]\nquality = 101\n", &["snapshot.quality"]);
+        refused("[snapshot]\nquality = \"high\"\n", &["line 2", "quality"]);
+        refused("[snapshot]\nsize = \"640x480\"\n", &["line 2", "size"]);
+        refused(
             "[auth]\ntoken = \"short\"\n",
             &["auth.token", "at least 32"],
         );
@@ -827,6 +910,20 @@ mod tests {
         let c = parse(&format!("[auth]\ntoken = \"{token}\"\n")).unwrap();
         assert_eq!(c.auth.token.as_deref(), Some(token));
         assert!(check_token(&"x".repeat(MAX_TOKEN_LEN + 1)).is_err());
+    }
+
+    #[test]
+    fn the_snapshot_is_the_streams_size_at_quality_85_unless_set() {
+        let spec = Config::default().snapshot.spec();
+        assert_eq!((spec.size, spec.quality), (None, 85));
+        let c = parse("[snapshot]\nwidth = 640\nheight = 360\nquality = 60\n").unwrap();
+        assert_eq!(
+            c.snapshot.spec(),
+            SnapshotSpec {
+                size: Some((640, 360)),
+                quality: 60
+            }
+        );
     }
 
     #[test]
@@ -863,6 +960,8 @@ mod tests {
         full.tls.cert = Some("/c".into());
         full.tls.key = Some("/k".into());
         full.auth.token = Some("t".repeat(MIN_TOKEN_LEN));
+        full.snapshot.width = Some(640);
+        full.snapshot.height = Some(480);
         let value = toml::Value::try_from(&full).unwrap();
         let tables = value.as_table().unwrap();
         let names: Vec<&str> = SECTIONS.iter().map(|(n, _, _)| *n).collect();
@@ -918,7 +1017,10 @@ mod tests {
         let text = text.replace("\n# state_dir = ", "\nstate_dir = ");
         let text = text.replace("\n# cert = ", "\ncert = ");
         let text = text.replace("\n# key = ", "\nkey = ");
+        let text = text.replace("\n# width = ", "\nwidth = ");
+        let text = text.replace("\n# height = ", "\nheight = ");
         let c = parse(&text).unwrap();
+        assert_eq!(c.snapshot.spec().size, Some((1280, 720)));
         assert!(c.camera.stun.is_some() && c.camera.pipelines_dir.is_some());
         assert!(c.server.state_dir.is_some());
         assert!(c.tls.cert.is_some() && c.tls.key.is_some());

@@ -8,6 +8,8 @@
 //!   Signal (a message to a device member) ▶   peers, capture, encoder
 //!         ◀─────────────────────────────── Send (a message from a device member),
 //!                                          Release (a member has no peer left), Stats
+//!   Snapshot (a still picture) ──────────▶   a JPEG off the capture (started briefly if
+//!         ◀─────────────────────────────── Snapshot  nobody watches)
 //!   Stop ────────────────────────────────▶   closes every peer and exits
 //! ```
 //!
@@ -30,10 +32,19 @@ use crate::config::CameraConfig;
 /// The version of this protocol. Raise it with any change to the messages below; `Start`,
 /// `Ready` and `Failed` keep the `protocol` field and their shape in every version, so that
 /// a mismatch can be told.
-pub const PROTOCOL: u32 = 2;
+pub const PROTOCOL: u32 = 3;
 
-/// Longest line either side accepts, bytes: an SDP with candidates is a few KiB.
-pub const MAX_LINE: usize = 256 * 1024;
+/// Largest JPEG a worker sends, bytes. A camera's picture at the default quality takes a
+/// tenth to half a byte a pixel, at most about 4 MB at the largest size `[snapshot]` allows
+/// (3840x2160); only a noisy scene at a quality near 100 goes beyond this, and is refused with
+/// a sentence saying to lower the quality or the size rather than growing every line buffer
+/// for it.
+pub const MAX_JPEG: usize = 8 * 1024 * 1024;
+
+/// Longest line either side accepts, bytes. An SDP with candidates is a few KiB; a
+/// `Snapshot` answer carries a JPEG of up to [`MAX_JPEG`] bytes as base64 (4 characters for
+/// every 3 bytes), with room to spare for the rest of the message.
+pub const MAX_LINE: usize = MAX_JPEG / 3 * 4 + 64 * 1024;
 
 /// What the worker captures.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -93,6 +104,45 @@ pub struct CameraSnapshot {
     pub bitrate_kbps: u32,
 }
 
+/// What a still picture is to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotSpec {
+    /// Width and height, pixels (scaled, with borders where the shapes differ); `None`: the
+    /// stream's own size.
+    pub size: Option<(u32, u32)>,
+    /// JPEG quality, 1 (smallest) to 100 (best).
+    pub quality: u32,
+}
+
+/// A JPEG picture's bytes; base64 (standard alphabet, padded) on the wire, where JSON has no
+/// bytes.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Jpeg(pub Vec<u8>);
+
+impl std::fmt::Debug for Jpeg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Jpeg({} bytes)", self.0.len())
+    }
+}
+
+impl Serialize for Jpeg {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use base64::Engine as _;
+        s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(&self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for Jpeg {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Jpeg, D::Error> {
+        use base64::Engine as _;
+        let text = String::deserialize(d)?;
+        base64::engine::general_purpose::STANDARD
+            .decode(text.as_bytes())
+            .map(Jpeg)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
 /// Everything a worker needs, sent first.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WorkerSettings {
@@ -146,6 +196,15 @@ pub enum ToWorker {
     /// Someone is opening the page: load what a session needs now (plugins, element
     /// classes), so that the join finds them ready.
     Prime,
+    /// Take a still picture: off the running capture, or with the capture started for it
+    /// alone. Answered by [`FromWorker::Snapshot`] with the same `id`, and counted in
+    /// `handled` once answered.
+    Snapshot {
+        /// The device's number for the request.
+        id: u64,
+        /// Size and quality.
+        spec: SnapshotSpec,
+    },
     /// Close every peer and exit.
     Stop,
 }
@@ -193,9 +252,16 @@ pub enum FromWorker {
     Stats {
         /// The worker's counts.
         stats: CameraSnapshot,
-        /// `Signal` messages handled so far: the device knows the counts are current when
-        /// this equals the number it sent.
+        /// `Signal` messages handled and `Snapshot` requests answered so far: the device
+        /// knows the counts are current when this equals the number it sent.
         handled: u64,
+    },
+    /// The answer to [`ToWorker::Snapshot`] `id`.
+    Snapshot {
+        /// The request's number.
+        id: u64,
+        /// The picture, or why there is none (a sentence for the person who asked).
+        result: Result<Jpeg, String>,
     },
 }
 
@@ -279,6 +345,13 @@ mod tests {
                     sdp: "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\n".into(),
                 },
             },
+            ToWorker::Snapshot {
+                id: 3,
+                spec: SnapshotSpec {
+                    size: Some((1280, 720)),
+                    quality: 85,
+                },
+            },
             ToWorker::Stop,
         ];
         for msg in to {
@@ -311,6 +384,14 @@ mod tests {
                     ..Default::default()
                 },
                 handled: 7,
+            },
+            FromWorker::Snapshot {
+                id: 3,
+                result: Ok(Jpeg(vec![0xff, 0xd8, 0xff, 0x00, b'\n', 0xff, 0xd9])),
+            },
+            FromWorker::Snapshot {
+                id: 4,
+                result: Err("the camera delivered no picture".into()),
             },
         ];
         for msg in from {
@@ -367,6 +448,31 @@ mod tests {
             serde_json::from_value::<WorkerSettings>(json).unwrap(),
             start
         );
+    }
+
+    #[test]
+    fn a_picture_travels_as_base64() {
+        let answer = FromWorker::Snapshot {
+            id: 9,
+            result: Ok(Jpeg(vec![0xff, 0xd8, 0xff, 0xe0])),
+        };
+        assert_eq!(
+            encode(&answer),
+            "{\"Snapshot\":{\"id\":9,\"result\":{\"Ok\":\"/9j/4A==\"}}}\n"
+        );
+        let bad = r#"{"Snapshot":{"id":9,"result":{"Ok":"not base64!"}}}"#;
+        assert!(decode::<FromWorker>(bad).is_err());
+    }
+
+    #[test]
+    fn the_largest_picture_fits_in_a_line() {
+        let answer = FromWorker::Snapshot {
+            id: u64::MAX,
+            result: Ok(Jpeg(vec![0xa5; MAX_JPEG])),
+        };
+        let line = encode(&answer);
+        assert!(line.len() <= MAX_LINE, "{} > {MAX_LINE}", line.len());
+        assert_eq!(decode::<FromWorker>(&line).unwrap(), answer);
     }
 
     #[test]

@@ -24,6 +24,9 @@ pub(super) struct PipelineError {
     /// The failing element is (inside) one of the camera source's elements, which can fail
     /// alone (see `crate::source_switch`).
     pub source: bool,
+    /// The still picture whose branch (`snapshot-<number>`, see `crate::jpeg`) holds the
+    /// failing element, if one does: that picture fails alone.
+    pub picture: Option<u64>,
     /// What GStreamer said.
     pub message: String,
 }
@@ -37,6 +40,11 @@ fn peer_of(element: &gst::Object) -> Option<String> {
     top_level_name(element)?
         .strip_prefix(BRANCH_PREFIX)
         .map(str::to_owned)
+}
+
+/// The still picture a branch named `name` takes, when it is one.
+fn picture_of(name: &str) -> Option<u64> {
+    name.strip_prefix(crate::jpeg::BIN_PREFIX)?.parse().ok()
 }
 
 /// The name of `element`'s ancestor (or itself) that is a direct child of the pipeline.
@@ -93,7 +101,8 @@ pub(super) fn watch(
                 let top = e.src().and_then(top_level_name);
                 let _ = errors.try_send(PipelineError {
                     peer: e.src().and_then(peer_of),
-                    source: top.is_some_and(|name| source.contains(&name)),
+                    source: top.as_ref().is_some_and(|name| source.contains(name)),
+                    picture: top.as_deref().and_then(picture_of),
                     message: e.error().to_string(),
                 });
             }

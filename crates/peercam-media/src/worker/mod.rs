@@ -21,10 +21,12 @@
 //! - [`mdns`]: bounded resolution of browsers' `.local` candidates.
 //! - [`bus`]: pipeline errors and the frame count.
 //! - [`source`]: the camera source's health carried out on the capture's switch.
+//! - [`pictures`]: the still pictures in flight and the JPEG encoder they use.
 
 mod bus;
 mod dtls;
 mod mdns;
+mod pictures;
 mod prime;
 mod rate;
 mod reap;
@@ -131,8 +133,9 @@ async fn serve(socket: std::os::unix::net::UnixStream) -> anyhow::Result<()> {
     let (ev_tx, ev_rx) = mpsc::channel(EVENT_QUEUE);
     let (bus_tx, bus_rx) = mpsc::channel(BUS_QUEUE);
     let (sig_tx, sig_rx) = mpsc::channel(EVENT_QUEUE);
-    let mut worker = run::Worker::new(settings, launch, out_tx, ev_tx, sig_tx, bus_tx);
-    worker.run(lines, sig_rx, ev_rx, bus_rx).await;
+    let (pictures, delivered) = pictures::Pictures::new();
+    let mut worker = run::Worker::new(settings, launch, out_tx, ev_tx, sig_tx, bus_tx, pictures);
+    worker.run(lines, sig_rx, ev_rx, bus_rx, delivered).await;
     drop(worker);
     let _ = writer.await;
     Ok(())

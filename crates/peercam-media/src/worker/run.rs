@@ -8,7 +8,7 @@
 //! peer is attached. It must not decide when to offer, answer, send or release a peer: the
 //! negotiation does; nor when the camera source has failed or is reopened: its health
 //! ([`crate::source_health`], through [`SourceWatch`]) does, from the source's errors and,
-//! each tick, its frame count.
+//! each tick, its frame count. Still pictures are run.rs/snapshot.rs's, on the same capture.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,9 +23,11 @@ use tokio::sync::mpsc;
 
 use super::bus::PipelineError;
 use super::mdns::Resolver;
+use super::pictures::Pictures;
 use super::source::SourceWatch;
 use crate::bitrate::GroupRate;
 use crate::fanout::Fanout;
+use crate::jpeg::Delivery;
 use crate::negotiation::{Action, Connection, Event, Negotiation, OfferCaps, SdpKind};
 use crate::peer::{
     early_offer_caps, offer_caps, profile_of, EventSender, Peer, PeerEvent, PeerKey, Role,
@@ -39,6 +41,8 @@ use peercam_signaling::{Incoming, Outgoing};
 use peercam_wire::{
     self as wire, CameraSnapshot, FromWorker, IceSettings, ToWorker, WorkerSettings,
 };
+
+mod snapshot;
 
 /// How often abandoned negotiations are looked for (and so, while capturing, how often the
 /// frame count is reported).
@@ -100,6 +104,8 @@ pub(super) struct Worker {
     reported: Option<(CameraSnapshot, u64)>,
     /// Priming has been started (it is done once per worker).
     primed: bool,
+    /// Still pictures being taken.
+    pictures: Pictures,
 }
 
 impl Worker {
@@ -111,6 +117,7 @@ impl Worker {
         events: EventSender,
         resolved: mpsc::Sender<(String, Outgoing)>,
         bus_errors: mpsc::Sender<PipelineError>,
+        pictures: Pictures,
     ) -> Worker {
         let codecs = Fanout::codecs_of(&launch);
         Worker {
@@ -139,6 +146,7 @@ impl Worker {
             handled: 0,
             reported: None,
             primed: false,
+            pictures,
         }
     }
 
@@ -150,6 +158,7 @@ impl Worker {
         mut resolved: mpsc::Receiver<(String, Outgoing)>,
         mut events: mpsc::Receiver<(PeerKey, PeerEvent)>,
         mut bus_errors: mpsc::Receiver<PipelineError>,
+        mut pictures: mpsc::Receiver<Delivery>,
     ) {
         let mut tick = tokio::time::interval(TICK);
         loop {
@@ -162,6 +171,7 @@ impl Worker {
                                 self.handled += 1;
                             }
                             Ok(ToWorker::Prime) => self.prime(),
+                            Ok(ToWorker::Snapshot { id, spec }) => self.take_picture(id, spec),
                             Ok(ToWorker::Stop) => break,
                             Ok(ToWorker::Start(_)) => log::warn!("worker already started"),
                             Err(e) => log::warn!("bad message from the device: {e}"),
@@ -174,7 +184,9 @@ impl Worker {
                 Some(error) = bus_errors.recv() => self.on_pipeline_error(error),
                 Some((member, msg)) = resolved.recv() => self.on_signal(&member, msg),
                 Some((key, ev)) = events.recv() => self.on_event(key, ev),
+                Some((number, jpeg)) = pictures.recv() => self.picture_delivered(number, jpeg),
                 _ = tick.tick() => {
+                    self.pictures_overdue();
                     let actions = self.negotiation.tick(Instant::now());
                     self.carry_out(actions);
                     self.on_source_tick();
@@ -198,11 +210,13 @@ impl Worker {
         }
     }
 
-    /// Drops the capture (camera and encoder stop) and the source's health with it.
+    /// Drops the capture (camera and encoder stop) and the source's health with it; the
+    /// pictures being taken from it are answered that it stopped.
     fn stop_capture(&mut self) {
         self.health = None;
         self.rate = None;
         self.fanout = None;
+        self.capture_stopped();
     }
 
     /// Starts the rehearsal of a session, once, and only while nobody is served.
@@ -329,6 +343,9 @@ impl Worker {
     /// capture without a switch) ends every peer (their viewers see the connection drop and
     /// can rejoin) and capture restarts with the next viewer.
     fn on_pipeline_error(&mut self, error: PipelineError) {
+        if let Some(number) = error.picture {
+            return self.picture_failed(number, &error.message);
+        }
         let in_peer = error
             .peer
             .as_deref()
@@ -597,7 +614,7 @@ impl Worker {
     fn retire(&mut self, peer: Peer) {
         if let Some(fanout) = self.fanout.as_mut() {
             fanout.detach(peer.bin(), peer.tee_pad.as_ref());
-            if fanout.branches() == 0 {
+            if !fanout.in_use() {
                 // Nobody watches: stop the camera and the encoder.
                 self.stop_capture();
             }

@@ -1,7 +1,7 @@
 //! The words between the camera loop and its policy: what the loop observed ([`Event`]) and
 //! what the policy asks it to do ([`Action`]). Plain data: no behaviour lives here.
 
-use peercam_wire::{CameraSnapshot, Chosen, FromWorker, WorkerSettings};
+use peercam_wire::{CameraSnapshot, Chosen, FromWorker, Jpeg, SnapshotSpec, WorkerSettings};
 
 use crate::signaling::{Incoming, Outgoing};
 
@@ -41,6 +41,13 @@ pub enum Event {
     },
     /// Someone is opening the page.
     Prime,
+    /// Someone asks for a still picture (`/snapshot.jpg`).
+    Snapshot {
+        /// The loop's number for the request: the answer carries it.
+        id: u64,
+        /// Size and quality.
+        spec: SnapshotSpec,
+    },
     /// The time the policy's `next_deadline` named has come.
     Tick,
     /// The camera stops.
@@ -66,6 +73,22 @@ pub enum Action {
         member: String,
         /// The message.
         msg: Outgoing,
+    },
+    /// Ask a worker to take a still picture.
+    Snapshot {
+        /// The worker's number.
+        worker: u64,
+        /// The request's number.
+        id: u64,
+        /// Size and quality.
+        spec: SnapshotSpec,
+    },
+    /// Hand the one who asked for picture `id` the picture, or why there is none.
+    Snapshotted {
+        /// The request's number.
+        id: u64,
+        /// The JPEG, or a sentence for the person who asked.
+        result: Result<Jpeg, String>,
     },
     /// Ask a worker to load what a session needs.
     Prime {

@@ -21,6 +21,9 @@
 //!   frame, tens of milliseconds after the capture starts. Workers report the profile they
 //!   saw; each new worker is told the last one, and offers at once with it while the capture
 //!   starts (worker.rs).
+//! - A request for a still picture (`/snapshot.jpg`) goes to the active worker, which takes
+//!   it off the running capture; while nobody watches, it promotes the spare as a viewer
+//!   does, which captures briefly for it and retires once idle (policy/snapshots.rs).
 //! - A worker that dies ends the broadcast (viewers get `end`, and the page rejoins) and
 //!   the rooms the device was invited into; signaling carries on, and a new worker starts,
 //!   sooner for a first failure than for repeated ones. Peers that come meanwhile wait for
@@ -56,7 +59,7 @@ mod whep;
 
 pub use self::stats::CameraStats;
 pub use peercam_wire::CameraSnapshot;
-use peercam_wire::{Capture, Chosen, IceSettings};
+use peercam_wire::{Capture, Chosen, IceSettings, SnapshotSpec};
 
 use self::run::{Camera, DeviceSink, Inputs};
 use crate::signaling::Hub;
@@ -94,6 +97,20 @@ pub struct CameraSettings {
     pub stream_profile: Option<String>,
 }
 
+/// The answer to a request for a still picture: the JPEG, or a sentence saying why there is
+/// none.
+pub type SnapshotReply = oneshot::Sender<Result<Vec<u8>, String>>;
+
+/// A request for a still picture, into the camera loop.
+#[derive(Debug)]
+pub struct SnapshotRequest {
+    /// Size and quality.
+    pub spec: SnapshotSpec,
+    /// Where the answer goes; every request is answered (or this is dropped, when the camera
+    /// stops).
+    pub reply: SnapshotReply,
+}
+
 /// The running camera; stops (the broadcast ends, peers close) when dropped or stopped.
 pub struct CameraHandle {
     /// Live counts, kept by the camera loop.
@@ -102,6 +119,8 @@ pub struct CameraHandle {
     primer: Arc<tokio::sync::Notify>,
     /// The WHEP door's way into the camera loop.
     door: crate::whep::Door,
+    /// Requests for a still picture into the camera loop.
+    snapshots: mpsc::Sender<SnapshotRequest>,
     /// What the first worker chose, when it was asked to choose.
     chosen: Option<Chosen>,
     /// Sent (or dropped) to stop the camera loop.
@@ -124,6 +143,12 @@ impl CameraHandle {
     /// The WHEP door's way in: players' offers become viewers of the camera.
     pub fn whep_door(&self) -> crate::whep::Door {
         self.door.clone()
+    }
+
+    /// Where requests for a still picture go (see [`crate::snapshot`], which sends one at a
+    /// time).
+    pub fn snapshots(&self) -> mpsc::Sender<SnapshotRequest> {
+        self.snapshots.clone()
     }
 
     /// What the first worker chose, when it was asked to choose.
@@ -160,6 +185,9 @@ const EVENT_QUEUE: usize = 4096;
 /// Bound of the WHEP door's requests waiting for the camera loop; past it a player is told
 /// to try again.
 const DOOR_QUEUE: usize = 64;
+/// Bound of the requests for a still picture: the HTTP side sends one at a time, and those
+/// who ask meanwhile share its answer; a full queue is answered "busy" at once.
+const SNAPSHOT_QUEUE: usize = 8;
 
 /// Starts the camera: a first worker (which chooses or checks the capture), then the
 /// camera's member and its standing broadcast. Blocks until the worker is ready.
@@ -168,6 +196,7 @@ pub fn start(hub: Arc<Hub>, settings: CameraSettings) -> Result<CameraHandle, Ca
     let (stop_tx, stop_rx) = oneshot::channel();
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let (door_tx, door_rx) = mpsc::channel(DOOR_QUEUE);
+    let (snapshot_tx, snapshot_rx) = mpsc::channel(SNAPSHOT_QUEUE);
     let stats = Arc::new(CameraStats::default());
     let primer = Arc::new(tokio::sync::Notify::new());
     let inputs = Inputs {
@@ -176,6 +205,7 @@ pub fn start(hub: Arc<Hub>, settings: CameraSettings) -> Result<CameraHandle, Ca
         primer: primer.clone(),
         ready: ready_tx.clone(),
         whep: door_rx,
+        snapshots: snapshot_rx,
     };
     let camera = (hub.clone(), settings.clone(), sig_tx.clone(), stats.clone());
     let thread = std::thread::Builder::new()
@@ -212,6 +242,7 @@ pub fn start(hub: Arc<Hub>, settings: CameraSettings) -> Result<CameraHandle, Ca
         stats,
         primer,
         door: crate::whep::Door(door_tx),
+        snapshots: snapshot_tx,
         chosen,
         stop: Some(stop_tx),
         thread: Some(thread),

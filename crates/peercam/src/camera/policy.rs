@@ -1,6 +1,7 @@
 //! The supervisor's policy: which media worker is the spare and which the active one; when a
 //! worker is started, primed, promoted, retired or replaced; how long to wait after failures;
-//! which peers wait while no worker can take them; what a worker's death ends.
+//! which peers wait while no worker can take them; what a worker's death ends; which worker
+//! takes a still picture (snapshots.rs).
 //!
 //! Pure: the loop (run.rs) passes in what it observed ([`Event`]) with the time it observed
 //! it, and carries out the [`Action`]s it gets back. Nothing here reads the clock, starts a
@@ -15,6 +16,7 @@ use peercam_wire::{CameraSnapshot, Capture, FromWorker, WorkerSettings};
 pub use super::events::{Action, Event, NotStarted};
 use crate::signaling::Outgoing;
 
+mod snapshots;
 #[cfg(test)]
 mod tests;
 
@@ -79,6 +81,9 @@ struct Worker {
     /// Until its process is known to run, what was sent to it: if it could not be started,
     /// these wait for the next worker.
     unconfirmed: Option<Vec<(String, Outgoing)>>,
+    /// Still pictures it was asked for and has not answered, by request number (counted in
+    /// `sent` too).
+    pictures: Vec<u64>,
 }
 
 impl Worker {
@@ -93,6 +98,7 @@ impl Worker {
             handled: 0,
             primed_at: None,
             unconfirmed: Some(Vec::new()),
+            pictures: Vec::new(),
         }
     }
 
@@ -227,6 +233,7 @@ impl Supervisor {
                     self.not_started(NotStarted::Exited { worker });
                 }
                 Event::Tick if now >= deadline => self.not_started(NotStarted::TimedOut),
+                Event::Snapshot { id, .. } => self.refuse_picture(id, snapshots::STARTING),
                 // The device's members connect, and the page can prime, only once the first
                 // worker is ready.
                 _ => {}
@@ -236,6 +243,7 @@ impl Supervisor {
                 Event::Worker { worker, msg } => self.on_worker(now, worker, msg),
                 Event::Gone { worker } => self.on_gone(now, worker),
                 Event::Prime => self.prime(now),
+                Event::Snapshot { id, spec } => self.on_snapshot(now, id, spec),
                 Event::Tick => {
                     self.replace_stale_spare(now);
                     self.ensure_spare(now);
@@ -306,9 +314,11 @@ impl Supervisor {
         if self.spare.take_if(|w| w.id == id).is_some() {
             self.worker_failed(now);
         } else if let Some(worker) = self.active.take_if(|w| w.id == id) {
-            // Promoted as it was being started: what it was sent waits for the next one.
+            // Promoted as it was being started: what it was sent waits for the next one, but
+            // a picture is wanted now.
             self.promoted_at = None;
             self.worker_failed(now);
+            self.refuse_pictures(&worker, snapshots::WORKER_FAILED);
             for (member, msg) in worker.unconfirmed.unwrap_or_default() {
                 self.without_worker(member, msg);
             }
@@ -342,6 +352,7 @@ impl Supervisor {
             .into_iter()
             .flatten()
         {
+            self.refuse_pictures(&worker, snapshots::STOPPING);
             self.out.push(Action::Stop { worker: worker.id });
         }
     }
@@ -388,11 +399,7 @@ impl Supervisor {
             | Outgoing::NegotiationFailed { .. }
             | Outgoing::Ping => return,
             Outgoing::OfferRequest { .. } | Outgoing::AnswerRequest { .. } => {
-                if self.active.is_none() {
-                    self.promoted_at = None;
-                    self.ensure_spare(now);
-                    self.promote_spare(now);
-                }
+                self.ensure_active(now);
             }
             Outgoing::Finalize { .. }
             | Outgoing::Candidate { .. }
@@ -441,6 +448,16 @@ impl Supervisor {
         self.waiting.push_back((member, msg));
     }
 
+    /// A request needs a worker: unless one is active, the spare (started now if there is
+    /// none and no failure asks to wait) becomes the active worker.
+    fn ensure_active(&mut self, now: Instant) {
+        if self.active.is_none() {
+            self.promoted_at = None;
+            self.ensure_spare(now);
+            self.promote_spare(now);
+        }
+    }
+
     /// The spare, if there is one, becomes the active worker.
     fn promote_spare(&mut self, now: Instant) {
         self.active = self.spare.take();
@@ -469,6 +486,12 @@ impl Supervisor {
             }
             FromWorker::Release { member } if active => self.out.push(Action::Release { member }),
             FromWorker::Stats { stats, handled } if active => self.on_stats(now, stats, handled),
+            FromWorker::Snapshot {
+                id: picture,
+                result,
+            } if active => {
+                self.on_picture(picture, result);
+            }
             FromWorker::Stream { profile_level_id } if active => {
                 // Handed to each new worker from now on.
                 self.settings.stream_profile = Some(profile_level_id);
@@ -532,6 +555,7 @@ impl Supervisor {
             return;
         };
         self.promoted_at = None;
+        self.refuse_pictures(&worker, snapshots::WORKER_DIED);
         let young = now.saturating_duration_since(worker.started) < HEALTHY_LIFE;
         self.out.push(Action::Reap {
             worker: id,

@@ -15,7 +15,7 @@ use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 
 use crate::signaling::Outgoing;
-use peercam_wire::{self as wire, FromWorker, ToWorker, WorkerSettings};
+use peercam_wire::{self as wire, FromWorker, SnapshotSpec, ToWorker, WorkerSettings};
 
 /// Messages queued for one worker; it reads continuously, so a full queue means it is
 /// wedged (its messages are then dropped and its peers time out).
@@ -119,6 +119,16 @@ impl Process {
         };
         if self.tx.try_send(msg).is_err() {
             log::warn!("media worker {} is not reading; message dropped", self.id);
+        }
+    }
+
+    /// Asks it for a still picture, answered as `id`.
+    pub fn snapshot(&self, id: u64, spec: SnapshotSpec) {
+        if self.tx.try_send(ToWorker::Snapshot { id, spec }).is_err() {
+            log::warn!(
+                "media worker {} is not reading; picture not asked for",
+                self.id
+            );
         }
     }
 

@@ -1,8 +1,9 @@
 //! The camera loop: gathers what happens (messages from the hub for the device's members,
-//! the workers' messages and exits, page visits, the policy's deadlines, the stop) into
-//! [`Event`]s for the policy (policy.rs), and carries out the [`Action`]s it returns: worker
-//! processes (process.rs), the hub, the live counts. It owns the device's members in the
-//! MESH rooms it is invited into. It decides nothing about workers.
+//! the workers' messages and exits, page visits, requests for a still picture, the policy's
+//! deadlines, the stop) into [`Event`]s for the policy (policy.rs), and carries out the
+//! [`Action`]s it returns: worker processes (process.rs), the hub, the live counts, the
+//! answers to those who asked for a picture. It owns the device's members in the MESH rooms
+//! it is invited into. It decides nothing about workers.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -17,7 +18,7 @@ use super::events::{Action, Event, NotStarted};
 use super::policy::{Supervisor, START_LIMIT};
 use super::process::{Process, WorkerEvent};
 use super::whep::Sessions;
-use super::{CameraError, CameraSettings, CameraStats, EVENT_QUEUE};
+use super::{CameraError, CameraSettings, CameraStats, SnapshotRequest, EVENT_QUEUE};
 use crate::signaling::hub::{IdTaken, MemberSink, Overflow};
 use crate::signaling::{ConversationKind, Hub, Incoming, Outgoing};
 use crate::whep::DoorRequest;
@@ -61,6 +62,8 @@ pub(super) struct Inputs {
     pub ready: Ready,
     /// Requests from the WHEP door.
     pub whep: mpsc::Receiver<DoorRequest>,
+    /// Requests for a still picture.
+    pub snapshots: mpsc::Receiver<SnapshotRequest>,
 }
 
 /// The I/O side of the camera: everything the policy's actions touch.
@@ -90,6 +93,10 @@ pub(super) struct Camera {
     /// What carrying out the last actions brought up for the policy, handled before the
     /// loop waits again.
     followups: Vec<Event>,
+    /// Where the answer to each picture asked for and not yet answered goes, by number.
+    pictures: HashMap<u64, super::SnapshotReply>,
+    /// Pictures asked for so far (numbers them).
+    pictures_asked: u64,
 }
 
 impl Camera {
@@ -107,6 +114,7 @@ impl Camera {
             primer,
             ready,
             mut whep,
+            mut snapshots,
         } = inputs;
         let (ev_tx, mut events) = mpsc::channel(EVENT_QUEUE);
         let mut camera = Camera {
@@ -122,6 +130,8 @@ impl Camera {
             ready: Some(ready),
             whep: Sessions::default(),
             followups: Vec::new(),
+            pictures: HashMap::new(),
+            pictures_asked: 0,
         };
         let (mut policy, mut actions) = Supervisor::new(camera.worker_settings(), Instant::now());
         loop {
@@ -141,6 +151,7 @@ impl Camera {
                         WorkerEvent::Gone => Event::Gone { worker },
                     }],
                     Some(request) = whep.recv() => camera.whep_request(request),
+                    Some(request) = snapshots.recv() => vec![camera.picture_asked(request)],
                     _ = sleep_until(deadline) => vec![Event::Tick],
                 }
             } else {
@@ -220,6 +231,18 @@ impl Camera {
                     w.signal(&member, msg);
                 }
             }
+            Action::Snapshot { worker, id, spec } => {
+                // A worker that could not be started is missing: the policy answers for it.
+                if let Some(w) = self.workers.get(&worker) {
+                    w.snapshot(id, spec);
+                }
+            }
+            Action::Snapshotted { id, result } => {
+                if let Some(reply) = self.pictures.remove(&id) {
+                    // Whoever asked may have given up waiting.
+                    let _ = reply.send(result.map(|jpeg| jpeg.0));
+                }
+            }
             Action::Prime { worker } => {
                 if let Some(w) = self.workers.get(&worker) {
                     w.prime();
@@ -284,6 +307,20 @@ impl Camera {
             }
         }
         None
+    }
+
+    /// Numbers a request for a picture and keeps where its answer goes. Every picture asked
+    /// for is answered (the policy sees to it), so the map holds only those in flight; those
+    /// whose asker has gone are let go at once all the same.
+    fn picture_asked(&mut self, request: SnapshotRequest) -> Event {
+        self.pictures.retain(|_, reply| !reply.is_closed());
+        self.pictures_asked += 1;
+        let id = self.pictures_asked;
+        self.pictures.insert(id, request.reply);
+        Event::Snapshot {
+            id,
+            spec: request.spec,
+        }
     }
 
     fn spawn(&mut self, worker: u64, settings: WorkerSettings) -> Event {

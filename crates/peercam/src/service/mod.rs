@@ -36,6 +36,7 @@ use crate::config::Config;
 use crate::discovery::Neighbourhood;
 use crate::net::{self, Listener};
 use crate::signaling::{Hub, SignalingServer};
+use crate::snapshot::Snapshots;
 use crate::tls::{Identity, TlsError};
 use crate::web::{self, AppState, DeviceInfo};
 use peercam_wire::Capture;
@@ -66,6 +67,8 @@ pub struct Device {
     pub neighbourhood: Option<Neighbourhood>,
     /// Who may use the page, the API and the WebSocket.
     pub access: Arc<Access>,
+    /// The camera's still pictures (`/snapshot.jpg`), once the camera started.
+    pub snapshots: Option<Arc<Snapshots>>,
 }
 
 impl Device {
@@ -103,6 +106,7 @@ impl Device {
             tls: None,
             neighbourhood: None,
             access,
+            snapshots: None,
         }
     }
 
@@ -154,6 +158,10 @@ impl Device {
                 "camera: {}", chosen.summary
             );
         }
+        self.snapshots = Some(Arc::new(Snapshots::new(
+            camera.snapshots(),
+            config.snapshot.spec(),
+        )));
         self.camera = Some(camera);
         Ok(())
     }
@@ -175,6 +183,7 @@ impl Device {
             whep: self.camera.as_ref().map(|c| c.whep_door()),
             neighbours: self.neighbourhood.as_ref().map(|n| n.table()),
             access: self.access.clone(),
+            snapshots: self.snapshots.clone(),
         });
         self.access.spawn_watch();
         net::serve(

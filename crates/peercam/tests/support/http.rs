@@ -19,6 +19,8 @@ pub struct Response {
     pub head: String,
     /// The body as text.
     pub body: String,
+    /// The body as sent (a picture's bytes, which text would mangle).
+    pub bytes: Vec<u8>,
 }
 
 impl Response {
@@ -134,6 +136,10 @@ where
     let (head, body) = text
         .split_once("\r\n\r\n")
         .unwrap_or_else(|| panic!("{method} {path}: no header/body separator in {text:?}"));
+    let bytes = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or_else(Vec::new, |at| raw[at + 4..].to_vec());
     let status = head
         .split_whitespace()
         .nth(1)
@@ -147,5 +153,6 @@ where
         status,
         head,
         body: body.to_owned(),
+        bytes,
     }
 }

@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::signaling::{ErrorCode, Incoming};
-use peercam_wire::Chosen;
+use peercam_wire::{Chosen, Jpeg, SnapshotSpec};
 
 /// The camera's member, and one it was invited into a MESH room as.
 const ME: &str = "camera";
@@ -878,5 +878,205 @@ fn stopping_with_only_a_spare_stops_it() {
     assert_eq!(
         rig.step(ms(10), Event::Stop),
         [Action::Close, Action::Stop { worker: 1 }]
+    );
+}
+
+// ---- Still pictures ----
+
+const SPEC: SnapshotSpec = SnapshotSpec {
+    size: Some((640, 360)),
+    quality: 85,
+};
+
+fn snapshot(id: u64) -> Event {
+    Event::Snapshot { id, spec: SPEC }
+}
+
+fn asked(worker: u64, id: u64) -> Action {
+    Action::Snapshot {
+        worker,
+        id,
+        spec: SPEC,
+    }
+}
+
+fn picture(worker: u64, id: u64, result: Result<Jpeg, String>) -> Event {
+    Event::Worker {
+        worker,
+        msg: FromWorker::Snapshot { id, result },
+    }
+}
+
+fn jpeg() -> Jpeg {
+    Jpeg(vec![0xff, 0xd8, 0xff, 0xd9])
+}
+
+/// A worker's counts with no peer: capturing (for a picture) or not.
+fn no_peer(worker: u64, capturing: bool, handled: u64) -> Event {
+    Event::Worker {
+        worker,
+        msg: FromWorker::Stats {
+            stats: CameraSnapshot {
+                capturing,
+                ..Default::default()
+            },
+            handled,
+        },
+    }
+}
+
+fn refused(id: u64, why: &str) -> Action {
+    Action::Snapshotted {
+        id,
+        result: Err(why.to_owned()),
+    }
+}
+
+#[test]
+fn a_picture_nobody_watches_promotes_the_spare_which_retires_once_idle() {
+    let mut rig = Rig::running();
+    assert_eq!(rig.step(ms(100), snapshot(7)), [asked(1, 7)]);
+    assert_eq!((rig.sup.active(), rig.sup.spare()), (Some(1), None));
+    // As after a viewer's first request: the next spare a little later.
+    assert_eq!(rig.deadline(), Some(ms(100) + SPARE_AFTER));
+    // Capturing for the picture: not idle.
+    let capturing = rig.step(ms(150), no_peer(1, true, 0));
+    assert!(matches!(capturing[..], [Action::Counts { .. }]));
+    assert_eq!(
+        rig.step(ms(300), picture(1, 7, Ok(jpeg()))),
+        [Action::Snapshotted {
+            id: 7,
+            result: Ok(jpeg())
+        }]
+    );
+    // Idle, all answered, but no warm spare yet: it stays, and takes the next picture.
+    let idle = rig.step(ms(310), no_peer(1, false, 1));
+    assert!(matches!(idle[..], [Action::Counts { .. }]));
+    assert_eq!(rig.step(ms(1000), snapshot(8)), [asked(1, 8)]);
+    rig.step(ms(1200), picture(1, 8, Ok(jpeg())));
+    rig.step(ms(1210), no_peer(1, false, 2));
+    let tick = rig.step(ms(100) + SPARE_AFTER, Event::Tick);
+    assert_eq!(spawns(&tick), [2]);
+    assert_eq!(rig.step(ms(4000), warm(2)), [Action::Stop { worker: 1 }]);
+    assert_eq!((rig.sup.active(), rig.sup.spare()), (None, Some(2)));
+}
+
+#[test]
+fn a_picture_while_someone_watches_is_taken_by_the_active_worker() {
+    let mut rig = Rig::running();
+    let (active, spare) = rig.serving(ms(0));
+    let actions = rig.step(ms(5000), snapshot(1));
+    assert_eq!(actions, [asked(active, 1)]);
+    assert_eq!(
+        (rig.sup.active(), rig.sup.spare()),
+        (Some(active), Some(spare))
+    );
+    assert_eq!(
+        rig.step(ms(5100), picture(active, 1, Ok(jpeg()))),
+        [Action::Snapshotted {
+            id: 1,
+            result: Ok(jpeg())
+        }]
+    );
+}
+
+#[test]
+fn an_active_worker_is_not_retired_with_a_picture_in_flight() {
+    let mut rig = Rig::running();
+    let (active, spare) = rig.serving(ms(0));
+    rig.step(ms(5000), snapshot(1));
+    // Its viewer left and it has handled the viewer's request, but not the picture.
+    let behind = rig.step(ms(5010), no_peer(active, false, 1));
+    assert!(matches!(behind[..], [Action::Counts { .. }]));
+    assert_eq!(rig.sup.active(), Some(active));
+    // A failed picture is an answer too.
+    let why = "the camera delivered no picture within 4 s".to_owned();
+    assert_eq!(
+        rig.step(ms(5020), picture(active, 1, Err(why.clone()))),
+        [Action::Snapshotted {
+            id: 1,
+            result: Err(why)
+        }]
+    );
+    let caught_up = rig.step(ms(5030), no_peer(active, false, 2));
+    assert!(matches!(
+        caught_up[..],
+        [Action::Counts { .. }, Action::Stop { worker }] if worker == active
+    ));
+    assert_eq!((rig.sup.active(), rig.sup.spare()), (None, Some(spare)));
+}
+
+#[test]
+fn only_the_active_worker_answers_and_only_what_it_was_asked() {
+    let mut rig = Rig::running();
+    let (active, spare) = rig.serving(ms(0));
+    rig.step(ms(5000), snapshot(1));
+    assert_eq!(rig.step(ms(5010), picture(spare, 1, Ok(jpeg()))), []);
+    assert_eq!(rig.step(ms(5010), picture(active, 2, Ok(jpeg()))), []);
+    let answered = rig.step(ms(5020), picture(active, 1, Ok(jpeg())));
+    assert_eq!(answered.len(), 1);
+    assert_eq!(
+        rig.step(ms(5030), picture(active, 1, Ok(jpeg()))),
+        [],
+        "once"
+    );
+}
+
+#[test]
+fn a_picture_is_refused_at_once_while_the_camera_starts_or_no_worker_can_run() {
+    let t0 = Instant::now();
+    let (mut sup, _) = Supervisor::new(settings(), t0);
+    assert_eq!(
+        sup.handle(t0 + ms(5), snapshot(1)),
+        [refused(1, snapshots::STARTING)]
+    );
+    // The only worker died young: the next waits out the back-off, and a picture does not.
+    let mut rig = Rig::running();
+    rig.step(ms(0), gone(1));
+    assert_eq!(
+        rig.step(ms(100), snapshot(2)),
+        [refused(2, snapshots::NO_WORKER)]
+    );
+    assert_eq!(rig.deadline(), Some(RESPAWN_DELAY), "nothing else waits");
+}
+
+#[test]
+fn a_picture_in_flight_is_refused_when_its_worker_dies_fails_to_start_or_stops() {
+    // Dies.
+    let mut rig = Rig::running();
+    rig.step(ms(0), snapshot(1));
+    let died = rig.step(ms(100), gone(1));
+    assert!(
+        died.contains(&refused(1, snapshots::WORKER_DIED)),
+        "{died:?}"
+    );
+    // Cannot be started: the picture is not kept for the next worker.
+    let mut rig = Rig::running();
+    rig.step(ms(0), gone(1));
+    let actions = rig.raw(ms(600), snapshot(2));
+    assert_eq!(spawns(&actions), [2]);
+    assert!(actions.contains(&asked(2, 2)), "{actions:?}");
+    let failed = Event::SpawnFailed {
+        worker: 2,
+        error: "no such file".into(),
+    };
+    assert_eq!(
+        rig.raw(ms(600), failed),
+        [refused(2, snapshots::WORKER_FAILED)]
+    );
+    let tick = rig.step(ms(600) + 2 * RESPAWN_DELAY, Event::Tick);
+    assert_eq!(spawns(&tick), [3]);
+    assert!(!tick.iter().any(|a| matches!(a, Action::Snapshot { .. })));
+    // Stops.
+    let mut rig = Rig::running();
+    rig.step(ms(0), snapshot(3));
+    let stopped = rig.step(ms(100), Event::Stop);
+    assert_eq!(
+        stopped,
+        [
+            Action::Close,
+            refused(3, snapshots::STOPPING),
+            Action::Stop { worker: 1 }
+        ]
     );
 }
