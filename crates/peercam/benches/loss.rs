@@ -1,18 +1,23 @@
 //! Loss benchmark: what a viewer across a lossy LAN sees, row by row of packet loss, with the
-//! shared encoder's rate following the viewers' receiver reports.
+//! shared encoder's rate following the viewers' receiver reports; and how fast the picture
+//! and the rate come back after a burst of loss.
 //!
 //! Two network namespaces joined by a veth pair (`tests/support/lan.rs`; made-up addresses
 //! 10.213.11.x that exist only inside them); the camera namespace runs this build's
 //! `peercam serve` with a camera-like source (the SMPTE bars scrolling, 640x480 at 30 fps,
 //! x264 configured at 1500 kbit/s); in the laptop namespace nftables drops the row's share of
-//! every UDP packet arriving, and headless Chromium (tests/browser/lan-viewer.js) watches the
-//! device's page. Each row is a fresh device and browser. Printed per row: decoded fps, the
-//! lowest second, the longest gap between shown frames, frozen time (Chromium's
-//! `totalFreezesDuration`), NACKs, retransmissions, PLIs, and the encoder's rate at the end
-//! of the window (`/api/stats`).
+//! every UDP packet arriving, and a headless browser (tests/browser/lan-viewer.js) watches the
+//! device's page. Each row is a fresh device and browser. Printed per row: time from opening
+//! the page to its first decoded frame, decoded fps, the lowest second, the longest gap
+//! between shown frames, frozen time (`totalFreezesDuration`), NACKs, retransmissions, PLIs,
+//! and the encoder's rate at the end of the window (`/api/stats`).
 //!
-//! `cargo bench --bench loss -- [--seconds 15] [--rows 0,1,5,10,20]`, as root (network
-//! namespaces). Exits non-zero if a viewer fails to play at all.
+//! The burst (`--burst`): one viewer watches for 30 s on a clean link that loses 30 % of its
+//! UDP for 5 s, from about 10 s into the window; printed: frames decoded each second, and each
+//! change of the encoder's rate with its time from the burst's start.
+//!
+//! `cargo bench --bench loss -- [--seconds 15] [--rows 0,1,5,10,20] [--browser firefox]
+//! [--burst]`, as root (network namespaces). Exits non-zero if a viewer fails to play.
 
 #[path = "support/media_program.rs"]
 mod media_program;
@@ -20,52 +25,87 @@ mod media_program;
 #[allow(dead_code)]
 mod support;
 
+use std::time::{Duration, Instant};
+
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 use support::lan::{check_prerequisites, LossyLan};
 use support::scratch::Scratch;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
 
 const CAMERA_ADDR: &str = "10.213.11.1";
 const LAPTOP_ADDR: &str = "10.213.11.2";
 const BITRATE_KBPS: u32 = 1500;
+/// The burst: its loss, when it starts after the viewer connected, and how long it lasts.
+const BURST_PERCENT: u32 = 30;
+const BURST_AFTER: Duration = Duration::from_secs(12);
+const BURST_FOR: Duration = Duration::from_secs(5);
 
-fn main() -> Result<()> {
-    let mut seconds = 15u32;
-    let mut rows = vec![0u32, 1, 5, 10, 20];
+struct Opts {
+    seconds: u32,
+    rows: Vec<u32>,
+    browser: String,
+    burst: bool,
+}
+
+fn opts() -> Result<Opts> {
+    let mut o = Opts {
+        seconds: 15,
+        rows: vec![0, 1, 5, 10, 20],
+        browser: "chromium".into(),
+        burst: false,
+    };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
-            "--seconds" => seconds = args.next().context("--seconds N")?.parse()?,
+            "--seconds" => o.seconds = args.next().context("--seconds N")?.parse()?,
             "--rows" => {
-                rows = args
+                o.rows = args
                     .next()
                     .context("--rows 0,1,5")?
                     .split(',')
                     .map(str::parse)
                     .collect::<Result<_, _>>()?
             }
+            "--browser" => o.browser = args.next().context("--browser chromium|firefox")?,
+            "--burst" => o.burst = true,
             // cargo bench passes --bench.
             "--bench" => {}
             other => bail!("unknown argument {other:?}"),
         }
     }
+    Ok(o)
+}
+
+fn main() -> Result<()> {
+    let o = opts()?;
+    // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         bail!("needs root (network namespaces)");
     }
     media_program::ensure_built();
-    let chromium = std::env::var("CHROMIUM_BIN").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    let script = check_prerequisites(&chromium, "playwright-core");
+    let (var, default, driver) = match o.browser.as_str() {
+        "chromium" => ("CHROMIUM_BIN", "/usr/bin/chromium", "playwright-core"),
+        "firefox" => ("FIREFOX_BIN", "/usr/bin/firefox-esr", "puppeteer-core"),
+        other => bail!("unknown browser {other:?}"),
+    };
+    let path = std::env::var(var).unwrap_or_else(|_| default.into());
+    let script = check_prerequisites(&path, driver);
+    if o.burst {
+        return burst(&script);
+    }
     println!(
-        "one Chromium viewer, 640x480 at 30 fps, x264 configured at {BITRATE_KBPS} kbit/s, \
-         {seconds} s per row"
+        "one {} viewer, 640x480 at 30 fps, x264 configured at {BITRATE_KBPS} kbit/s, {} s per row",
+        o.browser, o.seconds
     );
     println!(
-        "| UDP loss | fps | lowest second | longest gap ms | frozen s (count) | NACKs | \
-         retransmitted | PLIs | encoder kbit/s at the end | dropped by nft |"
+        "| UDP loss | first frame ms | fps | lowest second | longest gap ms | frozen s (count) | \
+         NACKs | retransmitted | PLIs | codec | encoder kbit/s at the end | dropped by nft |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     let mut failed = false;
-    for percent in rows {
+    for percent in o.rows {
         let lan = LossyLan::new(CAMERA_ADDR, LAPTOP_ADDR, percent);
         let scratch = Scratch::new("loss-bench");
         let serve = lan.serve(&scratch, BITRATE_KBPS);
@@ -73,8 +113,8 @@ fn main() -> Result<()> {
         let out = lan.watch(
             &scratch,
             &script,
-            seconds,
-            "chromium",
+            o.seconds,
+            &o.browser,
             1,
             serve.token().as_deref(),
         );
@@ -95,7 +135,8 @@ fn main() -> Result<()> {
         let w = &report["window"];
         let n = |v: &Value| v.as_f64().unwrap_or(f64::NAN);
         println!(
-            "| {percent} % | {:.1} | {} | {} | {:.2} ({}) | {} | {} | {} | {} | {dropped} |",
+            "| {percent} % | {} | {:.1} | {} | {} | {:.2} ({}) | {} | {} | {} | {} | {} | {dropped} |",
+            report["firstFrameMs"][0],
             n(&report["fps"]),
             report["minFramesInASecond"],
             report["longestGapMs"],
@@ -104,11 +145,79 @@ fn main() -> Result<()> {
             w["nackCount"],
             w["retransmittedPacketsReceived"],
             w["pliCount"],
+            report["codecs"].as_str().unwrap_or("?"),
             report["stats"]["camera"]["bitrate_kbps"],
         );
     }
     if failed {
         bail!("a viewer did not play");
+    }
+    Ok(())
+}
+
+/// A clean link with a burst of loss in the middle of a 30 s window.
+fn burst(script: &std::path::Path) -> Result<()> {
+    let lan = LossyLan::new(CAMERA_ADDR, LAPTOP_ADDR, 0);
+    let scratch = Scratch::new("loss-burst");
+    let mut serve = lan.serve(&scratch, BITRATE_KBPS);
+    let viewer = lan.spawn_watch(
+        &lan.laptop,
+        &scratch,
+        script,
+        30,
+        1,
+        serve.token().as_deref(),
+    );
+    serve.line("viewer connected", Duration::from_secs(60));
+    std::thread::sleep(BURST_AFTER);
+    let started = Instant::now();
+    let started_at = OffsetDateTime::now_utc();
+    lan.set_loss(BURST_PERCENT);
+    std::thread::sleep(BURST_FOR);
+    lan.set_loss(0);
+    let ended = started.elapsed();
+    let out = viewer.wait_with_output()?;
+    let logs = serve.logs();
+    serve.stop();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let report: Value = serde_json::from_str(text.trim())
+        .with_context(|| format!("the viewer: {}", String::from_utf8_lossy(&out.stderr)))?;
+    println!(
+        "a clean link losing {BURST_PERCENT} % of UDP for {:.1} s, from ~{} s after the viewer \
+         connected (~{} s into its 30 s window)",
+        ended.as_secs_f64(),
+        BURST_AFTER.as_secs(),
+        BURST_AFTER.as_secs().saturating_sub(2),
+    );
+    println!(
+        "frames decoded each second of the window: {}",
+        report["perSecond"]
+    );
+    println!(
+        "longest gap {} ms, frozen {} s ({}), NACKs {}, PLIs {}",
+        report["longestGapMs"],
+        report["window"]["totalFreezesDuration"],
+        report["window"]["freezeCount"],
+        report["window"]["nackCount"],
+        report["window"]["pliCount"]
+    );
+    println!("the encoder's rate, seconds from the burst's start (the device's log):");
+    for line in logs.lines().filter(|l| l.contains("encoder rate")) {
+        let at = line
+            .strip_prefix('[')
+            .and_then(|l| l.split_whitespace().next())
+            .and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok());
+        let kbps = line
+            .split("encoder rate ")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .unwrap_or("?");
+        if let Some(at) = at {
+            println!(
+                "  {:+.1} s: {kbps} kbit/s",
+                (at - started_at).as_seconds_f64()
+            );
+        }
     }
     Ok(())
 }

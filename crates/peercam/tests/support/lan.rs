@@ -167,19 +167,28 @@ impl LossyLan {
                 "{ type filter hook input priority 0; }",
             ],
         );
+        let lan = LossyLan {
+            camera,
+            laptop,
+            camera_addr: camera_addr.to_owned(),
+        };
+        lan.set_loss(percent);
+        lan
+    }
+
+    /// From now on the laptop drops `percent` of arriving UDP (the rule's counter starts
+    /// again).
+    pub fn set_loss(&self, percent: u32) {
+        self.laptop
+            .run("nft", &["flush", "chain", "inet", "loss", "in"]);
         let percent = percent.to_string();
-        laptop.run(
+        self.laptop.run(
             "nft",
             &[
                 "add", "rule", "inet", "loss", "in", "meta", "l4proto", "udp", "numgen", "random",
                 "mod", "100", "<", &percent, "counter", "drop",
             ],
         );
-        LossyLan {
-            camera,
-            laptop,
-            camera_addr: camera_addr.to_owned(),
-        }
     }
 
     /// Packets the laptop's loss rule has dropped.
