@@ -200,7 +200,8 @@ impl Access {
         let Some(g) = &self.guarded else {
             return Verdict::Open;
         };
-        self.refresh();
+        // The token file is looked at by the watch (`spawn_watch`), not here: no request waits
+        // on the disk.
         if let Allowance::Limited(wait) = lock(&g.limiter).check(addr, now) {
             return Verdict::Limited(wait);
         }
@@ -427,6 +428,12 @@ mod tests {
         store::replace(&dir.join("token"), &new).unwrap();
         let now = Instant::now();
         let a = addr("192.0.2.1");
+        // Until the watch looks at the file, the old token still opens.
+        assert_eq!(
+            access.check(now, a, &creds(Some(old.reveal()))),
+            Verdict::Granted { by_cookie: false }
+        );
+        access.refresh();
         assert_eq!(
             access.check(now, a, &creds(Some(old.reveal()))),
             Verdict::Wrong
