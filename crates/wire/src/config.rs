@@ -216,7 +216,7 @@ pub struct CameraConfig {
     pub height: u32,
     /// Frames per second.
     pub fps: u32,
-    /// Encoder bitrate, kbit/s.
+    /// Encoder bitrate, kbit/s: the most it sends; lower while most viewers lose packets.
     pub bitrate_kbps: u32,
     /// Addresses ICE offers host candidates on (empty: every LAN address).
     pub ice_addresses: Vec<IpAddr>,
