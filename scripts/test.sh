@@ -23,7 +23,9 @@ step "root-only tests (network and mount namespaces)"
 root_only=(-p peercam --test discovery_netns --test service --test interop_aiortc --test loss_netns
   --test firefox_netns --test whep_netns)
 if [ "$(id -u)" = 0 ]; then
-  cargo test --locked "${root_only[@]}" -- --ignored
+  # One at a time: each runs a device and browsers whose frame rates are judged, and two at
+  # once on a 2-core machine starve each other's browsers.
+  cargo test --locked "${root_only[@]}" -- --ignored --test-threads=1
 else
   count=$(cargo test --locked -q "${root_only[@]}" -- --ignored --list 2>/dev/null | grep -c ': test$' || true)
   echo "skipped ${count} root-only tests (not root; cargo test reported them as ignored)"

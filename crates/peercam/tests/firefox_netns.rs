@@ -13,6 +13,10 @@
 //! [`MIN_FPS`] or more with no freeze of a second or more; the device must report one VP8
 //! encode feeding both, and the rule's counter must show the loss really happened.
 //!
+//! A second test opens a room page (over https, Firefox's fake camera and microphone) with the
+//! camera invited: Firefox's own offer has only VP8, and the camera answers it from the same
+//! shared VP8 encode.
+//!
 //! Needs root, `ip netns`, nftables, node with tests/browser's npm dependencies and
 //! firefox-esr, so it is ignored in a plain `cargo test`; `scripts/test.sh` runs it with
 //! `--ignored` when it runs as root. Without what it needs it fails saying what is missing.
@@ -122,5 +126,55 @@ fn firefox_without_h264_watches_vp8_across_a_lossy_lan() {
         ),
         (Some(1), Some(PAGES.into()), Some(PAGES.into())),
         "{report}"
+    );
+}
+
+#[test]
+#[ignore = "needs root: network namespaces"]
+fn firefox_in_a_room_gets_the_invited_camera_in_vp8() {
+    let firefox = std::env::var("FIREFOX_BIN").unwrap_or_else(|_| "/usr/bin/firefox-esr".into());
+    let viewer_script = check_prerequisites(&firefox, "puppeteer-core");
+    // No loss: this is about the room, the offer Firefox makes and the camera's answer.
+    let lan = LossyLan::new("10.213.16.1", "10.213.16.2", 0);
+    let scratch = Scratch::new("firefox-room");
+    let serve = lan.serve(&scratch, 1500);
+    // A room page over https (a camera and microphone need a secure context), with `invite`:
+    // the page brings the camera in once it has joined.
+    let url = support::device::with_token(
+        &format!("https://{}/?room=kitchen&invite=1", lan.listen()),
+        serve.token().as_deref(),
+    );
+    let viewer = lan.watch_url(&scratch, &viewer_script, &url, 10, "firefox", 1);
+    let logs = serve.logs();
+    serve.stop();
+    let report = String::from_utf8_lossy(&viewer.stdout);
+    assert!(
+        viewer.status.success(),
+        "the room page failed ({}):\n{}\n{report}\n--- peercam log:\n{logs}",
+        viewer.status,
+        String::from_utf8_lossy(&viewer.stderr)
+    );
+    let report: Value = serde_json::from_str(report.trim()).expect("the viewer's JSON report");
+    eprintln!("Firefox in a room with the camera invited: {report}");
+    // The camera answered Firefox's offer (VP8 only, as Firefox offline makes it) from its
+    // shared VP8 encode, and the page decodes it.
+    assert_eq!(report["codecs"], "video/VP8", "{report}");
+    let fps = report["fps"].as_f64().unwrap_or(0.0);
+    assert!(
+        fps >= 24.0,
+        "{fps:.1} fps from the invited camera: {report}"
+    );
+    let camera = &report["stats"]["camera"];
+    assert_eq!(
+        (
+            camera["vp8_encoders"].as_u64(),
+            camera["vp8_branches"].as_u64()
+        ),
+        (Some(1), Some(1)),
+        "{report}"
+    );
+    assert!(
+        logs.contains("invited by"),
+        "the camera was not invited:\n{logs}"
     );
 }
