@@ -19,31 +19,16 @@ use peercam::config::Config;
 use peercam::service::Device;
 use peercam_wire::Capture;
 use peercam_wire::IceSettings;
-use support::device::{camera_stats, media_program, wait_for, Server};
+use support::device::{camera_stats, media_program, serve_camera, test_launch, wait_for, Server};
 use support::gst_viewer::Session;
 use support::ws::Next;
 
 const WIDTH: i32 = 320;
 const HEIGHT: i32 = 240;
 
-fn test_launch() -> String {
-    format!(
-        "videotestsrc is-live=true pattern=ball ! video/x-raw,width={WIDTH},height={HEIGHT},framerate=30/1 \
-         ! videoconvert ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=60 bitrate=500 \
-         ! video/x-h264,profile=constrained-baseline,stream-format=avc,alignment=au"
-    )
-}
-
 async fn start_device(max_viewers: usize) -> Server {
-    let _ = env_logger::builder().is_test(true).try_init();
-    let mut config = Config::default();
-    config.camera.ice_addresses = vec!["127.0.0.1".parse().unwrap()];
-    config.camera.max_viewers = max_viewers;
-    let mut device = Device::new(&config);
-    device
-        .start_camera(&config, Capture::Launch(test_launch()), &media_program())
-        .expect("camera starts");
-    Server::serve(device).await
+    let launch = test_launch("ball", WIDTH as u32, HEIGHT as u32);
+    serve_camera(launch, |c| c.camera.max_viewers = max_viewers).await
 }
 
 /// A device whose camera believes, before any stream ran, that the stream has
@@ -55,7 +40,7 @@ async fn start_device_knowing(stream_profile: &str) -> Server {
     let settings = CameraSettings {
         conversation: "camera".into(),
         max_viewers: 4,
-        capture: Capture::Launch(test_launch()),
+        capture: Capture::Launch(test_launch("ball", WIDTH as u32, HEIGHT as u32)),
         ice: IceSettings {
             addresses: vec!["127.0.0.1".parse().unwrap()],
             stun: None,

@@ -14,34 +14,16 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use peercam::config::Config;
-use peercam::service::Device;
-use peercam_wire::Capture;
-use support::device::{camera_stats, media_program, wait_for, Server};
+use support::device::{camera_stats, serve_camera, test_launch, wait_for, Server};
 use support::gst_viewer::{Accept, Consume, Session};
 
 const WIDTH: i32 = 320;
 const HEIGHT: i32 = 240;
 const LIMIT: Duration = Duration::from_secs(20);
 
-fn test_launch() -> String {
-    format!(
-        "videotestsrc is-live=true pattern=ball ! video/x-raw,width={WIDTH},height={HEIGHT},framerate=30/1 \
-         ! videoconvert ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=60 bitrate=500 \
-         ! video/x-h264,profile=constrained-baseline,stream-format=avc,alignment=au"
-    )
-}
-
 async fn start_device() -> Server {
-    let _ = env_logger::builder().is_test(true).try_init();
-    let mut config = Config::default();
-    config.camera.ice_addresses = vec!["127.0.0.1".parse().unwrap()];
-    config.camera.max_viewers = 8;
-    let mut device = Device::new(&config);
-    device
-        .start_camera(&config, Capture::Launch(test_launch()), &media_program())
-        .expect("camera starts");
-    Server::serve(device).await
+    let launch = test_launch("ball", WIDTH as u32, HEIGHT as u32);
+    serve_camera(launch, |c| c.camera.max_viewers = 8).await
 }
 
 fn codec(session: &Session) -> Option<String> {

@@ -25,8 +25,7 @@
 #[allow(dead_code)]
 mod support;
 
-use serde_json::Value;
-use support::lan::{check_prerequisites, LossyLan};
+use support::lan::{check_prerequisites, viewer_report, LossyLan};
 use support::scratch::Scratch;
 
 const CAMERA_ADDR: &str = "10.213.8.1";
@@ -62,14 +61,7 @@ fn firefox_without_h264_watches_vp8_across_a_lossy_lan() {
     );
     let lost = lan.dropped() - before;
     let logs = serve.logs();
-    let report = String::from_utf8_lossy(&viewer.stdout);
-    assert!(
-        viewer.status.success(),
-        "the viewer failed ({}):\n{}\n{report}\n--- peercam log:\n{logs}",
-        viewer.status,
-        String::from_utf8_lossy(&viewer.stderr)
-    );
-    let report: Value = serde_json::from_str(report.trim()).expect("the viewer's JSON report");
+    let report = viewer_report(&viewer, "the viewer", &logs);
     let held = logs.matches("keyframe request held").count();
     eprintln!(
         "{LOSS_PERCENT} % UDP loss on the laptop, {WINDOW_SECS} s, {PAGES} Firefox pages: \
@@ -147,14 +139,7 @@ fn firefox_in_a_room_gets_the_invited_camera_in_vp8() {
     let viewer = lan.watch_url(&scratch, &viewer_script, &url, 10, "firefox", 1);
     let logs = serve.logs();
     serve.stop();
-    let report = String::from_utf8_lossy(&viewer.stdout);
-    assert!(
-        viewer.status.success(),
-        "the room page failed ({}):\n{}\n{report}\n--- peercam log:\n{logs}",
-        viewer.status,
-        String::from_utf8_lossy(&viewer.stderr)
-    );
-    let report: Value = serde_json::from_str(report.trim()).expect("the viewer's JSON report");
+    let report = viewer_report(&viewer, "the room page", &logs);
     eprintln!("Firefox in a room with the camera invited: {report}");
     // The camera answered Firefox's offer (VP8 only, as Firefox offline makes it) from its
     // shared VP8 encode, and the page decodes it.

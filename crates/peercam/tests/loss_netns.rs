@@ -20,7 +20,7 @@
 mod support;
 
 use serde_json::Value;
-use support::lan::{check_prerequisites, LossyLan};
+use support::lan::{check_prerequisites, viewer_report, LossyLan};
 use support::scratch::Scratch;
 
 const CAMERA_ADDR: &str = "10.213.7.1";
@@ -52,14 +52,7 @@ fn a_viewer_on_a_lossy_lan_keeps_a_moving_picture() {
     );
     let lost = lan.dropped() - before;
     let logs = serve.logs();
-    let report = String::from_utf8_lossy(&viewer.stdout);
-    assert!(
-        viewer.status.success(),
-        "the viewer failed ({}):\n{}\n{report}\n--- peercam log:\n{logs}",
-        viewer.status,
-        String::from_utf8_lossy(&viewer.stderr)
-    );
-    let report: Value = serde_json::from_str(report.trim()).expect("the viewer's JSON report");
+    let report = viewer_report(&viewer, "the viewer", &logs);
     let held = logs.matches("keyframe request held").count();
     let history = logs.contains("retransmission history");
     eprintln!(
@@ -127,14 +120,7 @@ fn under_heavy_loss_the_shared_rate_falls_and_the_picture_keeps_moving() {
     );
     let logs = serve.logs();
     serve.stop();
-    let report = String::from_utf8_lossy(&viewer.stdout);
-    assert!(
-        viewer.status.success(),
-        "the viewer failed ({}):\n{}\n{report}\n--- peercam log:\n{logs}",
-        viewer.status,
-        String::from_utf8_lossy(&viewer.stderr)
-    );
-    let report: Value = serde_json::from_str(report.trim()).expect("the viewer's JSON report");
+    let report = viewer_report(&viewer, "the viewer", &logs);
     let changes: Vec<&str> = logs
         .lines()
         .filter(|l| l.contains("encoder rate"))
@@ -170,14 +156,7 @@ const POOR_LINK_PERCENT: u32 = 25;
 /// One viewer's report from lan-viewer.js, once it exits.
 fn report_of(child: std::process::Child, what: &str) -> Value {
     let out = child.wait_with_output().expect("the viewer ran");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{what} failed ({}):\n{}\n{text}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_str(text.trim()).expect("the viewer's JSON report")
+    viewer_report(&out, what, "(see below)")
 }
 
 #[test]

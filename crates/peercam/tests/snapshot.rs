@@ -19,9 +19,7 @@ use std::time::{Duration, Instant};
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use peercam::config::Config;
-use peercam::service::Device;
-use peercam_wire::Capture;
-use support::device::{camera_stats, media_program, wait_for, Server};
+use support::device::{camera_stats, wait_for, Server};
 use support::gst_viewer::Session;
 use support::http::{self, Response};
 
@@ -35,11 +33,7 @@ fn test_launch() -> String {
 
 /// The capture with videotestsrc's `pattern`.
 fn launch_of(pattern: &str) -> String {
-    format!(
-        "videotestsrc is-live=true pattern={pattern} ! video/x-raw,width={WIDTH},height={HEIGHT},framerate=30/1 \
-         ! videoconvert ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=60 bitrate=500 \
-         ! video/x-h264,profile=constrained-baseline,stream-format=avc,alignment=au"
-    )
+    support::device::test_launch(pattern, WIDTH, HEIGHT)
 }
 
 /// A device whose camera runs the test capture, its configuration tweaked by `tweak`.
@@ -49,15 +43,7 @@ async fn start_device(tweak: impl FnOnce(&mut Config)) -> Server {
 
 /// A device whose camera runs `launch`, its configuration tweaked by `tweak`.
 async fn start_device_with(launch: String, tweak: impl FnOnce(&mut Config)) -> Server {
-    let _ = env_logger::builder().is_test(true).try_init();
-    let mut config = Config::default();
-    config.camera.ice_addresses = vec!["127.0.0.1".parse().unwrap()];
-    tweak(&mut config);
-    let mut device = Device::new(&config);
-    device
-        .start_camera(&config, Capture::Launch(launch), &media_program())
-        .expect("camera starts");
-    Server::serve(device).await
+    support::device::serve_camera(launch, tweak).await
 }
 
 /// `GET /snapshot.jpg` with the device's token.

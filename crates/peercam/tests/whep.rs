@@ -10,34 +10,17 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use peercam::config::Config;
-use peercam::service::Device;
-use peercam_wire::Capture;
 use serde_json::Value;
-use support::device::{camera_stats, media_program, wait_for, Server};
+use support::device::{camera_stats, serve_camera, test_launch, wait_for, Server};
 use support::gst_viewer::Session;
 use support::http::{self, Response};
 use support::whep::{self, Player};
 
 const LIMIT: Duration = Duration::from_secs(20);
 
-fn test_launch() -> String {
-    "videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate=30/1 \
-     ! videoconvert ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=60 bitrate=500 \
-     ! video/x-h264,profile=constrained-baseline,stream-format=avc,alignment=au"
-        .into()
-}
-
 async fn start_device(max_viewers: usize) -> Server {
-    let _ = env_logger::builder().is_test(true).try_init();
-    let mut config = Config::default();
-    config.camera.ice_addresses = vec!["127.0.0.1".parse().unwrap()];
-    config.camera.max_viewers = max_viewers;
-    let mut device = Device::new(&config);
-    device
-        .start_camera(&config, Capture::Launch(test_launch()), &media_program())
-        .expect("camera starts");
-    Server::serve(device).await
+    let launch = test_launch("ball", 320, 240);
+    serve_camera(launch, |c| c.camera.max_viewers = max_viewers).await
 }
 
 /// `whep_viewers` as `/api/stats` reports it.

@@ -24,7 +24,7 @@ use std::process::Stdio;
 
 use serde_json::Value;
 use support::device::with_token;
-use support::lan::{check_prerequisites, repo, LossyLan};
+use support::lan::{check_prerequisites, repo, viewer_report, LossyLan};
 use support::scratch::Scratch;
 
 const CAMERA_ADDR: &str = "10.213.9.1";
@@ -66,15 +66,7 @@ fn chromium_and_aiortc_watch_through_the_whep_door_across_a_lossy_lan() {
         1,
     );
     let lost = lan.dropped() - before;
-    let report = String::from_utf8_lossy(&viewer.stdout);
-    assert!(
-        viewer.status.success(),
-        "the WHEP player failed ({}):\n{}\n{report}\n--- peercam log:\n{}",
-        viewer.status,
-        String::from_utf8_lossy(&viewer.stderr),
-        serve.logs()
-    );
-    let report: Value = serde_json::from_str(report.trim()).expect("the viewer's JSON report");
+    let report = viewer_report(&viewer, "the WHEP player", &serve.logs());
     eprintln!("{LOSS_PERCENT} % UDP loss, Chromium WHEP player: {report}\ndropped by nft: {lost}");
     let fps = report["fps"].as_f64().unwrap_or(0.0);
     let gap = report["longestGapMs"].as_f64().unwrap_or(f64::MAX);

@@ -426,6 +426,34 @@ impl Drop for Serve {
     }
 }
 
+/// A capture for the camera tests: videotestsrc's `pattern` at `width`x`height`, 30 fps,
+/// x264 at 500 kbit/s, constrained baseline as a browser takes it.
+pub fn test_launch(pattern: &str, width: u32, height: u32) -> String {
+    format!(
+        "videotestsrc is-live=true pattern={pattern} ! video/x-raw,width={width},height={height},framerate=30/1 \
+         ! videoconvert ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=60 bitrate=500 \
+         ! video/x-h264,profile=constrained-baseline,stream-format=avc,alignment=au"
+    )
+}
+
+/// A device in this process whose camera runs `launch`, with host candidates on the loopback
+/// only and its configuration tweaked by `tweak`, served on the loopback.
+pub async fn serve_camera(launch: String, tweak: impl FnOnce(&mut Config)) -> Server {
+    let _ = env_logger::builder().is_test(true).try_init();
+    let mut config = Config::default();
+    config.camera.ice_addresses = vec!["127.0.0.1".parse().unwrap()];
+    tweak(&mut config);
+    let mut device = Device::new(&config);
+    device
+        .start_camera(
+            &config,
+            peercam_wire::Capture::Launch(launch),
+            &media_program(),
+        )
+        .expect("camera starts");
+    Server::serve(device).await
+}
+
 /// The camera's counts of an in-process device (one whose camera was started).
 pub fn camera_stats(device: &Device) -> CameraSnapshot {
     device.camera.as_ref().unwrap().stats().snapshot()

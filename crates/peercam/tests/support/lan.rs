@@ -181,14 +181,7 @@ impl LossyLan {
     pub fn set_loss(&self, percent: u32) {
         self.laptop
             .run("nft", &["flush", "chain", "inet", "loss", "in"]);
-        let percent = percent.to_string();
-        self.laptop.run(
-            "nft",
-            &[
-                "add", "rule", "inet", "loss", "in", "meta", "l4proto", "udp", "numgen", "random",
-                "mod", "100", "<", &percent, "counter", "drop",
-            ],
-        );
+        drop_rule(&self.laptop, "in", &[], percent);
     }
 
     /// Packets the laptop's loss rule has dropped.
@@ -339,15 +332,7 @@ impl LossyLan {
                 "{ type filter hook forward priority 0; }",
             ],
         );
-        let percent = percent.to_string();
-        self.laptop.run(
-            "nft",
-            &[
-                "add", "rule", "inet", "loss", "onward", "ip", "daddr", &far_net, "meta",
-                "l4proto", "udp", "numgen", "random", "mod", "100", "<", &percent, "counter",
-                "drop",
-            ],
-        );
+        drop_rule(&self.laptop, "onward", &["ip", "daddr", &far_net], percent);
         far
     }
 
@@ -383,6 +368,32 @@ impl LossyLan {
             .spawn()
             .expect("run node")
     }
+}
+
+/// Adds to `chain` of `ns`'s `loss` table a rule dropping `percent` of the UDP packets that
+/// also match `matching` (nft words), counted.
+fn drop_rule(ns: &Netns, chain: &str, matching: &[&str], percent: u32) {
+    let percent = percent.to_string();
+    let mut rule = vec!["add", "rule", "inet", "loss", chain];
+    rule.extend_from_slice(matching);
+    rule.extend_from_slice(&[
+        "meta", "l4proto", "udp", "numgen", "random", "mod", "100", "<", &percent, "counter",
+        "drop",
+    ]);
+    ns.run("nft", &rule);
+}
+
+/// The JSON report lan-viewer.js printed (`out`); when it failed, panics saying `what`
+/// failed, with its stderr and the device's `logs`.
+pub fn viewer_report(out: &Output, what: &str, logs: &str) -> serde_json::Value {
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\n{}\n{text}\n--- peercam log:\n{logs}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(text.trim()).expect("the viewer's JSON report")
 }
 
 /// lan-viewer.js in `ns` on `url`, its HOME a directory of `scratch` named after `ns`.
