@@ -267,6 +267,7 @@ fn check(config: &Config) -> anyhow::Result<()> {
     if !status.success() {
         anyhow::bail!("{} check: {status}", program.display());
     }
+    println!("\n{}", peercam::publish::check(config));
     let dir = peercam::access::command_state_dir(config);
     match peercam::access::command::token(config, dir.as_deref(), false) {
         Ok(outcome) if outcome.by_address.is_empty() => {

@@ -56,6 +56,9 @@ macro_rules! section {
     };
 }
 
+mod publish;
+pub use publish::{check_publish_token, PublishConfig, WhipUrl};
+
 /// The whole configuration.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -74,6 +77,8 @@ pub struct Config {
     pub log: LogConfig,
     /// Who may watch.
     pub auth: AuthConfig,
+    /// Publishing to a media server over WHIP.
+    pub publish: PublishConfig,
 }
 
 /// The sections in file order: name, the comment above it, its keys.
@@ -113,6 +118,11 @@ const SECTIONS: &[(&str, &str, &[KeyDoc])] = &[
         "Who may watch: the page, the API and the WebSocket need the device's access token.",
         AuthConfig::KEYS,
     ),
+    (
+        "publish",
+        "Publishing to a media server over WHIP (RFC 9725): the server fans the one stream out.",
+        PublishConfig::KEYS,
+    ),
 ];
 
 /// Example values for keys that are unset by default, shown commented out.
@@ -122,6 +132,12 @@ const EXAMPLES: &[(&str, &str, &str)] = &[
     ("auth", "token", "\"<32 or more of A-Z a-z 0-9 - _ .>\""),
     ("tls", "key", "\"/etc/peercam/key.pem\""),
     ("camera", "stun", "\"stun://stun.example.net:3478\""),
+    (
+        "publish",
+        "url",
+        "\"http://mediaserver.lan:8889/porch/whip\"",
+    ),
+    ("publish", "token", "\"<the endpoint's Bearer token>\""),
     (
         "camera",
         "pipelines_dir",
@@ -602,6 +618,9 @@ impl Config {
                 return invalid("auth.token", "is set, but auth.mode is \"none\"");
             }
         }
+        if let Err((key, message)) = self.publish.check() {
+            return invalid(key, &message);
+        }
         if let Err(e) = env_filter::Builder::new().try_parse(&self.log.level) {
             return invalid("log.level", &format!("not a log filter: {e}"));
         }
@@ -818,6 +837,41 @@ mod tests {
     }
 
     #[test]
+    fn publishing_is_off_by_default_and_its_section_is_checked() {
+        assert!(!Config::default().publish.enabled);
+        let c = parse(
+            "[publish]\nenabled = true\nurl = \"http://10.1.2.3:7080/whip/endpoint/cam\"\n\
+             token = \"s3cret\"\n",
+        )
+        .unwrap();
+        let endpoint = c.publish.endpoint().unwrap();
+        assert_eq!((endpoint.host.as_str(), endpoint.port), ("10.1.2.3", 7080));
+        refused(
+            "[publish]\nenabled = true\n",
+            &["publish.url", "must be set"],
+        );
+        refused(
+            "[publish]\nurl = \"rtmp://x/live\"\n",
+            &["publish.url", "http://"],
+        );
+        refused(
+            "[publish]\nurl = \"http://x/whip\"\ntoken = \"a b\"\n",
+            &["publish.token"],
+        );
+        refused(
+            "[publish]\nendpoint = \"http://x\"\n",
+            &["line 2", "endpoint"],
+        );
+        // The printed file shows both keys as examples, and they are valid uncommented.
+        let text = Config::default_file()
+            .replace("\n# url = ", "\nurl = ")
+            .replace("\n# token = \"<the", "\ntoken = \"the");
+        let text = text.replace("the endpoint's Bearer token>", "stream-key");
+        let c = parse(&text).unwrap();
+        assert_eq!(c.publish.token.as_deref(), Some("stream-key"));
+    }
+
+    #[test]
     fn auth_is_a_token_by_default_and_can_be_opened_or_given() {
         assert_eq!(Config::default().auth.mode, AuthMode::Token);
         assert_eq!(Config::default().auth.token, None);
@@ -863,6 +917,8 @@ mod tests {
         full.tls.cert = Some("/c".into());
         full.tls.key = Some("/k".into());
         full.auth.token = Some("t".repeat(MIN_TOKEN_LEN));
+        full.publish.url = Some("http://m/whip".into());
+        full.publish.token = Some("k".into());
         let value = toml::Value::try_from(&full).unwrap();
         let tables = value.as_table().unwrap();
         let names: Vec<&str> = SECTIONS.iter().map(|(n, _, _)| *n).collect();

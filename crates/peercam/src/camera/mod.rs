@@ -50,6 +50,7 @@ pub mod dtls;
 mod events;
 mod policy;
 pub mod process;
+mod publish;
 mod run;
 pub mod stats;
 mod whep;
@@ -92,6 +93,8 @@ pub struct CameraSettings {
     /// The stream's H.264 `profile-level-id`, if known before any stream ran; after that,
     /// as the active worker last reported it.
     pub stream_profile: Option<String>,
+    /// The WHIP endpoint the stream is published to, if any (camera/publish.rs).
+    pub publish: Option<crate::publish::Target>,
 }
 
 /// The running camera; stops (the broadcast ends, peers close) when dropped or stopped.
