@@ -21,7 +21,7 @@ cargo test --locked
 # Tests that need root (network and mount namespaces) are ignored in a plain run.
 step "root-only tests (network and mount namespaces)"
 root_only=(-p peercam --test discovery_netns --test service --test interop_aiortc --test loss_netns
-  --test firefox_netns --test whep_netns)
+  --test firefox_netns --test whep_netns --test whip_netns)
 if [ "$(id -u)" = 0 ]; then
   cargo test --locked "${root_only[@]}" -- --ignored
 else
