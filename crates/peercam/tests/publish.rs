@@ -31,8 +31,13 @@ fn test_launch() -> String {
 }
 
 async fn start_device(endpoint: &Endpoint) -> Server {
+    start_device_with(endpoint, |_| {}).await
+}
+
+async fn start_device_with(endpoint: &Endpoint, tweak: impl FnOnce(&mut Config)) -> Server {
     let _ = env_logger::builder().is_test(true).try_init();
     let mut config = Config::default();
+    tweak(&mut config);
     config.camera.ice_addresses = vec!["127.0.0.1".parse().unwrap()];
     // The publisher must not take the only place.
     config.camera.max_viewers = 1;
@@ -187,4 +192,50 @@ async fn the_device_publishes_retries_republishes_and_ends_its_session() {
     let delete = seen.iter().rfind(|s| s.method == "DELETE").unwrap();
     eprintln!("DELETE {:?} after the stop began", delete.at - stopping);
     assert!(delete.at - stopping < Duration::from_secs(2));
+}
+
+/// A media server whose media never connects (its ports closed), while nobody else watches:
+/// the camera keeps encoding, gives up on the session after its negotiation time-out, ends it
+/// with `DELETE`, and publishes again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_that_never_connects_is_given_up_and_the_camera_keeps_running() {
+    let endpoint = Endpoint::start(vec![Reply::Unreachable]).await;
+    let server = start_device_with(&endpoint, |c| c.camera.negotiation_timeout_secs = 5).await;
+    let seen = endpoint
+        .wait(Duration::from_secs(15), "the first POST", |seen| {
+            seen.iter().any(|s| s.method == "POST")
+        })
+        .await;
+    let posted = seen[0].at;
+    // The only peer cannot connect: the capture runs all the same.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let frames = support::device::camera_stats(&server.device).frames;
+    assert!(
+        frames >= 45,
+        "{frames} frames in the 3 s after the offer went out"
+    );
+    let seen = endpoint
+        .wait(Duration::from_secs(20), "the second POST", |seen| {
+            seen.iter().filter(|s| s.method == "POST").count() == 2
+        })
+        .await;
+    let delete = seen
+        .iter()
+        .find(|s| s.method == "DELETE")
+        .expect("the session that never connected was ended");
+    assert_eq!(delete.path, "/whip/session/1");
+    let given_up = delete.at - posted;
+    assert!(
+        given_up >= Duration::from_secs(4) && given_up < Duration::from_secs(9),
+        "{given_up:?}"
+    );
+    decoded(&endpoint, 30, Duration::from_secs(15)).await;
+    let stats = publish_stats(&server).await;
+    assert!(
+        stats["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("did not come up")),
+        "{stats}"
+    );
+    server.stop().await.expect("the server stops");
 }

@@ -37,6 +37,9 @@ pub enum Reply {
     Unusable,
     /// `201` with a [`Viewer`]'s answer.
     Serve,
+    /// `201` with a [`Viewer`]'s answer, but no candidate on either side: the connection
+    /// never comes up (a media server whose ports a firewall closes).
+    Unreachable,
 }
 
 /// A request as it came.
@@ -200,9 +203,24 @@ async fn offer(
             return (status, body).into_response();
         }
         Reply::Unusable => UNUSABLE.to_owned(),
-        Reply::Serve => {
+        Reply::Serve | Reply::Unreachable => {
+            let unreachable = reply == Reply::Unreachable;
+            let offer = if unreachable {
+                without_candidates(&offer)
+            } else {
+                offer
+            };
             let viewer = Viewer::new();
-            let answer = answer_with_candidates(viewer, &offer).await;
+            let answer = answer_with_candidates(viewer, &offer).await.map(|(v, a)| {
+                (
+                    v,
+                    if unreachable {
+                        without_candidates(&a)
+                    } else {
+                        a
+                    },
+                )
+            });
             let (viewer, answer) = match answer {
                 Some(a) => a,
                 None => return (StatusCode::INTERNAL_SERVER_ERROR, "no answer").into_response(),
@@ -233,6 +251,13 @@ fn created(n: u64, answer: String) -> Response {
         answer,
     )
         .into_response()
+}
+
+/// `sdp` without its candidates.
+fn without_candidates(sdp: &str) -> String {
+    sdp.split_inclusive('\n')
+        .filter(|l| !l.starts_with("a=candidate") && !l.starts_with("a=end-of-candidates"))
+        .collect()
 }
 
 /// The viewer's answer to `offer`, with the candidates it gathered within a moment.
