@@ -9,7 +9,8 @@ offer Janus makes, sends `start`, and counts the frames it decodes. It prints on
 per viewer the frames decoded, their size, the codec, how long until the first frame; with
 `--seconds`, each viewer also watches that long after its first frame and reports the frame
 rate and the longest gap between frames. Exit 0 when every viewer decoded `--frames` frames
-(and watched `--seconds`), 1 otherwise.
+(and watched `--seconds`), 1 otherwise. Each viewer's first frame is announced on stderr
+(`first frame: viewer N`) as it comes.
 
 Janus's own player (janus.js in a browser) uses the same requests; aiortc decodes without a
 browser, so the test needs no display and reports exactly what arrived.
@@ -17,6 +18,7 @@ browser, so the test needs no display and reports exactly what arrived.
 
 import argparse
 import asyncio
+import concurrent.futures
 import json
 import random
 import string
@@ -206,6 +208,8 @@ class Viewer:
                 if first is None:
                     first = now
                     r["first_frame_s"] = round(now - started, 2)
+                    # For whoever waits until every viewer sees the picture.
+                    print(f"first frame: viewer {self.number}", file=sys.stderr, flush=True)
                 if last is not None:
                     gap = max(gap, now - last)
                 last = now
@@ -233,6 +237,11 @@ def negotiated(answer):
 
 
 async def run(args):
+    # Every viewer keeps a long poll open on a thread of its own, and makes its requests on
+    # others: the default pool (a few threads per core) would leave later viewers waiting.
+    asyncio.get_running_loop().set_default_executor(
+        concurrent.futures.ThreadPoolExecutor(max_workers=3 * args.viewers + 4)
+    )
     viewers = [Viewer(args.url.rstrip("/"), args.room, args, n) for n in range(args.viewers)]
     started = time.monotonic()
     results = await asyncio.gather(*(v.run() for v in viewers), return_exceptions=True)

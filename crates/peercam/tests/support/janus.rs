@@ -18,7 +18,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -216,27 +216,8 @@ impl<'a> MediaServer<'a> {
     /// Runs `viewers` viewers of [`ROOM`] until each decoded `frames` frames and watched
     /// `seconds`; janus_viewer.py's JSON report, and whether it succeeded.
     pub fn watch(&self, viewers: u32, frames: u32, seconds: u32, timeout: u32) -> (bool, Value) {
-        let script = repo().join("tests/aiortc/janus_viewer.py");
         let out = self
-            .ns
-            .command(
-                python().to_str().expect("utf-8 path"),
-                &[
-                    script.to_str().expect("utf-8 path"),
-                    &format!("http://127.0.0.1:{JANUS_HTTP}/janus"),
-                    "--room",
-                    &ROOM.to_string(),
-                    "--viewers",
-                    &viewers.to_string(),
-                    "--frames",
-                    &frames.to_string(),
-                    "--seconds",
-                    &seconds.to_string(),
-                    "--timeout",
-                    &timeout.to_string(),
-                ],
-            )
-            .stdin(Stdio::null())
+            .watch_command(viewers, frames, seconds, timeout)
             .output()
             .expect("run janus_viewer.py");
         let text = String::from_utf8_lossy(&out.stdout);
@@ -247,6 +228,35 @@ impl<'a> MediaServer<'a> {
             )
         });
         (out.status.success(), report)
+    }
+
+    /// The command [`MediaServer::watch`] runs, to run it in the background.
+    pub fn watch_command(&self, viewers: u32, frames: u32, seconds: u32, timeout: u32) -> Command {
+        let script = repo().join("tests/aiortc/janus_viewer.py");
+        let mut command = self.ns.command(
+            python().to_str().expect("utf-8 path"),
+            &[
+                script.to_str().expect("utf-8 path"),
+                &format!("http://127.0.0.1:{JANUS_HTTP}/janus"),
+                "--room",
+                &ROOM.to_string(),
+                "--viewers",
+                &viewers.to_string(),
+                "--frames",
+                &frames.to_string(),
+                "--seconds",
+                &seconds.to_string(),
+                "--timeout",
+                &timeout.to_string(),
+            ],
+        );
+        command.stdin(Stdio::null());
+        command
+    }
+
+    /// Janus's process id, while it runs.
+    pub fn janus_pid(&self) -> Option<u32> {
+        self.janus.as_ref().map(Child::id)
     }
 
     /// Waits until `path` on `port` answers 200 inside the namespace.

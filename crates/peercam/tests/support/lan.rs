@@ -196,7 +196,8 @@ impl LossyLan {
         self.serve_with(scratch, bitrate_kbps, "")
     }
 
-    /// As [`LossyLan::serve`], with `extra` (TOML sections) added to its configuration.
+    /// As [`LossyLan::serve`], with `extra` added to its configuration right after its
+    /// `[camera]` keys: more `[camera]` keys first, if any, then other sections.
     pub fn serve_with(&self, scratch: &Scratch, bitrate_kbps: u32, extra: &str) -> Serve {
         let pipelines = scratch.join("pipelines");
         std::fs::create_dir_all(pipelines.join("sources")).expect("sources dir");
