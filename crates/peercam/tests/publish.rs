@@ -81,16 +81,19 @@ async fn the_device_publishes_retries_republishes_and_ends_its_session() {
     let endpoint = Endpoint::start(vec![
         Reply::Refuse(503, "busy: no media node free"),
         Reply::Unusable,
+        Reply::Redirect,
     ])
     .await;
     let server = start_device(&endpoint).await;
 
     // 1. Refused with 503, then an answer the camera cannot use (ended with DELETE), then
-    // served: the device waits 1 s, then 2 s, between them.
+    // redirected and served: the device waits 1 s, then 2 s, between the attempts.
     let n = decoded(&endpoint, 60, Duration::from_secs(30)).await;
     let seen = endpoint.seen();
     let posts: Vec<_> = seen.iter().filter(|s| s.method == "POST").collect();
-    assert_eq!(posts.len(), 3, "{seen:#?}");
+    assert_eq!(posts.len(), 4, "{seen:#?}");
+    assert_eq!(posts[3].path, "/whip/other");
+    assert!(posts[3].at - posts[2].at < Duration::from_millis(500));
     for post in &posts {
         assert_eq!(
             post.authorization.as_deref(),
@@ -148,7 +151,7 @@ async fn the_device_publishes_retries_republishes_and_ends_its_session() {
         .wait(
             Duration::from_secs(30),
             "a new POST after the silence",
-            |seen| seen.iter().filter(|s| s.method == "POST").count() == 4,
+            |seen| seen.iter().filter(|s| s.method == "POST").count() == 5,
         )
         .await;
     let post = seen.iter().rfind(|s| s.method == "POST").unwrap();

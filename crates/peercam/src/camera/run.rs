@@ -2,7 +2,9 @@
 //! the workers' messages and exits, page visits, the policy's deadlines, the stop) into
 //! [`Event`]s for the policy (policy.rs), and carries out the [`Action`]s it returns: worker
 //! processes (process.rs), the hub, the live counts. It owns the device's members in the
-//! MESH rooms it is invited into. It decides nothing about workers.
+//! MESH rooms it is invited into. It decides nothing about workers. The WHEP door's requests
+//! and the WHIP publisher's outcomes and deadlines come in here too, and what their peers
+//! must tell the worker goes to the policy as signals to the camera's member.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;

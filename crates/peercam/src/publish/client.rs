@@ -21,6 +21,9 @@ use super::Target;
 /// Largest answer read: an SDP answer with candidates is a few KiB.
 const MAX_BODY: usize = 64 * 1024;
 
+/// Most redirects followed for one offer.
+const MAX_REDIRECTS: usize = 3;
+
 /// Longest part of a server's error body kept for the log and `/api/stats`.
 const MAX_ERROR_TEXT: usize = 300;
 
@@ -64,7 +67,7 @@ impl Reply {
 pub struct Answer {
     /// The SDP answer.
     pub sdp: String,
-    /// The session's URL as written.
+    /// The session's URL, absolute (read against the URL that answered).
     pub location: Option<String>,
 }
 
@@ -83,11 +86,39 @@ impl Client {
         }
     }
 
-    /// `POST`s `offer`; the answer, or why not in a sentence.
+    /// `POST`s `offer`, following the endpoint's redirects (a cluster sends a client to the
+    /// node that takes it); the answer, its session URL made absolute, or why not in a
+    /// sentence.
     pub async fn post_offer(&self, offer: String, within: Duration) -> Result<Answer, String> {
-        let reply = self
-            .send(Method::POST, &self.target.url, Some(offer), within)
-            .await?;
+        let deadline = tokio::time::Instant::now() + within;
+        let mut url = self.target.url.clone();
+        let mut redirects = 0;
+        let reply = loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let reply = self
+                .send(Method::POST, &url, Some(offer.clone()), left)
+                .await?;
+            let redirect = matches!(
+                reply.status,
+                StatusCode::TEMPORARY_REDIRECT | StatusCode::PERMANENT_REDIRECT
+            );
+            let Some(location) = reply.location.as_deref().filter(|_| redirect) else {
+                break reply;
+            };
+            redirects += 1;
+            if redirects > MAX_REDIRECTS {
+                return Err(format!("more than {MAX_REDIRECTS} redirects"));
+            }
+            let next = url
+                .resolve(location)
+                .map_err(|e| format!("the server redirected to {location:?}: {e}"))?;
+            if url.tls && !next.tls {
+                // The token would travel in the clear.
+                return Err(format!("the server redirected from https to {next}"));
+            }
+            log::info!("publishing: {} redirects to {next}", url);
+            url = next;
+        };
         if reply.status != StatusCode::CREATED {
             return Err(reply.describe());
         }
@@ -101,13 +132,23 @@ impl Client {
                 reply.content_type.unwrap_or_default()
             ));
         }
+        // Read against the URL that answered, which a redirect may have changed.
+        let location = match reply.location.as_deref().map(|l| url.resolve(l)) {
+            Some(Ok(session)) => Some(session.full()),
+            Some(Err(e)) => {
+                log::warn!("publishing: the server's session URL cannot be used: {e}");
+                None
+            }
+            None => None,
+        };
         Ok(Answer {
             sdp: reply.body,
-            location: reply.location,
+            location,
         })
     }
 
-    /// `DELETE`s the session at `location` (as the server wrote it); the reply, or why none.
+    /// `DELETE`s the session at `location` (as [`Answer::location`] gives it); the reply, or
+    /// why none.
     pub async fn delete(&self, location: &str, within: Duration) -> Result<Reply, String> {
         let url = self
             .target

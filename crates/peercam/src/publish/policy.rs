@@ -43,7 +43,7 @@ pub enum Event {
         peer: String,
         /// The server's answer.
         answer: String,
-        /// The session's URL (`Location`), as the server wrote it.
+        /// The session's URL (`Location`, made absolute).
         location: Option<String>,
     },
     /// The server refused the offer, or could not be reached.
@@ -96,7 +96,7 @@ pub enum Action {
     },
     /// `DELETE` a session at the server (its `Location`).
     Delete {
-        /// The session's URL as the server wrote it.
+        /// The session's URL.
         location: String,
     },
 }

@@ -4,9 +4,9 @@
 //!
 //! ```text
 //! POST /whip (application/sdp, Bearer token) ─▶ per the script: a status and a body, an
-//!                                               unusable answer, or a Viewer's answer with
-//!                                               its candidates gathered; Location
-//!                                               /whip/session/N (relative)
+//!                                               unusable answer, a redirect to /whip/other,
+//!                                               or a Viewer's answer with its candidates
+//!                                               gathered; Location /whip/session/N (relative)
 //! DELETE /whip/session/N ─────────────────────▶ the session's Viewer stops; recorded
 //! ```
 //!
@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, post};
 use axum::Router;
@@ -35,6 +35,8 @@ pub enum Reply {
     Refuse(u16, &'static str),
     /// `201` with an answer the device cannot use (its video declined).
     Unusable,
+    /// `307` to `/whip/other`, which answers the next `POST` in the script.
+    Redirect,
     /// `201` with a [`Viewer`]'s answer.
     Serve,
     /// `201` with a [`Viewer`]'s answer, but no candidate on either side: the connection
@@ -96,6 +98,7 @@ impl Endpoint {
         }));
         let app = Router::new()
             .route("/whip", post(offer))
+            .route("/whip/other", post(offer))
             .route("/whip/session/{n}", delete(end))
             .with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -184,11 +187,13 @@ fn record(
 
 async fn offer(
     State(inner): State<Arc<Mutex<Inner>>>,
+    uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let offer = String::from_utf8_lossy(&body).into_owned();
-    record(&inner, "POST", "/whip".into(), &headers, offer.clone());
+    let path = uri.path().to_owned();
+    record(&inner, "POST", path.clone(), &headers, offer.clone());
     let reply = {
         let mut inner = inner.lock().unwrap();
         if inner.script.is_empty() {
@@ -203,6 +208,13 @@ async fn offer(
             return (status, body).into_response();
         }
         Reply::Unusable => UNUSABLE.to_owned(),
+        Reply::Redirect => {
+            return (
+                StatusCode::TEMPORARY_REDIRECT,
+                [(header::LOCATION, "/whip/other")],
+            )
+                .into_response()
+        }
         Reply::Serve | Reply::Unreachable => {
             let unreachable = reply == Reply::Unreachable;
             let offer = if unreachable {
@@ -229,7 +241,7 @@ async fn offer(
             inner.made += 1;
             let n = inner.made;
             inner.sessions.insert(n, Arc::new(viewer));
-            return created(n, answer);
+            return created(&path, n, answer);
         }
     };
     let n = {
@@ -237,16 +249,22 @@ async fn offer(
         inner.made += 1;
         inner.made
     };
-    created(n, answer)
+    created(&path, n, answer)
 }
 
-fn created(n: u64, answer: String) -> Response {
+/// `201` with `answer` and the session's URL, relative to the request's `path`.
+fn created(path: &str, n: u64, answer: String) -> Response {
+    let location = if path == "/whip" {
+        format!("whip/session/{n}")
+    } else {
+        format!("session/{n}")
+    };
     (
         StatusCode::CREATED,
         [
             (header::CONTENT_TYPE, "application/sdp".to_owned()),
-            // Relative to the endpoint's URL, as simple-whip-server and MediaMTX write it.
-            (header::LOCATION, format!("whip/session/{n}")),
+            // Relative, to be read against the URL that answered.
+            (header::LOCATION, location),
         ],
         answer,
     )

@@ -173,6 +173,12 @@ impl WhipUrl {
         }
     }
 
+    /// The whole URL, query included: for requests, never for the log.
+    pub fn full(&self) -> String {
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}{}", self.authority(), self.path)
+    }
+
     /// The URL to show: scheme, host, port and path, without the query (a stream key may
     /// travel there).
     pub fn shown(&self) -> String {
@@ -339,6 +345,8 @@ mod tests {
         );
         assert_eq!(r("//other/s/1").unwrap(), "http://other/s/1");
         assert!(r("").is_err());
+        let full = WhipUrl::parse("https://srv:8443/a/whip?k=1").unwrap();
+        assert_eq!(WhipUrl::parse(&full.full()).unwrap(), full);
         let with_query = WhipUrl::parse("http://srv/a/whip?k=1").unwrap();
         assert_eq!(
             with_query.resolve("session/2").unwrap().path,
