@@ -82,6 +82,8 @@ pub struct Endpoint {
     inner: Arc<Mutex<Inner>>,
     /// The server.
     task: JoinHandle<()>,
+    /// It answers https.
+    tls: bool,
 }
 
 /// An answer that parses but declines the video: the device cannot use it.
@@ -90,8 +92,18 @@ const UNUSABLE: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
     a=mid:video0\r\na=inactive\r\n";
 
 impl Endpoint {
-    /// Starts the endpoint: `POST`s are answered by `script` in turn, then served.
+    /// Starts the endpoint over plain HTTP: `POST`s are answered by `script` in turn, then
+    /// served.
     pub async fn start(script: Vec<Reply>) -> Endpoint {
+        Endpoint::start_with(script, None).await
+    }
+
+    /// As [`Endpoint::start`], over https (and http) with `tls`.
+    pub async fn start_tls(script: Vec<Reply>, tls: Arc<rustls::ServerConfig>) -> Endpoint {
+        Endpoint::start_with(script, Some(tls)).await
+    }
+
+    async fn start_with(script: Vec<Reply>, tls: Option<Arc<rustls::ServerConfig>>) -> Endpoint {
         let inner = Arc::new(Mutex::new(Inner {
             script,
             ..Inner::default()
@@ -105,15 +117,25 @@ impl Endpoint {
             .await
             .expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("address");
+        let tls_on = tls.is_some();
         let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
+            let listener = peercam::net::Listener::new(listener);
+            let stop = std::future::pending();
+            let _ = peercam::net::serve(listener, app, tls, peercam::net::HANDSHAKE_TIMEOUT, stop)
+                .await;
         });
-        Endpoint { addr, inner, task }
+        Endpoint {
+            addr,
+            inner,
+            task,
+            tls: tls_on,
+        }
     }
 
     /// The endpoint's URL.
     pub fn url(&self) -> String {
-        format!("http://{}/whip", self.addr)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}/whip", self.addr)
     }
 
     /// The requests so far.
