@@ -56,9 +56,13 @@ struct Sample {
     janus: Option<f64>,
 }
 
+/// The command line's options.
 struct Options {
+    /// Seconds each window measures.
     window: u64,
+    /// Seconds after the device goes live before the window without viewers.
     settle: u64,
+    /// The numbers of viewers, in turn.
     steps: Vec<u32>,
 }
 
