@@ -26,6 +26,10 @@ if [ "$want_test" = 1 ]; then
   packages+=(zbar-tools librsvg2-bin)
   # python3-venv: the aiortc interop test's virtualenv (tests/aiortc).
   packages+=(python3 python3-venv)
+  # janus, curl: the WHIP test publishes to Janus and reaches it with curl. Its WHIP front,
+  # simple-whip-server, depends on Debian's nodejs, which a Node.js from elsewhere conflicts
+  # with: it is unpacked under tests/whip/server below instead of installed.
+  packages+=(janus curl)
   # Any working Node.js will do (it may come from outside Debian with its own npm).
   command -v node >/dev/null && command -v npm >/dev/null || packages+=(nodejs npm)
 fi
@@ -50,6 +54,19 @@ fi
 if [ "$want_test" = 1 ] && [ -f tests/browser/package.json ]; then
   (cd tests/browser && { { [ -d node_modules/playwright-core ] && [ -d node_modules/puppeteer-core ]; } ||
     PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error; })
+fi
+# simple-whip-server (Janus's WHIP front, from Debian) unpacked under tests/whip/server, and
+# the npm packages it needs (at the versions Debian ships) in tests/whip/node_modules.
+if [ "$want_test" = 1 ] && [ -f tests/whip/package.json ]; then
+  (cd tests/whip && {
+    [ -f server/usr/share/simple-whip-server/src/server.js ] || {
+      tmp=$(mktemp -d)
+      (cd "$tmp" && { apt-get download simple-whip-server >/dev/null 2>&1 ||
+        { apt-get update -qq && apt-get download simple-whip-server >/dev/null; }; })
+      dpkg-deb -x "$tmp"/simple-whip-server_*.deb server
+      rm -rf "$tmp"
+    }
+    [ -d node_modules/express ] || npm ci --no-audit --no-fund --loglevel=error; })
 fi
 # aiortc (a Python WebRTC stack) for the interop test, in a virtualenv of its own; installed
 # again only when its pinned versions change.

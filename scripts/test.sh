@@ -21,7 +21,7 @@ cargo test --locked
 # Tests that need root (network and mount namespaces) are ignored in a plain run.
 step "root-only tests (network and mount namespaces)"
 root_only=(-p peercam --test discovery_netns --test service --test interop_aiortc --test loss_netns
-  --test firefox_netns --test whep_netns)
+  --test firefox_netns --test whep_netns --test whip_netns)
 if [ "$(id -u)" = 0 ]; then
   # One at a time: each runs a device and browsers whose frame rates are judged, and two at
   # once on a 2-core machine starve each other's browsers.

@@ -129,11 +129,33 @@ pub(crate) fn leaky_queue(max_time_ns: u64) -> Result<gst::Element, MediaError> 
         .map_err(|_| MediaError::MissingElement("queue".into()))
 }
 
+/// Makes a branch's queue answer the encoder's allocation query itself. The query is
+/// serialized: a queue holds it until everything queued before it has left, and what follows
+/// a branch can hold still for good (webrtcbin keeps media back until DTLS is up, which a
+/// peer whose ICE never connects never reaches). Held there, the query would hold the tee,
+/// the encoder and the capture with it: no frame for anyone, and the worker's loop stuck
+/// reopening a source it takes for stalled. A payloader wants nothing from the encoder's
+/// allocation, so the empty answer costs nothing.
+fn answer_allocation_queries(queue: &gst::Element) {
+    let Some(sink) = queue.static_pad("sink") else {
+        return;
+    };
+    sink.add_probe(gst::PadProbeType::QUERY_DOWNSTREAM, |_, info| {
+        match &info.data {
+            Some(gst::PadProbeData::Query(q)) if q.type_() == gst::QueryType::Allocation => {
+                gst::PadProbeReturn::Handled
+            }
+            _ => gst::PadProbeReturn::Ok,
+        }
+    });
+}
+
 impl Chain {
     /// `queue ! payloader ! capsfilter` for `codec` under `pt` as `ssrc`, its first sequence
     /// number `seqnum` (random if `None`); linked, not yet in a bin.
     pub fn new(codec: Codec, pt: u8, ssrc: u32, seqnum: Option<u16>) -> Result<Chain, MediaError> {
         let queue = leaky_queue(QUEUE_TIME_NS)?;
+        answer_allocation_queries(&queue);
         let pay = match codec {
             Codec::H264 => {
                 let pay = make("rtph264pay")?;

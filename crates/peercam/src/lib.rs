@@ -7,6 +7,7 @@ pub mod camera;
 pub mod discovery;
 pub mod gate;
 pub mod net;
+pub mod publish;
 pub mod service;
 pub mod share;
 pub mod signaling;

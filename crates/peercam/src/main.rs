@@ -255,9 +255,11 @@ fn check(config: &Config) -> anyhow::Result<()> {
         .stdin(std::process::Stdio::piped())
         .spawn()
         .with_context(|| format!("running {}", program.display()))?;
-    // The media program has no use for the access token: it does not get it.
+    // The media program has no use for the access token or the publish token: it gets
+    // neither.
     let mut shared = config.clone();
     shared.auth.token = None;
+    shared.publish.token = None;
     if let Some(mut stdin) = child.stdin.take() {
         stdin
             .write_all(serde_json::to_string(&shared)?.as_bytes())
@@ -267,6 +269,7 @@ fn check(config: &Config) -> anyhow::Result<()> {
     if !status.success() {
         anyhow::bail!("{} check: {status}", program.display());
     }
+    println!("\n{}", peercam::publish::check(config));
     let dir = peercam::access::command_state_dir(config);
     match peercam::access::command::token(config, dir.as_deref(), false) {
         Ok(outcome) if outcome.by_address.is_empty() => {

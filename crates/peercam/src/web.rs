@@ -186,6 +186,8 @@ struct Stats {
     whep_viewers: Option<usize>,
     /// Process ids of the media workers.
     workers: Option<Workers>,
+    /// The WHIP publisher (`null` when the device does not publish).
+    publish: Option<crate::publish::Status>,
 }
 
 #[derive(Serialize)]
@@ -209,6 +211,7 @@ async fn stats(State(state): State<AppState>) -> Json<Stats> {
             let (active, spare) = c.worker_pids();
             Workers { active, spare }
         }),
+        publish: state.camera.as_ref().and_then(|c| c.publish()),
     })
 }
 

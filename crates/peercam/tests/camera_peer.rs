@@ -49,6 +49,7 @@ async fn start_device_knowing(stream_profile: &str) -> Server {
         log_level: "info".into(),
         program: media_program(),
         stream_profile: Some(stream_profile.into()),
+        publish: None,
     };
     device.camera = Some(camera::start(device.hub.clone(), settings).expect("camera starts"));
     Server::serve(device).await

@@ -58,6 +58,9 @@ macro_rules! section {
     };
 }
 
+mod publish;
+pub use publish::{check_publish_token, PublishConfig, WhipUrl};
+
 /// The whole configuration.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -78,6 +81,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// The still picture at `/snapshot.jpg`.
     pub snapshot: SnapshotConfig,
+    /// Publishing to a media server over WHIP.
+    pub publish: PublishConfig,
 }
 
 /// The sections in file order: name, the comment above it, its keys.
@@ -122,6 +127,11 @@ const SECTIONS: &[(&str, &str, &[KeyDoc])] = &[
         "The camera's current picture as a JPEG at /snapshot.jpg (Home Assistant's still image).",
         SnapshotConfig::KEYS,
     ),
+    (
+        "publish",
+        "Publishing to a media server over WHIP (RFC 9725): the server fans the one stream out.",
+        PublishConfig::KEYS,
+    ),
 ];
 
 /// Example values for keys that are unset by default, shown commented out.
@@ -131,6 +141,12 @@ const EXAMPLES: &[(&str, &str, &str)] = &[
     ("auth", "token", "\"<32 or more of A-Z a-z 0-9 - _ .>\""),
     ("tls", "key", "\"/etc/peercam/key.pem\""),
     ("camera", "stun", "\"stun://stun.example.net:3478\""),
+    (
+        "publish",
+        "url",
+        "\"http://mediaserver.lan:8889/porch/whip\"",
+    ),
+    ("publish", "token", "\"<the endpoint's Bearer token>\""),
     (
         "camera",
         "pipelines_dir",
@@ -665,6 +681,9 @@ impl Config {
         if !(1..=100).contains(&shot.quality) {
             return invalid("snapshot.quality", "must be between 1 and 100");
         }
+        if let Err((key, message)) = self.publish.check() {
+            return invalid(key, &message);
+        }
         if let Err(e) = env_filter::Builder::new().try_parse(&self.log.level) {
             return invalid("log.level", &format!("not a log filter: {e}"));
         }
@@ -901,6 +920,41 @@ mod tests {
     }
 
     #[test]
+    fn publishing_is_off_by_default_and_its_section_is_checked() {
+        assert!(!Config::default().publish.enabled);
+        let c = parse(
+            "[publish]\nenabled = true\nurl = \"http://10.1.2.3:7080/whip/endpoint/cam\"\n\
+             token = \"s3cret\"\n",
+        )
+        .unwrap();
+        let endpoint = c.publish.endpoint().unwrap();
+        assert_eq!((endpoint.host.as_str(), endpoint.port), ("10.1.2.3", 7080));
+        refused(
+            "[publish]\nenabled = true\n",
+            &["publish.url", "must be set"],
+        );
+        refused(
+            "[publish]\nurl = \"rtmp://x/live\"\n",
+            &["publish.url", "http://"],
+        );
+        refused(
+            "[publish]\nurl = \"http://x/whip\"\ntoken = \"a b\"\n",
+            &["publish.token"],
+        );
+        refused(
+            "[publish]\nendpoint = \"http://x\"\n",
+            &["line 2", "endpoint"],
+        );
+        // The printed file shows both keys as examples, and they are valid uncommented.
+        let text = Config::default_file()
+            .replace("\n# url = ", "\nurl = ")
+            .replace("\n# token = \"<the", "\ntoken = \"the");
+        let text = text.replace("the endpoint's Bearer token>", "stream-key");
+        let c = parse(&text).unwrap();
+        assert_eq!(c.publish.token.as_deref(), Some("stream-key"));
+    }
+
+    #[test]
     fn auth_is_a_token_by_default_and_can_be_opened_or_given() {
         assert_eq!(Config::default().auth.mode, AuthMode::Token);
         assert_eq!(Config::default().auth.token, None);
@@ -962,6 +1016,8 @@ mod tests {
         full.auth.token = Some("t".repeat(MIN_TOKEN_LEN));
         full.snapshot.width = Some(640);
         full.snapshot.height = Some(480);
+        full.publish.url = Some("http://m/whip".into());
+        full.publish.token = Some("k".into());
         let value = toml::Value::try_from(&full).unwrap();
         let tables = value.as_table().unwrap();
         let names: Vec<&str> = SECTIONS.iter().map(|(n, _, _)| *n).collect();

@@ -32,7 +32,10 @@
 //! Who does what: policy.rs decides all of the above, with time passed in; run.rs is the
 //! loop that feeds it events (the policy's deadlines among them) and carries out its
 //! actions; events.rs names both; process.rs is one worker process; stats.rs the live
-//! counts; dtls.rs the DTLS certificate every worker's peers present. This file is the camera's face to the service: [`start`] and [`CameraHandle`].
+//! counts; dtls.rs the DTLS certificate every worker's peers present. whep.rs (WHEP players)
+//! and publish.rs (the WHIP publisher) keep peers of the camera's own member that are no
+//! members of the hub: the loop hands the worker their requests as if from the hub and takes
+//! the worker's messages to them before the hub sees them. This file is the camera's face to the service: [`start`] and [`CameraHandle`].
 //!
 //! The loop runs on a thread of its own, with a single-threaded runtime, rather than as a
 //! task on the serving runtime. [`start`] and [`CameraHandle::stop`] (and so the handle's
@@ -53,6 +56,7 @@ pub mod dtls;
 mod events;
 mod policy;
 pub mod process;
+mod publish;
 mod run;
 pub mod stats;
 mod whep;
@@ -95,6 +99,8 @@ pub struct CameraSettings {
     /// The stream's H.264 `profile-level-id`, if known before any stream ran; after that,
     /// as the active worker last reported it.
     pub stream_profile: Option<String>,
+    /// The WHIP endpoint the stream is published to, if any (camera/publish.rs).
+    pub publish: Option<crate::publish::Target>,
 }
 
 /// The answer to a request for a still picture: the JPEG, or a sentence saying why there is

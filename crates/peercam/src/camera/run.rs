@@ -3,7 +3,9 @@
 //! deadlines, the stop) into [`Event`]s for the policy (policy.rs), and carries out the
 //! [`Action`]s it returns: worker processes (process.rs), the hub, the live counts, the
 //! answers to those who asked for a picture. It owns the device's members in the MESH rooms
-//! it is invited into. It decides nothing about workers.
+//! it is invited into. It decides nothing about workers. The WHEP door's requests and the
+//! WHIP publisher's outcomes and deadlines come in here too, and what their peers must tell
+//! the worker goes to the policy as signals to the camera's member.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -17,8 +19,10 @@ use peercam_wire::{Chosen, WorkerSettings};
 use super::events::{Action, Event, NotStarted};
 use super::policy::{Supervisor, START_LIMIT};
 use super::process::{Process, WorkerEvent};
+use super::publish::Publishing;
 use super::whep::Sessions;
 use super::{CameraError, CameraSettings, CameraStats, SnapshotRequest, EVENT_QUEUE};
+use crate::publish::policy::Event as PublishEvent;
 use crate::signaling::hub::{IdTaken, MemberSink, Overflow};
 use crate::signaling::{ConversationKind, Hub, Incoming, Outgoing};
 use crate::whep::DoorRequest;
@@ -90,6 +94,8 @@ pub(super) struct Camera {
     ready: Option<Ready>,
     /// The WHEP door's sessions.
     whep: Sessions,
+    /// The WHIP publisher, when the device publishes.
+    publishing: Option<Publishing>,
     /// What carrying out the last actions brought up for the policy, handled before the
     /// loop waits again.
     followups: Vec<Event>,
@@ -117,6 +123,13 @@ impl Camera {
             mut snapshots,
         } = inputs;
         let (ev_tx, mut events) = mpsc::channel(EVENT_QUEUE);
+        let (publishing, mut published) = match settings.publish.clone() {
+            Some(target) => {
+                let (p, rx) = Publishing::new(target, stats.clone(), Instant::now());
+                (Some(p), Some(rx))
+            }
+            None => (None, None),
+        };
         let mut camera = Camera {
             hub,
             settings,
@@ -129,6 +142,7 @@ impl Camera {
             stopping: None,
             ready: Some(ready),
             whep: Sessions::default(),
+            publishing,
             followups: Vec::new(),
             pictures: HashMap::new(),
             pictures_asked: 0,
@@ -142,6 +156,10 @@ impl Camera {
             }
             let events = if camera.followups.is_empty() {
                 let deadline = policy.next_deadline();
+                let publish_deadline = camera
+                    .publishing
+                    .as_ref()
+                    .and_then(Publishing::next_deadline);
                 tokio::select! {
                     _ = &mut stop => vec![Event::Stop],
                     _ = primer.notified() => vec![Event::Prime],
@@ -152,6 +170,8 @@ impl Camera {
                     }],
                     Some(request) = whep.recv() => camera.whep_request(request),
                     Some(request) = snapshots.recv() => vec![camera.picture_asked(request)],
+                    Some(event) = recv_some(&mut published) => camera.publish(event),
+                    _ = sleep_until(publish_deadline) => camera.publish(PublishEvent::Tick),
                     _ = sleep_until(deadline) => vec![Event::Tick],
                 }
             } else {
@@ -164,7 +184,12 @@ impl Camera {
                 .collect();
         }
         let stopping = camera.stopping.take().unwrap_or_default();
-        futures_util::future::join_all(stopping.into_iter().map(Process::stop)).await;
+        let unpublished = camera.publishing.as_mut().map(|p| p.stop(Instant::now()));
+        futures_util::future::join(
+            futures_util::future::join_all(stopping.into_iter().map(Process::stop)),
+            futures_util::future::OptionFuture::from(unpublished),
+        )
+        .await;
     }
 
     /// What the first worker starts with (later ones are given the same): among it, the
@@ -270,6 +295,17 @@ impl Camera {
                 }
             }
             Action::Deliver { member, msg } => {
+                let msg = match self.publishing.as_mut() {
+                    Some(p) => match p.deliver(Instant::now(), msg) {
+                        Ok(steps) => {
+                            let events = self.signals_of(steps);
+                            self.followups.extend(events);
+                            return None;
+                        }
+                        Err(msg) => msg,
+                    },
+                    None => msg,
+                };
                 let mut steps = Vec::new();
                 let passed = self.whep.deliver(msg, &mut steps);
                 self.whep_steps(steps);
@@ -288,6 +324,8 @@ impl Camera {
                 if let Some(ready) = self.ready.take() {
                     let _ = ready.send(Ok(chosen));
                 }
+                let events = self.publish(PublishEvent::Begin);
+                self.followups.extend(events);
             }
             Action::NotStarted(why) => {
                 let error = self.not_started(why).await;
@@ -451,8 +489,21 @@ impl Camera {
         self.stats.whep_viewers.store(n, Ordering::Relaxed);
     }
 
+    /// Takes in what happened to the WHIP publisher; what the policy must handle for it (the
+    /// publisher's peer's messages to the camera's member).
+    fn publish(&mut self, event: PublishEvent) -> Vec<Event> {
+        let steps = match self.publishing.as_mut() {
+            Some(p) => p.handle(Instant::now(), event),
+            None => Vec::new(),
+        };
+        self.signals_of(steps)
+    }
+
     /// The active worker died: the rooms end, and the broadcast ends and opens again.
     fn end_broadcast(&mut self) {
+        // The publisher's peer went with the worker: it publishes again through the next one.
+        let events = self.publish(PublishEvent::WorkerGone);
+        self.followups.extend(events);
         self.whep
             .end_all("the camera's media worker restarted; post the offer again");
         self.whep_count();
@@ -468,6 +519,14 @@ impl Camera {
             open_broadcast(&self.hub, &self.settings);
         }
         self.whep_count();
+    }
+}
+
+/// The next item from `rx`; never, without one.
+async fn recv_some<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
     }
 }
 

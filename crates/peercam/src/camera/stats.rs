@@ -31,6 +31,8 @@ pub struct CameraStats {
     /// Process ids of the active and the spare media worker (0: none).
     pub(super) active_worker: AtomicU32,
     pub(super) spare_worker: AtomicU32,
+    /// The WHIP publisher's status, when the device publishes.
+    pub(super) publish: std::sync::Mutex<Option<crate::publish::Status>>,
 }
 
 impl CameraStats {
@@ -53,6 +55,12 @@ impl CameraStats {
     pub fn worker_pids(&self) -> (Option<u32>, Option<u32>) {
         let pid = |a: &AtomicU32| Some(a.load(Ordering::Relaxed)).filter(|&p| p != 0);
         (pid(&self.active_worker), pid(&self.spare_worker))
+    }
+
+    /// The WHIP publisher's status as of now, when the device publishes.
+    pub fn publish(&self) -> Option<crate::publish::Status> {
+        let status = self.publish.lock().ok()?.clone()?;
+        Some(status.at(std::time::Instant::now()))
     }
 
     /// Takes a worker's counts (frames excepted: the device's count spans workers).

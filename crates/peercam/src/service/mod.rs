@@ -148,6 +148,7 @@ impl Device {
             log_level: config.log.level.clone(),
             program: program.to_owned(),
             stream_profile: None,
+            publish: crate::publish::Target::of(config),
         };
         let camera = camera::start(self.hub.clone(), settings)?;
         if let Some(chosen) = camera.chosen() {

@@ -258,6 +258,8 @@ fn build_device(
             )))
         })?;
         device.start_camera(config, Capture::Select(config.camera.clone()), &program)?;
+    } else if config.publish.enabled {
+        log::warn!("publish.enabled is set but the camera is off: nothing is published");
     }
     Ok(device)
 }

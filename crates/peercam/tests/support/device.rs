@@ -352,6 +352,11 @@ impl Serve {
         }
     }
 
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Sends `sig` to the process.
     pub fn signal(&self, sig: libc::c_int) {
         // SAFETY: kill takes plain integers; the pid is our own child, not yet reaped.

@@ -198,6 +198,12 @@ impl LossyLan {
     /// Starts `peercam serve` in the camera namespace: the scrolling bars at 640x480, 30 fps,
     /// x264 at `bitrate_kbps`, its files in `scratch`. Returns once it is ready.
     pub fn serve(&self, scratch: &Scratch, bitrate_kbps: u32) -> Serve {
+        self.serve_with(scratch, bitrate_kbps, "")
+    }
+
+    /// As [`LossyLan::serve`], with `extra` added to its configuration right after its
+    /// `[camera]` keys: more `[camera]` keys first, if any, then other sections.
+    pub fn serve_with(&self, scratch: &Scratch, bitrate_kbps: u32, extra: &str) -> Serve {
         let pipelines = scratch.join("pipelines");
         std::fs::create_dir_all(pipelines.join("sources")).expect("sources dir");
         std::fs::create_dir_all(pipelines.join("encoders")).expect("encoders dir");
@@ -212,7 +218,7 @@ impl LossyLan {
             &config,
             format!(
                 "[camera]\nsource = \"smpte\"\nencoder = \"x264\"\nwidth = 640\nheight = 480\n\
-                 fps = 30\nbitrate_kbps = {bitrate_kbps}\npipelines_dir = \"{}\"\n",
+                 fps = 30\nbitrate_kbps = {bitrate_kbps}\npipelines_dir = \"{}\"\n{extra}",
                 pipelines.display()
             ),
         )

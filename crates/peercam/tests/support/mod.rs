@@ -3,8 +3,10 @@
 //! client ([`ws`]), plain and TLS HTTP requests ([`http`]), a TLS client that trusts exactly a
 //! device's certificate ([`tls`]), scratch directories ([`scratch`]), the receiving
 //! GStreamer peer ([`gst_viewer`]) and a watcher sampling its frames ([`watch`]), SDP
-//! sent in place of a real peer's ([`fixtures`]), a WHEP player ([`whep`]), and a lossy two-namespace LAN for the
-//! root-only browser tests ([`lan`]).
+//! sent in place of a real peer's ([`fixtures`]), a WHEP player ([`whep`]), a WHIP endpoint
+//! the device publishes to ([`whip_endpoint`]), a lossy two-namespace LAN for the
+//! root-only browser tests ([`lan`]), and Janus with its WHIP front as a media server in one of
+//! its namespaces ([`janus`]).
 //!
 //! Every wait here is bounded, so a broken device fails a test instead of hanging it. Nothing
 //! here decides what a test expects: it only connects, reads, waits and cleans up.
@@ -15,11 +17,13 @@ pub mod device;
 pub mod fixtures;
 pub mod gst_viewer;
 pub mod http;
+pub mod janus;
 pub mod lan;
 pub mod scratch;
 pub mod tls;
 pub mod watch;
 pub mod whep;
+pub mod whip_endpoint;
 pub mod ws;
 
 /// The longest any single expected event may take. Generous against a loaded machine, short
