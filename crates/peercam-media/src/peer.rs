@@ -6,7 +6,9 @@
 //! ```
 //!
 //! A branch that offers VP8 as well has a second chain, fed from the shared VP8 encode once
-//! the viewer's answer chose it (see payload.rs).
+//! the viewer's answer chose it (see payload.rs). A branch that offers sound has an Opus chain
+//! into a second, audio, transceiver ([`Peer::add_audio`]), after the video's so that the
+//! video keeps the offer's first m-line.
 //!
 //! GStreamer calls back on its own threads; the handlers here hold only weak references and
 //! forward [`PeerEvent`]s to the owner (the worker's loop), which does every state change.
@@ -93,6 +95,8 @@ pub struct Peer {
     pub tee_pad: Option<gst::Pad>,
     /// The codec fed through `tee_pad`.
     pub fed: Codec,
+    /// The audio tee's pad feeding this branch, once attached.
+    pub audio_pad: Option<gst::Pad>,
     /// Answerer: the offer's video m-line.
     offered_mline: Option<u32>,
     /// Answerer: the offer's text and H.264 payload type, until our caps have settled.
@@ -363,6 +367,7 @@ impl Peer {
             feeds,
             tee_pad: None,
             fed,
+            audio_pad: None,
             offered_mline: None,
             pending_offer: None,
             outbox: Outbox {
@@ -523,6 +528,24 @@ impl Peer {
             repair_losses(&self.webrtc, &t);
         }
         Ok(pad)
+    }
+
+    /// Offerer: adds the sound, an Opus chain into a send-only audio transceiver (the offer's
+    /// section after the video's). Call before the branch is attached and the offer made.
+    pub fn add_audio(&self) -> Result<(), MediaError> {
+        let pt = crate::payload::OFFER_OPUS_PT;
+        let out = crate::payload::add_audio_chain(&self.bin, pt)?;
+        let pad = self
+            .webrtc
+            .request_pad_simple("sink_%u")
+            .ok_or_else(|| MediaError::Pipeline("webrtcbin refused an audio pad".into()))?;
+        out.link(&pad)
+            .map_err(|e| MediaError::Pipeline(format!("linking webrtcbin audio: {e:?}")))?;
+        if let Some(t) = pad.property::<Option<gst_webrtc::WebRTCRTPTransceiver>>("transceiver") {
+            t.set_direction(gst_webrtc::WebRTCRTPTransceiverDirection::Sendonly);
+            t.set_property("codec-preferences", crate::payload::opus_caps(pt, true));
+        }
+        Ok(())
     }
 
     /// Makes `codec` (which its offer listed) what feeds the branch; its sink pad for that

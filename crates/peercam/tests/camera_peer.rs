@@ -64,6 +64,7 @@ async fn start_device_knowing(stream_profile: &str) -> Server {
         log_level: "info".into(),
         program: media_program(),
         stream_profile: Some(stream_profile.into()),
+        audio: Default::default(),
     };
     device.camera = Some(camera::start(device.hub.clone(), settings).expect("camera starts"));
     Server::serve(device).await

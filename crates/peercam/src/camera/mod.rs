@@ -59,7 +59,7 @@ mod whep;
 
 pub use self::stats::CameraStats;
 pub use peercam_wire::CameraSnapshot;
-use peercam_wire::{Capture, Chosen, IceSettings, SnapshotSpec};
+use peercam_wire::{AudioCapture, Capture, Chosen, IceSettings, SnapshotSpec};
 
 use self::run::{Camera, DeviceSink, Inputs};
 use crate::signaling::Hub;
@@ -95,6 +95,8 @@ pub struct CameraSettings {
     /// The stream's H.264 `profile-level-id`, if known before any stream ran; after that,
     /// as the active worker last reported it.
     pub stream_profile: Option<String>,
+    /// The microphone the workers send, if any.
+    pub audio: AudioCapture,
 }
 
 /// The answer to a request for a still picture: the JPEG, or a sentence saying why there is

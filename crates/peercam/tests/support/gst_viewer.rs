@@ -6,6 +6,7 @@
 //!   viewer: webrtcbin ! rtph264depay ! decodebin ! videoconvert ! appsink   (Consume::Decode)
 //!           (rtpvp8depay for VP8: Accept::Vp8Only answers as a browser without H.264 does)
 //!   viewer: webrtcbin ! rtph264depay ! fakesink                     (Consume::AccessUnits)
+//!           webrtcbin ! rtpopusdepay ! opusdec ! appsink         (the camera's sound, if sent)
 //! ```
 //!
 //! Its signaling goes over the shared strict client ([`super::ws::Client`]). Shared by the
@@ -57,6 +58,26 @@ pub enum ViewerEvent {
     Candidate(u32, String),
 }
 
+/// What a viewer heard of the camera's sound.
+#[derive(Default)]
+pub struct Heard {
+    /// Decoded samples (per channel).
+    pub samples: AtomicU64,
+    /// The loudest decoded sample so far, in millionths of full scale.
+    pub peak: AtomicU64,
+}
+
+impl Heard {
+    pub fn samples(&self) -> u64 {
+        self.samples.load(Ordering::Relaxed)
+    }
+
+    /// The loudest sample so far, 0.0 to 1.0.
+    pub fn peak(&self) -> f64 {
+        self.peak.load(Ordering::Relaxed) as f64 / 1e6
+    }
+}
+
 /// A receiving peer: a webrtcbin that counts the frames it gets.
 pub struct Viewer {
     /// The receiving pipeline.
@@ -73,6 +94,8 @@ pub struct Viewer {
     pub size: Arc<Mutex<Option<(i32, i32)>>>,
     /// The encoding name of the video received (`H264`, `VP8`), once it arrives.
     pub codec: Arc<Mutex<Option<String>>>,
+    /// The sound received, decoded.
+    pub audio: Arc<Heard>,
     /// Which of the offered formats it takes.
     pub accept: Accept,
     /// What webrtcbin produced for the signaling loop.
@@ -113,6 +136,7 @@ impl Viewer {
         let connected_at = Arc::new(OnceLock::new());
         let size = Arc::new(Mutex::new(None));
         let codec = Arc::new(Mutex::new(None));
+        let audio = Arc::new(Heard::default());
 
         let connected = connected_at.clone();
         webrtc.connect_notify(Some("connection-state"), move |webrtc, _| {
@@ -130,23 +154,27 @@ impl Viewer {
             let _ = tx.send(ViewerEvent::Candidate(mline, c));
             None
         });
-        let (pl, fr, first, sz, cd) = (
+        let (pl, fr, first, sz, cd, heard) = (
             pipeline.downgrade(),
             frames.clone(),
             first_at.clone(),
             size.clone(),
             codec.clone(),
+            audio.clone(),
         );
         webrtc.connect_pad_added(move |_, pad| {
             let Some(pipeline) = pl.upgrade() else { return };
-            let name = pad
-                .current_caps()
-                .or_else(|| Some(pad.query_caps(None)))
-                .and_then(|c| {
-                    c.structure(0)
-                        .and_then(|s| s.get::<String>("encoding-name").ok())
-                })
-                .unwrap_or_else(|| "H264".into());
+            let caps = pad.current_caps().or_else(|| Some(pad.query_caps(None)));
+            let field = |name: &str| {
+                caps.as_ref()
+                    .and_then(|c| c.structure(0).and_then(|s| s.get::<String>(name).ok()))
+            };
+            if field("media").as_deref() == Some("audio") {
+                let depay = listening_branch(&pipeline, heard.clone());
+                pad.link(&depay.static_pad("sink").unwrap()).unwrap();
+                return;
+            }
+            let name = field("encoding-name").unwrap_or_else(|| "H264".into());
             *cd.lock().unwrap() = Some(name.clone());
             let depay = match consume {
                 Consume::Decode => {
@@ -165,6 +193,7 @@ impl Viewer {
             connected_at,
             size,
             codec,
+            audio,
             accept,
             events,
             events_tx,
@@ -360,6 +389,56 @@ fn decoding_branch(
                 }
                 first_at.get_or_init(Instant::now);
                 frames.fetch_add(1, Ordering::Relaxed);
+                Ok(gst::FlowSuccess::Ok)
+            })
+            .build(),
+    );
+    for e in [&depay, &decode, &convert, sink.upcast_ref()] {
+        e.sync_state_with_parent().unwrap();
+    }
+    depay
+}
+
+/// `rtpopusdepay ! opusdec ! audioconvert ! audio/x-raw,format=F32LE ! appsink`, counting
+/// decoded samples and their peak into `heard`; returns the depayloader.
+fn listening_branch(pipeline: &gst::Pipeline, heard: Arc<Heard>) -> gst::Element {
+    let depay = gst::ElementFactory::make("rtpopusdepay").build().unwrap();
+    let decode = gst::ElementFactory::make("opusdec").build().unwrap();
+    let convert = gst::ElementFactory::make("audioconvert").build().unwrap();
+    let sink = gstreamer_app::AppSink::builder()
+        .caps(
+            &gst::Caps::builder("audio/x-raw")
+                .field("format", "F32LE")
+                .field("layout", "interleaved")
+                .build(),
+        )
+        .sync(false)
+        .build();
+    pipeline
+        .add_many([&depay, &decode, &convert, sink.upcast_ref()])
+        .unwrap();
+    gst::Element::link_many([&depay, &decode, &convert, sink.upcast_ref()]).unwrap();
+    sink.set_callbacks(
+        gstreamer_app::AppSinkCallbacks::builder()
+            .new_sample(move |s| {
+                let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                let channels = sample
+                    .caps()
+                    .and_then(|c| c.structure(0).and_then(|s| s.get::<i32>("channels").ok()))
+                    .unwrap_or(1)
+                    .max(1) as usize;
+                if let Some(map) = sample.buffer().and_then(|b| b.map_readable().ok()) {
+                    let values = map
+                        .chunks_exact(4)
+                        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]).abs());
+                    let peak = values.fold(0f32, f32::max);
+                    heard
+                        .samples
+                        .fetch_add((map.len() / 4 / channels) as u64, Ordering::Relaxed);
+                    heard
+                        .peak
+                        .fetch_max((peak.min(1.0) * 1e6) as u64, Ordering::Relaxed);
+                }
                 Ok(gst::FlowSuccess::Ok)
             })
             .build(),

@@ -1,0 +1,158 @@
+//! The camera's sound against a receiving GStreamer `webrtcbin` that speaks the protocol over
+//! a real WebSocket and decodes both the picture and the sound.
+//!
+//! ```text
+//!   device: videotestsrc ! x264enc ! tee ! … ─┐
+//!           audiotestsrc ! opusenc ! tee ! … ─┴─ webrtcbin ──ICE/DTLS/SRTP on 127.0.0.1──▶
+//!   viewer: webrtcbin ─┬─ rtph264depay ! decodebin ! appsink
+//!                      └─ rtpopusdepay ! opusdec ! appsink
+//! ```
+
+// Each test binary uses a different part of the shared support.
+#[allow(dead_code)]
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use peercam::config::Config;
+use peercam::service::Device;
+use peercam_wire::Capture;
+use support::device::{camera_stats, media_program, Server};
+use support::gst_viewer::Session;
+
+const LIMIT: Duration = Duration::from_secs(20);
+
+fn test_launch() -> String {
+    "videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate=30/1 \
+     ! videoconvert ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=60 bitrate=500 \
+     ! video/x-h264,profile=constrained-baseline,stream-format=avc,alignment=au"
+        .into()
+}
+
+/// A device sending the test picture, and the sound `audio.source` names from `pipelines`.
+async fn start_device(source: &str, pipelines: Option<PathBuf>) -> Server {
+    let _ = env_logger::builder().is_test(true).try_init();
+    let mut config = Config::default();
+    config.camera.ice_addresses = vec!["127.0.0.1".parse().unwrap()];
+    config.camera.pipelines_dir = pipelines;
+    config.audio.source = source.into();
+    let mut device = Device::new(&config);
+    device
+        .start_camera(&config, Capture::Launch(test_launch()), &media_program())
+        .expect("camera starts");
+    Server::serve(device).await
+}
+
+/// A pipelines directory whose only audio source, `failing`, is the test tone that errors
+/// after `buffers` buffers (about 23 ms each), as a microphone that is unplugged would.
+fn failing_pipelines(buffers: u32) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("peercam-audio-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("audio")).unwrap();
+    std::fs::write(
+        dir.join("audio/failing.toml"),
+        format!(
+            "description = \"a tone that fails\"\n\
+             launch = \"audiotestsrc is-live=true ! identity error-after={buffers}\"\n\
+             [[elements]]\nfactory = \"audiotestsrc\"\npackage = \"gstreamer1.0-plugins-base\"\n"
+        ),
+    )
+    .unwrap();
+    dir
+}
+
+fn offer_of(session: &Session) -> String {
+    session
+        .received
+        .iter()
+        .find(|m| m.signal == "answerRequest")
+        .map(|m| m.content.clone())
+        .expect("the camera offered")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewer_hears_and_sees_the_camera() {
+    let running = start_device("test", None).await;
+    let mut a = Session::join(&running.ws_url(), "camera").await;
+    let heard = a.viewer.audio.clone();
+    a.pump(LIMIT, |s| s.frames() >= 60 && heard.samples() >= 48_000)
+        .await;
+    assert!(a.frames() >= 60, "decoded {} frames", a.frames());
+    // One second of sound at 48 kHz, and not silence: the test tone is at 0.2 of full scale.
+    assert!(
+        heard.samples() >= 48_000,
+        "heard {} samples",
+        heard.samples()
+    );
+    assert!(heard.peak() > 0.05, "the sound peaked at {}", heard.peak());
+
+    // The video keeps the offer's first m-line; the sound comes after it, send-only.
+    let offer = offer_of(&a);
+    let video = offer.find("m=video").expect("a video section");
+    let audio = offer.find("m=audio").expect("an audio section");
+    assert!(video < audio, "{offer}");
+    assert!(offer[audio..].contains("OPUS/48000/2"), "{offer}");
+    assert!(offer[audio..].contains("a=sendonly"), "{offer}");
+
+    let s = camera_stats(&running.device);
+    assert_eq!((s.audio_encoders, s.listeners), (1, 1), "{s:?}");
+    assert!(!s.audio_failed);
+
+    // A second viewer shares the one encode.
+    let mut b = Session::join(&running.ws_url(), "camera").await;
+    let heard_b = b.viewer.audio.clone();
+    b.pump(LIMIT, |s| s.frames() >= 30 && heard_b.samples() >= 24_000)
+        .await;
+    assert!(heard_b.samples() >= 24_000, "b heard {}", heard_b.samples());
+    let s = camera_stats(&running.device);
+    assert_eq!((s.audio_encoders, s.listeners), (1, 2), "{s:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_sound_the_offer_is_video_only() {
+    let running = start_device("none", None).await;
+    let mut a = Session::join(&running.ws_url(), "camera").await;
+    assert!(a.play(30, LIMIT).await >= 30);
+    assert!(!offer_of(&a).contains("m=audio"));
+    assert_eq!(a.viewer.audio.samples(), 0);
+    let s = camera_stats(&running.device);
+    assert_eq!((s.audio_encoders, s.listeners), (0, 0), "{s:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_microphone_costs_the_sound_only() {
+    // About three and a half seconds of sound from the first viewer's arrival (the viewer
+    // connects within the first), then the source errors.
+    let dir = failing_pipelines(150);
+    let running = start_device("failing", Some(dir.clone())).await;
+    let mut a = Session::join(&running.ws_url(), "camera").await;
+    let heard = a.viewer.audio.clone();
+    a.pump(LIMIT, |s| s.frames() >= 1 && heard.samples() > 0)
+        .await;
+    assert!(heard.samples() > 0, "no sound before the failure");
+    let (frames0, t0) = (a.frames(), Instant::now());
+    let device0 = camera_stats(&running.device).frames;
+    // Watch for six seconds: the failure comes within the first four.
+    a.pump(Duration::from_secs(6), |_| false).await;
+    let secs = t0.elapsed().as_secs_f64();
+    let rate = (a.frames() - frames0) as f64 / secs;
+    let encoded = (camera_stats(&running.device).frames - device0) as f64 / secs;
+    assert!(
+        rate >= 25.0,
+        "the viewer decoded {rate:.1} frames/s after the failure"
+    );
+    assert!(encoded >= 25.0, "the camera encoded {encoded:.1} frames/s");
+    let s = camera_stats(&running.device);
+    assert!(s.audio_failed, "{s:?}");
+    assert_eq!((s.peers, s.connected, s.audio_encoders), (1, 1, 0), "{s:?}");
+    // The sound stopped: nothing more arrives.
+    let samples = heard.samples();
+    a.pump(Duration::from_secs(1), |_| false).await;
+    assert!(
+        heard.samples() <= samples + 4_800,
+        "sound still arrives: {} → {}",
+        samples,
+        heard.samples()
+    );
+    let _ = std::fs::remove_dir_all(Path::new(&dir));
+}
