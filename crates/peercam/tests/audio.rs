@@ -15,6 +15,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use gstreamer as gst;
 use peercam::config::Config;
 use peercam::service::Device;
 use peercam_wire::Capture;
@@ -32,6 +33,10 @@ fn test_launch() -> String {
 
 /// A device sending the test picture, and the sound `audio.source` names from `pipelines`.
 async fn start_device(source: &str, pipelines: Option<PathBuf>) -> Server {
+    start_device_with(test_launch(), source, pipelines).await
+}
+
+async fn start_device_with(launch: String, source: &str, pipelines: Option<PathBuf>) -> Server {
     let _ = env_logger::builder().is_test(true).try_init();
     let mut config = Config::default();
     config.camera.ice_addresses = vec!["127.0.0.1".parse().unwrap()];
@@ -39,26 +44,34 @@ async fn start_device(source: &str, pipelines: Option<PathBuf>) -> Server {
     config.audio.source = source.into();
     let mut device = Device::new(&config);
     device
-        .start_camera(&config, Capture::Launch(test_launch()), &media_program())
+        .start_camera(&config, Capture::Launch(launch), &media_program())
         .expect("camera starts");
     Server::serve(device).await
 }
 
-/// A pipelines directory whose only audio source, `failing`, is the test tone that errors
-/// after `buffers` buffers (about 23 ms each), as a microphone that is unplugged would.
-fn failing_pipelines(buffers: u32) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("peercam-audio-{}", std::process::id()));
+/// A pipelines directory of its own (named `tag`) whose only audio source, `name`, is `launch`.
+fn pipelines_with(tag: &str, name: &str, launch: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("peercam-audio-{tag}-{}", std::process::id()));
     std::fs::create_dir_all(dir.join("audio")).unwrap();
     std::fs::write(
-        dir.join("audio/failing.toml"),
+        dir.join(format!("audio/{name}.toml")),
         format!(
-            "description = \"a tone that fails\"\n\
-             launch = \"audiotestsrc is-live=true ! identity error-after={buffers}\"\n\
+            "description = \"{name}\"\nlaunch = \"{launch}\"\n\
              [[elements]]\nfactory = \"audiotestsrc\"\npackage = \"gstreamer1.0-plugins-base\"\n"
         ),
     )
     .unwrap();
     dir
+}
+
+/// A pipelines directory whose only audio source, `failing`, is the test tone that errors
+/// after `buffers` buffers (about 23 ms each), as a microphone that is unplugged would.
+fn failing_pipelines(buffers: u32) -> PathBuf {
+    pipelines_with(
+        "failing",
+        "failing",
+        &format!("audiotestsrc is-live=true ! identity error-after={buffers}"),
+    )
 }
 
 fn offer_of(session: &Session) -> String {
@@ -155,4 +168,79 @@ async fn a_failing_microphone_costs_the_sound_only() {
         heard.samples()
     );
     let _ = std::fs::remove_dir_all(Path::new(&dir));
+}
+
+/// Picture and sound stay together: the camera's sound beeps at every whole second of the
+/// capture's running time and its picture lights up at the same instants (a spectrum drawn
+/// from a second, identical, beep: both sources count from the pipeline's start, on its one
+/// clock). The viewer finds each flash and each beep's onset on its own timeline; they must be
+/// within ±80 ms of each other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn picture_and_sound_stay_in_step() {
+    // Dark while the beep is silent, bright bars while it sounds.
+    let launch = "audiotestsrc is-live=true wave=ticks freq=1000 sine-periods-per-tick=100 \
+         volume=0.8 ! spectrascope ! video/x-raw,width=320,height=240,framerate=30/1 \
+         ! videoconvert \
+         ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=30 bitrate=500 \
+         ! video/x-h264,profile=constrained-baseline,stream-format=avc,alignment=au"
+        .to_owned();
+    // A 100 ms beep at the start of every second, silence between.
+    let dir = pipelines_with(
+        "beep",
+        "beep",
+        "audiotestsrc is-live=true wave=ticks freq=1000 sine-periods-per-tick=100 volume=0.8",
+    );
+    let running = start_device_with(launch, "beep", Some(dir.clone())).await;
+    let mut a = Session::join(&running.ws_url(), "camera").await;
+    a.pump(LIMIT, |s| s.frames() >= 1).await;
+    // Long enough for the sender reports (RTCP) that let the viewer line the streams up.
+    a.pump(Duration::from_secs(9), |_| false).await;
+    assert!(a.frames() >= 200, "decoded {} frames", a.frames());
+
+    let frames = a.viewer.brightness.lock().unwrap().clone();
+    // The silent picture is uniformly dark; the first frame of a beep is a little brighter.
+    let (dark, bright) = frames
+        .iter()
+        .fold((u8::MAX, 0), |(lo, hi), f| (lo.min(f.1), hi.max(f.1)));
+    assert!(
+        bright >= dark + 8,
+        "no flash seen: brightness {dark}..{bright}"
+    );
+    let lit = |f: &(gst::ClockTime, u8)| f.1 >= dark + 2;
+    let flips: Vec<i128> = frames
+        .windows(2)
+        .filter(|w| !lit(&w[0]) && lit(&w[1]))
+        .map(|w| w[1].0.nseconds() as i128)
+        .collect();
+    let onsets: Vec<i128> = {
+        let heard = a.viewer.audio.onsets.lock().unwrap();
+        heard
+            .windows(2)
+            .filter_map(|w| match (w[0].1, w[1].1) {
+                (None, Some(at)) => Some(at.nseconds() as i128),
+                _ => None,
+            })
+            .collect()
+    };
+    eprintln!("flips at {flips:?}\nbeeps at {onsets:?}");
+    // Judged from the third second on, once the sender reports have come.
+    let start = frames.first().map_or(0, |f| f.0.nseconds() as i128) + 2_000_000_000;
+    let gaps: Vec<i128> = onsets
+        .iter()
+        .filter(|&&at| at >= start)
+        .filter_map(|&at| flips.iter().map(|&f| f - at).min_by_key(|g| g.abs()))
+        .collect();
+    eprintln!(
+        "picture minus sound, ms: {:?}",
+        gaps.iter().map(|g| g / 1_000_000).collect::<Vec<_>>()
+    );
+    assert!(gaps.len() >= 3, "too few beeps to judge: {gaps:?}");
+    for gap in &gaps {
+        assert!(
+            gap.abs() <= 80_000_000,
+            "picture and sound {} ms apart",
+            gap / 1_000_000
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

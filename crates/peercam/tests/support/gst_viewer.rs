@@ -65,7 +65,17 @@ pub struct Heard {
     pub samples: AtomicU64,
     /// The loudest decoded sample so far, in millionths of full scale.
     pub peak: AtomicU64,
+    /// The first [`TIMELINE_LIMIT`] decoded sound buffers: when each plays in the viewer's
+    /// pipeline (its PTS) and when within it the sound first gets loud, if it does.
+    pub onsets: Mutex<Vec<(gst::ClockTime, Option<gst::ClockTime>)>>,
 }
+
+/// How many buffers (or frames) a viewer keeps the timing of: a few seconds' worth, for the
+/// lip-sync test, and bounded for viewers that watch for long.
+pub const TIMELINE_LIMIT: usize = 2000;
+
+/// A sample at least this loud (of full scale) is sound, not silence.
+pub const LOUD: f32 = 0.25;
 
 impl Heard {
     pub fn samples(&self) -> u64 {
@@ -94,6 +104,9 @@ pub struct Viewer {
     pub size: Arc<Mutex<Option<(i32, i32)>>>,
     /// The encoding name of the video received (`H264`, `VP8`), once it arrives.
     pub codec: Arc<Mutex<Option<String>>>,
+    /// The first [`TIMELINE_LIMIT`] decoded frames: PTS, and the picture's mean brightness
+    /// (0-255) ([`Consume::Decode`] only).
+    pub brightness: Arc<Mutex<Vec<(gst::ClockTime, u8)>>>,
     /// The sound received, decoded.
     pub audio: Arc<Heard>,
     /// Which of the offered formats it takes.
@@ -137,6 +150,7 @@ impl Viewer {
         let size = Arc::new(Mutex::new(None));
         let codec = Arc::new(Mutex::new(None));
         let audio = Arc::new(Heard::default());
+        let brightness = Arc::new(Mutex::new(Vec::new()));
 
         let connected = connected_at.clone();
         webrtc.connect_notify(Some("connection-state"), move |webrtc, _| {
@@ -154,13 +168,14 @@ impl Viewer {
             let _ = tx.send(ViewerEvent::Candidate(mline, c));
             None
         });
-        let (pl, fr, first, sz, cd, heard) = (
+        let (pl, fr, first, sz, cd, heard, bright) = (
             pipeline.downgrade(),
             frames.clone(),
             first_at.clone(),
             size.clone(),
             codec.clone(),
             audio.clone(),
+            brightness.clone(),
         );
         webrtc.connect_pad_added(move |_, pad| {
             let Some(pipeline) = pl.upgrade() else { return };
@@ -177,9 +192,14 @@ impl Viewer {
             let name = field("encoding-name").unwrap_or_else(|| "H264".into());
             *cd.lock().unwrap() = Some(name.clone());
             let depay = match consume {
-                Consume::Decode => {
-                    decoding_branch(&pipeline, &name, fr.clone(), first.clone(), sz.clone())
-                }
+                Consume::Decode => decoding_branch(
+                    &pipeline,
+                    &name,
+                    fr.clone(),
+                    first.clone(),
+                    sz.clone(),
+                    bright.clone(),
+                ),
                 Consume::AccessUnits => counting_branch(&pipeline, fr.clone(), first.clone()),
             };
             pad.link(&depay.static_pad("sink").unwrap()).unwrap();
@@ -193,6 +213,7 @@ impl Viewer {
             connected_at,
             size,
             codec,
+            brightness,
             audio,
             accept,
             events,
@@ -356,6 +377,7 @@ fn decoding_branch(
     frames: Arc<AtomicU64>,
     first_at: Arc<OnceLock<Instant>>,
     size: Arc<Mutex<Option<(i32, i32)>>>,
+    brightness: Arc<Mutex<Vec<(gst::ClockTime, u8)>>>,
 ) -> gst::Element {
     // decodebin waits for the SPS before choosing a decoder (openh264dec insists on knowing
     // the profile).
@@ -366,7 +388,15 @@ fn decoding_branch(
     let depay = gst::ElementFactory::make(depay).build().unwrap();
     let decode = gst::ElementFactory::make("decodebin").build().unwrap();
     let convert = gst::ElementFactory::make("videoconvert").build().unwrap();
-    let sink = gstreamer_app::AppSink::builder().sync(false).build();
+    // Planar YUV, so that the first byte of the first plane is the corner's brightness.
+    let sink = gstreamer_app::AppSink::builder()
+        .caps(
+            &gst::Caps::builder("video/x-raw")
+                .field("format", "I420")
+                .build(),
+        )
+        .sync(false)
+        .build();
     pipeline
         .add_many([&depay, &decode, &convert, sink.upcast_ref()])
         .unwrap();
@@ -386,6 +416,21 @@ fn decoding_branch(
                     let w = st.get::<i32>("width").unwrap_or(0);
                     let h = st.get::<i32>("height").unwrap_or(0);
                     *size.lock().unwrap() = Some((w, h));
+                }
+                if let Some(buffer) = sample.buffer() {
+                    let mut seen = brightness.lock().unwrap();
+                    if let (true, Some(pts), Ok(map)) = (
+                        seen.len() < TIMELINE_LIMIT,
+                        buffer.pts(),
+                        buffer.map_readable(),
+                    ) {
+                        // The luma plane comes first; every 7th byte is enough for a mean.
+                        let luma = &map[..map.len() * 2 / 3];
+                        let picked = luma.iter().step_by(7);
+                        let n = picked.len().max(1) as u64;
+                        let mean = picked.map(|&y| u64::from(y)).sum::<u64>() / n;
+                        seen.push((pts, mean as u8));
+                    }
                 }
                 first_at.get_or_init(Instant::now);
                 frames.fetch_add(1, Ordering::Relaxed);
@@ -427,11 +472,24 @@ fn listening_branch(pipeline: &gst::Pipeline, heard: Arc<Heard>) -> gst::Element
                     .and_then(|c| c.structure(0).and_then(|s| s.get::<i32>("channels").ok()))
                     .unwrap_or(1)
                     .max(1) as usize;
-                if let Some(map) = sample.buffer().and_then(|b| b.map_readable().ok()) {
+                let buffer = sample.buffer();
+                if let Some(map) = buffer.and_then(|b| b.map_readable().ok()) {
                     let values = map
                         .chunks_exact(4)
                         .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]).abs());
-                    let peak = values.fold(0f32, f32::max);
+                    let peak = values.clone().fold(0f32, f32::max);
+                    let mut onsets = heard.onsets.lock().unwrap();
+                    if let (true, Some(pts)) =
+                        (onsets.len() < TIMELINE_LIMIT, buffer.and_then(|b| b.pts()))
+                    {
+                        let loud = values.clone().position(|v| v >= LOUD).map(|i| {
+                            pts + gst::ClockTime::from_nseconds(
+                                (i / channels) as u64 * 1_000_000_000 / 48_000,
+                            )
+                        });
+                        onsets.push((pts, loud));
+                    }
+                    drop(onsets);
                     heard
                         .samples
                         .fetch_add((map.len() / 4 / channels) as u64, Ordering::Relaxed);
