@@ -208,6 +208,26 @@ pub fn choose_here(capture: &AudioCapture) -> Result<AudioChoice, String> {
     })
 }
 
+/// The audio section of a remote offer the device can send its sound to: its m-line and
+/// Opus payload type, when the offer has an accepted audio section that receives and lists
+/// Opus (a room's browser offering its microphone and speakers).
+pub fn offered_opus(sdp: &str) -> Option<(u32, u8)> {
+    let session = peercam_sdp::parse(sdp).ok()?;
+    session
+        .media
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| m.kind == "audio" && m.accepted() && m.direction.receives())
+        .find_map(|(i, m)| {
+            let pt = m.formats.iter().copied().find(|pt| {
+                m.rtpmap
+                    .get(pt)
+                    .is_some_and(|r| r.encoding.eq_ignore_ascii_case("opus"))
+            })?;
+            Some((u32::try_from(i).ok()?, pt))
+        })
+}
+
 /// The shared encode for a source's launch text: raw audio to Opus, into the tee [`TEE`].
 /// Forward error correction lets a listener rebuild a lost packet from the next; DTX sends
 /// almost nothing while the room is silent.
@@ -240,6 +260,22 @@ mod tests {
             },
             pipelines_dir: tree(),
         }
+    }
+
+    #[test]
+    fn an_offers_opus_section_is_found() {
+        let offer = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n\
+            m=video 9 UDP/TLS/RTP/SAVPF 102\r\na=rtpmap:102 H264/90000\r\na=sendrecv\r\n\
+            m=audio 9 UDP/TLS/RTP/SAVPF 109 0\r\na=rtpmap:109 opus/48000/2\r\n\
+            a=rtpmap:0 PCMU/8000\r\na=sendrecv\r\n";
+        assert_eq!(offered_opus(offer), Some((1, 109)));
+        let sendonly = offer.replace("PCMU/8000\r\na=sendrecv", "PCMU/8000\r\na=sendonly");
+        assert_eq!(offered_opus(&sendonly), None);
+        let rejected = offer.replace("m=audio 9", "m=audio 0");
+        assert_eq!(offered_opus(&rejected), None);
+        let no_opus = offer.replace("opus/48000/2", "G722/8000");
+        assert_eq!(offered_opus(&no_opus), None);
+        assert_eq!(offered_opus("not sdp"), None);
     }
 
     #[test]

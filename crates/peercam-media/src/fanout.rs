@@ -129,6 +129,9 @@ impl Fanout {
         let switch = SourceSwitch::find(&pipeline)?;
         let audio = audio.and_then(|_| pipeline.by_name(crate::audio::TEE));
         let audio_elements = audio.as_ref().map(upstream_of).unwrap_or_default();
+        if let Some(tee) = &audio {
+            keep_eos_from_listeners(tee);
+        }
         let keyframes = Arc::new(Mutex::new(KeyframeGate::default()));
         gate_keyframe_requests(&tee, &keyframes);
         Ok(Fanout {
@@ -493,6 +496,22 @@ fn find_encoder(tee: &gst::Element) -> Result<gst::Element, String> {
         pad = sink.peer();
     }
     Err("no video encoder found upstream of the encoded stream".into())
+}
+
+/// Stops an end-of-stream at the audio tee: a microphone that fails ends its stream, and
+/// that must not reach the listeners' webrtcbins, whose sessions carry the video as well.
+fn keep_eos_from_listeners(tee: &gst::Element) {
+    if let Some(pad) = tee.static_pad("sink") {
+        pad.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, |_, info| {
+            match &info.data {
+                Some(gst::PadProbeData::Event(ev)) if ev.type_() == gst::EventType::Eos => {
+                    // Handled, not Drop: see `gate_keyframe_requests`.
+                    gst::PadProbeReturn::Handled
+                }
+                _ => gst::PadProbeReturn::Ok,
+            }
+        });
+    }
 }
 
 /// Every element upstream of `tee` (following each element's inputs), `tee` excepted.

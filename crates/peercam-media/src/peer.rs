@@ -99,6 +99,8 @@ pub struct Peer {
     pub audio_pad: Option<gst::Pad>,
     /// Answerer: the offer's video m-line.
     offered_mline: Option<u32>,
+    /// Answerer: the offer's audio m-line, when the sound is sent to it.
+    audio_mline: Option<u32>,
     /// Answerer: the offer's text and H.264 payload type, until our caps have settled.
     pending_offer: Option<(String, u8)>,
     /// Where its events go.
@@ -369,6 +371,7 @@ impl Peer {
             fed,
             audio_pad: None,
             offered_mline: None,
+            audio_mline: None,
             pending_offer: None,
             outbox: Outbox {
                 tx: events,
@@ -530,10 +533,17 @@ impl Peer {
         Ok(pad)
     }
 
-    /// Offerer: adds the sound, an Opus chain into a send-only audio transceiver (the offer's
-    /// section after the video's). Call before the branch is attached and the offer made.
-    pub fn add_audio(&self) -> Result<(), MediaError> {
-        let pt = crate::payload::OFFER_OPUS_PT;
+    /// Adds the sound, an Opus chain under `pt` into a send-only audio transceiver: an
+    /// offerer's section after the video's, or (answerer, after [`Peer::prepare_answer`]) the
+    /// one webrtcbin pairs with the offer's audio section `mline`. Call before the branch is
+    /// attached.
+    pub fn add_audio(&mut self, pt: u8, mline: Option<u32>) -> Result<(), MediaError> {
+        if pt > 127 {
+            return Err(MediaError::BadSdp(format!(
+                "payload type {pt} is out of range"
+            )));
+        }
+        self.audio_mline = mline;
         let out = crate::payload::add_audio_chain(&self.bin, pt)?;
         let pad = self
             .webrtc
@@ -692,7 +702,8 @@ impl Peer {
             else {
                 break;
             };
-            if t.mlineindex() != mline && t.mlineindex() != u32::MAX {
+            let ours = t.mlineindex() == mline || Some(t.mlineindex()) == self.audio_mline;
+            if !ours && t.mlineindex() != u32::MAX {
                 t.set_direction(gst_webrtc::WebRTCRTPTransceiverDirection::Inactive);
             }
         }

@@ -152,7 +152,7 @@ async fn a_failing_microphone_costs_the_sound_only() {
     let encoded = (camera_stats(&running.device).frames - device0) as f64 / secs;
     assert!(
         rate >= 25.0,
-        "the viewer decoded {rate:.1} frames/s after the failure"
+        "the viewer decoded {rate:.1} frames/s after the failure (the camera encoded {encoded:.1})"
     );
     assert!(encoded >= 25.0, "the camera encoded {encoded:.1} frames/s");
     let s = camera_stats(&running.device);
@@ -243,4 +243,51 @@ async fn picture_and_sound_stay_in_step() {
         );
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Invited into a room, the camera answers a member's offer: its sound goes to the offer's
+/// audio section, under the member's payload type; a member offering video alone gets video.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invited_camera_sends_its_sound_to_a_member_that_offers_audio() {
+    let running = start_device("test", None).await;
+    let mut member = Session::open(&running.ws_url(), "create", "kitchen").await;
+    member.viewer.offers_audio = true;
+    let heard = member.viewer.audio.clone();
+    member
+        .pump(LIMIT, |s| s.signals().contains(&"created"))
+        .await;
+    member.ws.send("invite", "", "kitchen", &[]).await;
+    member
+        .pump(LIMIT, |s| s.frames() >= 30 && heard.samples() >= 24_000)
+        .await;
+    assert!(member.frames() >= 30, "decoded {} frames", member.frames());
+    let answer = member
+        .received
+        .iter()
+        .find(|m| m.signal == "finalize")
+        .map(|m| m.content.clone())
+        .expect("the camera answered");
+    assert!(
+        heard.samples() >= 24_000,
+        "heard {} samples; {answer}",
+        heard.samples()
+    );
+    assert!(heard.peak() > 0.05, "the sound peaked at {}", heard.peak());
+    let audio = answer.find("m=audio").expect("an audio section");
+    assert!(
+        answer[audio..].contains("a=rtpmap:109 OPUS/48000/2"),
+        "{answer}"
+    );
+    assert!(answer[audio..].contains("a=sendonly"), "{answer}");
+    let s = camera_stats(&running.device);
+    assert_eq!(s.listeners, 1, "{s:?}");
+
+    // A member that offers video alone.
+    let mut quiet = Session::open(&running.ws_url(), "create", "hall").await;
+    quiet
+        .pump(LIMIT, |s| s.signals().contains(&"created"))
+        .await;
+    quiet.ws.send("invite", "", "hall", &[]).await;
+    assert!(quiet.play(30, LIMIT).await >= 30);
+    assert_eq!(quiet.viewer.audio.samples(), 0);
 }

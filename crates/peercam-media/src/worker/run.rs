@@ -579,8 +579,15 @@ impl Worker {
             peer.prepare_answer(sdp, mline, pt)?;
         }
         let fanout = self.fanout()?;
-        if role == Role::Offerer && fanout.has_audio() {
-            peer.add_audio()?;
+        if fanout.has_audio() {
+            match offer {
+                None => peer.add_audio(crate::payload::OFFER_OPUS_PT, None)?,
+                Some((sdp, ..)) => {
+                    if let Some((mline, pt)) = crate::audio::offered_opus(sdp) {
+                        peer.add_audio(pt, Some(mline))?;
+                    }
+                }
+            }
         }
         let starting = !fanout.is_playing();
         fanout.add(peer.bin())?;

@@ -111,6 +111,9 @@ pub struct Viewer {
     pub audio: Arc<Heard>,
     /// Which of the offered formats it takes.
     pub accept: Accept,
+    /// Its own offers ask for sound as well (Opus under payload type 109), as a room's
+    /// browser does.
+    pub offers_audio: bool,
     /// What webrtcbin produced for the signaling loop.
     pub events: mpsc::UnboundedReceiver<ViewerEvent>,
     /// The sending side, for webrtcbin's callbacks.
@@ -216,6 +219,7 @@ impl Viewer {
             brightness,
             audio,
             accept,
+            offers_audio: false,
             events,
             events_tx,
         }
@@ -272,6 +276,20 @@ impl Viewer {
                 "add-transceiver",
                 &[&gst_webrtc::WebRTCRTPTransceiverDirection::Recvonly, &caps],
             );
+        if self.offers_audio {
+            let opus = gst::Caps::builder("application/x-rtp")
+                .field("media", "audio")
+                .field("encoding-name", "OPUS")
+                .field("payload", 109i32)
+                .field("clock-rate", 48000i32)
+                .field("encoding-params", "2")
+                .build();
+            self.webrtc
+                .emit_by_name::<gst_webrtc::WebRTCRTPTransceiver>(
+                    "add-transceiver",
+                    &[&gst_webrtc::WebRTCRTPTransceiverDirection::Recvonly, &opus],
+                );
+        }
         let (webrtc, tx) = (self.webrtc.downgrade(), self.events_tx.clone());
         let promise = gst::Promise::with_change_func(move |reply| {
             let Some(webrtc) = webrtc.upgrade() else {
