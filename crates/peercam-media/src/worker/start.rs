@@ -60,19 +60,15 @@ pub(super) fn start(settings: &WorkerSettings) -> Result<Started, (bool, String)
     // microphone under `auto` is only no sound.
     let sound = crate::audio::choose_here(&settings.audio).map_err(|e| (true, e))?;
     log::info!("sound: {}", sound.why);
-    let mut audio = sound
+    // Not built here: a broken audio description costs the sound alone (the first viewer's
+    // capture goes on without it, with a warning), and an idle worker that built it would
+    // keep the Opus libraries mapped (~0.6 MB) for nothing.
+    let audio = sound
         .launch
         .as_deref()
         .map(|source| crate::audio::encode_launch(source, sound.bitrate_kbps));
     if settings.validate {
         drop(Fanout::new(&launch).map_err(|e| (false, e.to_string()))?);
-        if let Some(text) = &audio {
-            // The sound is worth less than the picture: a broken description costs it alone.
-            if let Err(e) = Fanout::with_audio(&launch, Some(text)) {
-                log::warn!("no sound: the audio source cannot be built: {e}");
-                audio = None;
-            }
-        }
     }
     if let Some(chosen) = chosen.as_mut() {
         chosen.summary = format!("{}; sound: {}", chosen.summary, sound.why);
