@@ -10,10 +10,12 @@
 //! The encode lives in the capture pipeline beside the video (see fanout.rs): one clock and
 //! one base time, so both streams' timestamps count from the same instant and a receiver can
 //! line them up. Choosing is pure ([`choose`]) apart from reading the files; this module never
-//! starts GStreamer.
+//! starts a pipeline (fanout.rs builds the encode and uses the helpers at the end of this file).
 
 use std::path::Path;
 
+use gstreamer as gst;
+use gstreamer::prelude::*;
 use serde::Deserialize;
 
 use crate::pipeline::{pipelines_dir, valid_name, Element};
@@ -237,6 +239,39 @@ pub fn encode_launch(source: &str, bitrate_kbps: u32) -> String {
          ! tee name={TEE} allow-not-linked=true",
         bitrate_kbps.saturating_mul(1000)
     )
+}
+
+/// Stops an end-of-stream at the audio tee: a microphone that fails ends its stream, and
+/// that must not reach the listeners' webrtcbins, whose sessions carry the video as well.
+pub(crate) fn keep_eos_from_listeners(tee: &gst::Element) {
+    if let Some(pad) = tee.static_pad("sink") {
+        pad.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, |_, info| {
+            match &info.data {
+                Some(gst::PadProbeData::Event(ev)) if ev.type_() == gst::EventType::Eos => {
+                    // Handled, not Drop: see `crate::fanout::gate_keyframe_requests`.
+                    gst::PadProbeReturn::Handled
+                }
+                _ => gst::PadProbeReturn::Ok,
+            }
+        });
+    }
+}
+
+/// Every element upstream of `tee` (following each element's inputs), `tee` excepted.
+pub(crate) fn upstream_of(tee: &gst::Element) -> Vec<gst::Element> {
+    let mut found: Vec<gst::Element> = Vec::new();
+    let mut todo: Vec<gst::Pad> = tee.sink_pads();
+    while let Some(pad) = todo.pop() {
+        let Some(element) = pad.peer().and_then(|p| p.parent_element()) else {
+            continue;
+        };
+        if found.contains(&element) {
+            continue;
+        }
+        todo.extend(element.sink_pads());
+        found.push(element);
+    }
+    found
 }
 
 #[cfg(test)]

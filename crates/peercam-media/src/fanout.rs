@@ -128,9 +128,12 @@ impl Fanout {
             .map_or(FALLBACK_BITRATE, |e| bitrate_of(e, FALLBACK_BITRATE));
         let switch = SourceSwitch::find(&pipeline)?;
         let audio = audio.and_then(|_| pipeline.by_name(crate::audio::TEE));
-        let audio_elements = audio.as_ref().map(upstream_of).unwrap_or_default();
+        let audio_elements = audio
+            .as_ref()
+            .map(crate::audio::upstream_of)
+            .unwrap_or_default();
         if let Some(tee) = &audio {
-            keep_eos_from_listeners(tee);
+            crate::audio::keep_eos_from_listeners(tee);
         }
         let keyframes = Arc::new(Mutex::new(KeyframeGate::default()));
         gate_keyframe_requests(&tee, &keyframes);
@@ -496,39 +499,6 @@ fn find_encoder(tee: &gst::Element) -> Result<gst::Element, String> {
         pad = sink.peer();
     }
     Err("no video encoder found upstream of the encoded stream".into())
-}
-
-/// Stops an end-of-stream at the audio tee: a microphone that fails ends its stream, and
-/// that must not reach the listeners' webrtcbins, whose sessions carry the video as well.
-fn keep_eos_from_listeners(tee: &gst::Element) {
-    if let Some(pad) = tee.static_pad("sink") {
-        pad.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, |_, info| {
-            match &info.data {
-                Some(gst::PadProbeData::Event(ev)) if ev.type_() == gst::EventType::Eos => {
-                    // Handled, not Drop: see `gate_keyframe_requests`.
-                    gst::PadProbeReturn::Handled
-                }
-                _ => gst::PadProbeReturn::Ok,
-            }
-        });
-    }
-}
-
-/// Every element upstream of `tee` (following each element's inputs), `tee` excepted.
-fn upstream_of(tee: &gst::Element) -> Vec<gst::Element> {
-    let mut found: Vec<gst::Element> = Vec::new();
-    let mut todo: Vec<gst::Pad> = tee.sink_pads();
-    while let Some(pad) = todo.pop() {
-        let Some(element) = pad.peer().and_then(|p| p.parent_element()) else {
-            continue;
-        };
-        if found.contains(&element) {
-            continue;
-        }
-        todo.extend(element.sink_pads());
-        found.push(element);
-    }
-    found
 }
 
 /// Puts a tee named `raw` in front of the H.264 `encoder`, so that other encodes can take the
