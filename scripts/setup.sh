@@ -12,7 +12,7 @@ packages=(
   pkg-config gcc libc6-dev ca-certificates
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstreamer-plugins-bad1.0-dev
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
-  gstreamer1.0-plugins-ugly gstreamer1.0-nice gstreamer1.0-tools
+  gstreamer1.0-plugins-ugly gstreamer1.0-nice gstreamer1.0-tools gstreamer1.0-alsa
 )
 if [ "$want_test" = 1 ]; then
   # openssl: the TLS tests compare fingerprints with its output; dbus-daemon: the avahi

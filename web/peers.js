@@ -1,7 +1,7 @@
 // One RTCPeerConnection per remote member: made when the server asks this page to offer or
 // sends it an offer; the offer or answer, the remote answer and ICE candidates applied in
 // order per peer; closed when the member leaves. In watch mode one connection is made ahead of
-// the camera's offer. Also each peer's video reception (`stats()`), for tests.
+// the camera's offer. Also each peer's video and sound reception (`stats()`), for tests.
 //
 // Owns the peers and their connections. Must not decide what a failure means for the
 // conversation (it reports it through `onFailed` and `onLost`), build DOM (view.js makes each
@@ -59,6 +59,8 @@ export function createPeers({ mode, view, send, localStream, label, onFailed, on
       }
     };
     pc.ontrack = (e) => {
+      // The status says when the camera sends no sound.
+      if (e.track.kind === 'audio') p.hasAudio = true;
       let stream = e.streams[0];
       if (!stream) {
         // A sender that gave no stream id: collect its tracks in one stream of our own.
@@ -182,6 +184,10 @@ export function createPeers({ mode, view, send, localStream, label, onFailed, on
       frameWidth: 0,
       frameHeight: 0,
       videoWidth: p.video.videoWidth,
+      hasAudio: Boolean(p.hasAudio),
+      muted: p.video.muted,
+      totalSamplesReceived: 0,
+      audioLevel: 0,
     };
     try {
       (await p.pc.getStats()).forEach((r) => {
@@ -189,6 +195,10 @@ export function createPeers({ mode, view, send, localStream, label, onFailed, on
           s.framesDecoded += r.framesDecoded || 0;
           s.frameWidth = Math.max(s.frameWidth, r.frameWidth || 0);
           s.frameHeight = Math.max(s.frameHeight, r.frameHeight || 0);
+        }
+        if (r.type === 'inbound-rtp' && r.kind === 'audio') {
+          s.totalSamplesReceived += r.totalSamplesReceived || 0;
+          s.audioLevel = Math.max(s.audioLevel, r.audioLevel || 0);
         }
       });
     } catch {

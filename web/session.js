@@ -196,7 +196,9 @@ export function createSession({ mode, room, autoInvite, view, media, signaling, 
     if (!conversation) return;
     const all = peers.list();
     if (mode === 'watch') {
-      if (all.some((p) => p.playing)) view.setState('live', 'Live');
+      const playing = all.filter((p) => p.playing);
+      if (playing.some((p) => p.hasAudio)) view.setState('live', 'Live');
+      else if (playing.length) view.setState('live', 'Live · the camera sends no sound');
       else view.setState('waiting', `Waiting for ${info.name}'s video…`);
       return;
     }

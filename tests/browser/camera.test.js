@@ -1,5 +1,6 @@
-// The device's own camera peer (GStreamer's test pattern, H.264) seen through the page:
-// watching it, several viewers at once, leaving and coming back, and inviting it into a call.
+// The device's own camera peer (GStreamer's test pattern, H.264, and its test tone) seen
+// through the page: watching it, hearing it, several viewers at once, leaving and coming back,
+// and inviting it into a call.
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -20,20 +21,26 @@ import {
 } from './lib/harness.js';
 
 // The test pattern, and ICE on the namespace's only address (shared/E2E_NOTES.md). 640x480
-// keeps a debug build's encoder light enough for several viewers on a small machine.
+// keeps a debug build's encoder light enough for several viewers on a small machine. The
+// test tone stands in for a microphone where a test asks for sound; elsewhere there is none,
+// as several pages share one browser and Chromium stops drawing the video of a hidden page
+// that has sound. `[camera]` comes last: callers add keys to it.
 const ICE = ['--ice-address', '127.0.0.1'];
 const CAMERA = ['--source', 'test', ...ICE];
 const CAMERA_CONFIG = '[camera]\nwidth = 640\nheight = 480\n';
+const NO_SOUND = 'Live · the camera sends no sound';
 
 /**
  * The device with its camera peer. `card`: moving colour bars instead of the test pattern, for
- * screenshots; `config`: more of the configuration file; `port`: where a restarted device goes.
+ * screenshots; `sound`: the test tone; `config`: more of the configuration file; `port`: where
+ * a restarted device goes.
  */
-async function startCamera(t, { card = false, config = '', port = 0 } = {}) {
+async function startCamera(t, { card = false, sound = false, config = '', port = 0 } = {}) {
   const args = card
     ? ['--source', 'card', '--pipelines-dir', await cardPipelines(t), ...ICE]
     : CAMERA;
-  return startPeercam(t, args, { config: CAMERA_CONFIG + config, port });
+  const audio = `[audio]\nsource = "${sound ? 'test' : 'none'}"\n`;
+  return startPeercam(t, args, { config: audio + CAMERA_CONFIG + config, port });
 }
 
 async function cameraStats(peercam) {
@@ -68,12 +75,53 @@ test('one viewer watches the camera', { timeout: 60000 }, async (t) => {
   const viewer = await openPage(t, browser, peercam.link('/'), { name: 'viewer' });
 
   await waitForFrames(viewer.page, 1);
-  assert.equal(await waitForState(viewer.page, 'live'), 'Live');
+  assert.equal(await waitForState(viewer.page, 'live'), NO_SOUND);
   assert.deepEqual(await viewer.page.evaluate(() => window.peercam.peers()), [
     peercam.info.conversation,
   ]);
   await assertVideoFlows([viewer.page], { width: 640 });
   await viewer.page.screenshot({ path: await artifact('camera-one-viewer.png') });
+  await assertClean(viewer);
+});
+
+test('the camera is heard after "Sound on"', { timeout: 60000 }, async (t) => {
+  const peercam = await startCamera(t, { sound: true });
+  const browser = await launchBrowser(t, { fakeMedia: false });
+  const viewer = await openPage(t, browser, peercam.link('/'), { name: 'viewer' });
+  const { page } = viewer;
+  await waitForFrames(page, 1);
+  assert.equal(await waitForState(page, 'live'), 'Live');
+
+  // Muted at first (autoplay), and the sound arrives all the same.
+  const muted = (await pageStats(page)).peers[0];
+  assert.ok(muted.hasAudio && muted.muted, JSON.stringify(muted));
+  assert.equal(await page.textContent('#sound'), 'Sound on');
+  await page.click('#sound');
+  assert.equal(await page.textContent('#sound'), 'Mute');
+  const heard = (s) => s.peers[0];
+  const before = heard(await pageStats(page));
+  assert.equal(before.muted, false);
+  const after = heard(
+    await waitFor(
+      'the sound playing',
+      () => pageStats(page),
+      (s) => heard(s).totalSamplesReceived > before.totalSamplesReceived + 24000 && heard(s).audioLevel > 0,
+    ),
+  );
+  assert.ok(after.audioLevel > 0, JSON.stringify(after));
+  const s = await cameraStats(peercam);
+  assert.equal(s.audio_encoders, 1, JSON.stringify(s));
+  assert.equal(s.listeners, 1, JSON.stringify(s));
+  await assertClean(viewer);
+});
+
+test('a camera without sound says so', { timeout: 60000 }, async (t) => {
+  const peercam = await startCamera(t);
+  const browser = await launchBrowser(t, { fakeMedia: false });
+  const viewer = await openPage(t, browser, peercam.link('/'), { name: 'viewer' });
+  await waitForFrames(viewer.page, 1);
+  assert.equal(await waitForState(viewer.page, 'live'), NO_SOUND);
+  await assertVideoFlows([viewer.page], { width: 640 });
   await assertClean(viewer);
 });
 
@@ -144,7 +192,7 @@ test('a viewer over the limit is told so in words, then gets in', { timeout: 600
   const browser = await launchBrowser(t, { fakeMedia: false });
   const first = await openPage(t, browser, peercam.link('/'), { name: 'first' });
   await waitForFrames(first.page, 1);
-  assert.equal(await waitForState(first.page, 'live'), 'Live');
+  assert.equal(await waitForState(first.page, 'live'), NO_SOUND);
 
   const second = await openPage(t, browser, peercam.link('/'), { name: 'second' });
   assert.equal(
@@ -163,7 +211,7 @@ test('a viewer over the limit is told so in words, then gets in', { timeout: 600
   // Once the first viewer leaves, the second gets in by itself on its next try.
   await first.page.close();
   await waitForFrames(second.page, 1, { timeout: 20000 });
-  assert.equal(await waitForState(second.page, 'live'), 'Live');
+  assert.equal(await waitForState(second.page, 'live'), NO_SOUND);
   await assertVideoFlows([second.page], { width: 640 });
   second.assertClean();
 });
@@ -193,12 +241,20 @@ test('a browser that can decode none of the camera video is told why, in words',
   const viewer = await openPage(t, browser, peercam.link('/'), { name: 'viewer' });
   await waitForFrames(viewer.page, 1);
   // From the next load on, this browser answers as one without H.264 does (Firefox offline):
-  // the video section rejected.
+  // the video section rejected, and so out of the bundle (the sound's section carries it).
   await viewer.page.addInitScript(() => {
     const create = RTCPeerConnection.prototype.createAnswer;
     RTCPeerConnection.prototype.createAnswer = async function (...args) {
       const answer = await create.apply(this, args);
-      return { type: answer.type, sdp: answer.sdp.replace(/^m=video \d+ /m, 'm=video 0 ') };
+      const video = answer.sdp.split(/^m=/m).find((m) => m.startsWith('video'));
+      const mid = video && /^a=mid:(\S+)/m.exec(video)?.[1];
+      let sdp = answer.sdp.replace(/^m=video \d+ /m, 'm=video 0 ');
+      if (mid) {
+        sdp = sdp.replace(/^(a=group:BUNDLE.*)$/m, (line) =>
+          line.split(' ').filter((tag) => tag !== mid).join(' '),
+        );
+      }
+      return { type: answer.type, sdp };
     };
   });
   await viewer.page.reload();

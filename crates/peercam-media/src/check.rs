@@ -16,9 +16,10 @@ pub fn report(config: &Config) -> String {
     let dir = pipelines_dir(config.camera.pipelines_dir.as_deref());
     match SystemProbe::new() {
         Ok(probe) => format!(
-            "{}\n{}",
+            "{}\n{}\n{}",
             gstreamer::version_string(),
-            report_with(&config.camera, dir, &probe)
+            report_with(&config.camera, dir, &probe),
+            sound(config)
         ),
         Err(e) => format!(
             "pipelines: {} ({})\nGStreamer cannot be initialised: {e}\n",
@@ -26,6 +27,22 @@ pub fn report(config: &Config) -> String {
             dir.origin
         ),
     }
+}
+
+/// The sound's part of the report: what `[audio]` would use and why.
+fn sound(config: &Config) -> String {
+    let capture = peercam_wire::AudioCapture::Select {
+        audio: config.audio.clone(),
+        pipelines_dir: config.camera.pipelines_dir.clone(),
+    };
+    let choice = match crate::audio::choose_here(&capture) {
+        Ok(choice) => choice.why,
+        Err(e) => format!("cannot be used: {e}"),
+    };
+    format!(
+        "sound (audio.source = {:?}):\n  {choice}\n",
+        config.audio.source
+    )
 }
 
 /// The report for `camera`, with descriptions from `dir` and the machine as `probe` sees it.

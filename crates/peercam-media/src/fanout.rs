@@ -22,6 +22,11 @@
 //! the same frames, placeholder included; it runs only while a VP8 viewer is linked. Still
 //! pictures ([`Picture`]) hang off it too, each for the moment it takes to get one frame;
 //! the pipeline plays while a picture is being taken as while a viewer watches.
+//!
+//! The microphone's shared Opus encode ([`crate::audio`]), when there is one, is a second
+//! chain of the same pipeline ending in the tee `audio`: same clock, same base time, so the
+//! sound's timestamps and the picture's count from the same instant. Its elements are known
+//! by name so that an error of theirs cuts off the sound alone ([`Fanout::cut_audio`]).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -71,12 +76,28 @@ pub struct Fanout {
     vp8: Option<Vp8Encode>,
     /// Still pictures being taken.
     pictures: Vec<Picture>,
+    /// The shared Opus encode's tee, when the capture has sound.
+    audio: Option<gst::Element>,
+    /// The names of the elements upstream of the audio tee: the microphone and its encode.
+    audio_elements: Vec<gst::Element>,
+    /// The audio source failed and was cut off.
+    audio_failed: bool,
 }
 
 impl Fanout {
     /// Builds (but does not start) `launch ! tee`. `launch` must end in encoded H.264.
     pub fn new(launch: &str) -> Result<Fanout, MediaError> {
-        let desc = format!("{launch} ! tee name=fanout allow-not-linked=true");
+        Fanout::with_audio(launch, None)
+    }
+
+    /// Builds (but does not start) `launch ! tee`, and beside it `audio` (ending in the tee
+    /// [`crate::audio::TEE`], see [`crate::audio::encode_launch`]) when given.
+    pub fn with_audio(launch: &str, audio: Option<&str>) -> Result<Fanout, MediaError> {
+        let mut desc = format!("{launch} ! tee name=fanout allow-not-linked=true");
+        if let Some(audio) = audio {
+            desc.push(' ');
+            desc.push_str(audio);
+        }
         let pipeline = gst::parse::launch(&desc)
             .map_err(|e| MediaError::Pipeline(format!("{e}: {desc}")))?
             .downcast::<gst::Pipeline>()
@@ -106,6 +127,14 @@ impl Fanout {
             .as_ref()
             .map_or(FALLBACK_BITRATE, |e| bitrate_of(e, FALLBACK_BITRATE));
         let switch = SourceSwitch::find(&pipeline)?;
+        let audio = audio.and_then(|_| pipeline.by_name(crate::audio::TEE));
+        let audio_elements = audio
+            .as_ref()
+            .map(crate::audio::upstream_of)
+            .unwrap_or_default();
+        if let Some(tee) = &audio {
+            crate::audio::keep_eos_from_listeners(tee);
+        }
         let keyframes = Arc::new(Mutex::new(KeyframeGate::default()));
         gate_keyframe_requests(&tee, &keyframes);
         Ok(Fanout {
@@ -121,7 +150,73 @@ impl Fanout {
             vp8_available: vp8::available(),
             vp8: None,
             pictures: Vec::new(),
+            audio,
+            audio_elements,
+            audio_failed: false,
         })
+    }
+
+    /// Whether the capture sends sound (it has a microphone that has not failed).
+    pub fn has_audio(&self) -> bool {
+        self.audio.is_some() && !self.audio_failed
+    }
+
+    /// Opus encodes running: 0 or 1.
+    pub fn audio_encoders(&self) -> usize {
+        usize::from(self.has_audio() && self.is_playing())
+    }
+
+    /// Branches fed the sound.
+    pub fn listeners(&self) -> usize {
+        self.audio.as_ref().map_or(0, |t| t.src_pads().len())
+    }
+
+    /// Whether the audio source failed and was cut off.
+    pub fn audio_failed(&self) -> bool {
+        self.audio_failed
+    }
+
+    /// The names of the microphone's and its encode's elements (an error from one of them is
+    /// the sound's alone).
+    pub fn audio_element_names(&self) -> Vec<String> {
+        self.audio_elements
+            .iter()
+            .map(|e| e.name().to_string())
+            .collect()
+    }
+
+    /// Cuts off the failed microphone: its elements stop and stay stopped while the video
+    /// goes on; listeners' sound stops (their connections stay).
+    pub fn cut_audio(&mut self) {
+        if self.audio_failed {
+            return;
+        }
+        self.audio_failed = true;
+        for element in &self.audio_elements {
+            // Locked, so that the pipeline's own changes of state leave it stopped.
+            element.set_locked_state(true);
+            let _ = element.set_state(gst::State::Null);
+        }
+    }
+
+    /// Feeds an added branch's audio input (`sink_audio`) from the shared Opus encode; the
+    /// tee pad, needed to unlink it. `None` when the capture has no sound or the branch no
+    /// audio input.
+    pub fn link_audio(&mut self, bin: &gst::Bin) -> Result<Option<gst::Pad>, MediaError> {
+        let (Some(tee), false) = (&self.audio, self.audio_failed) else {
+            return Ok(None);
+        };
+        let Some(sink) = bin.static_pad(crate::payload::AUDIO_SINK) else {
+            return Ok(None);
+        };
+        let tee_pad = tee
+            .request_pad_simple("src_%u")
+            .ok_or_else(|| MediaError::Pipeline("the audio tee refused a pad".into()))?;
+        if let Err(e) = tee_pad.link(&sink) {
+            tee.release_request_pad(&tee_pad);
+            return Err(MediaError::Pipeline(format!("linking audio: {e:?}")));
+        }
+        Ok(Some(tee_pad))
     }
 
     /// The codecs this capture can send, in the camera's order of preference: H.264, and VP8
@@ -344,9 +439,12 @@ impl Fanout {
     /// Takes a branch (fed or not) out of the pipeline without stopping it: its owner stops
     /// it once its webrtcbin has settled (see [`crate::retiring`]). The VP8 encode stops with
     /// its last viewer, and capture with the last branch unless a picture is being taken.
-    pub fn detach(&mut self, bin: &gst::Bin, tee_pad: Option<&gst::Pad>) {
+    pub fn detach(&mut self, bin: &gst::Bin, tee_pad: Option<&gst::Pad>, audio: Option<&gst::Pad>) {
         self.branches = self.branches.saturating_sub(1);
         if let Some(pad) = tee_pad {
+            self.unlink(pad);
+        }
+        if let Some(pad) = audio {
             self.unlink(pad);
         }
         let _ = self.pipeline.remove(bin);

@@ -6,6 +6,8 @@
 //! - Choosing the capture: [`pipeline`] (the descriptions in `pipelines/`), [`launch`] (turning
 //!   them into a gst-launch line), [`probe`] (cameras and encoders present), [`select`]
 //!   (the choice), [`check`] (the report).
+//! - The microphone: [`audio`] (its descriptions in `pipelines/audio/`, the choice, and the
+//!   shared Opus encode beside the video).
 //! - Serving peers: [`worker`] (the process and its loop), [`negotiation`] (each peer's
 //!   negotiation, pure), [`fanout`] (capture, encode and the tee), [`keyframes`] (when the
 //!   shared encoder may start a keyframe, pure), [`vp8`] (the shared VP8 encode for viewers
@@ -16,6 +18,7 @@
 //!   be stopped, pure), [`ice`] (remote candidates), [`certificate`] (the DTLS certificate a
 //!   peer presents).
 
+pub mod audio;
 pub mod bitrate;
 pub mod certificate;
 pub mod check;

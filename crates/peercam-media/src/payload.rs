@@ -15,6 +15,13 @@
 //! payloader continues the H.264 one's sequence numbers, as SRTP refuses a number that goes
 //! back within one SSRC.
 //!
+//! A branch that listens has a chain of its own for the sound, into a second webrtcbin pad
+//! (the offer's audio section, after the video's):
+//!
+//! ```text
+//!   audio tee ─▶ sink_audio ─▶ queue leaky ! rtpopuspay ! capsfilter ─▶ webrtcbin
+//! ```
+//!
 //! peer.rs owns the branch and its webrtcbin; this file builds and switches what feeds it.
 
 use std::hash::{BuildHasher, Hasher};
@@ -36,6 +43,15 @@ pub const OFFER_VP8_PT: u8 = 97;
 /// The retransmission payload type for VP8 in the device's offer (webrtcbin 1.22 makes one
 /// for the first codec only, under the next free number, 98).
 pub const OFFER_VP8_RTX_PT: u8 = 99;
+
+/// The RTP payload type of the device's Opus audio when it offers (browsers' own choice).
+pub const OFFER_OPUS_PT: u8 = 111;
+
+/// The name of a branch's sink pad for the shared Opus encode.
+pub const AUDIO_SINK: &str = "sink_audio";
+
+/// How much encoded sound a listener's queue holds before it drops the oldest, nanoseconds.
+const AUDIO_QUEUE_TIME_NS: u64 = 200_000_000;
 
 /// How much encoded video a viewer's queue holds before it drops the oldest, nanoseconds: a
 /// viewer whose network or branch stalls loses frames, never holds up the shared encode.
@@ -361,6 +377,53 @@ impl Feeds {
         self.later.retain(|&c| c != codec);
         self.add_chain(codec, next)
     }
+}
+
+/// `application/x-rtp` caps for Opus under `pt`; with `fec`, stating that the stream carries
+/// in-band forward error correction (`useinbandfec=1` in the SDP).
+pub fn opus_caps(pt: u8, fec: bool) -> gst::Caps {
+    let mut caps = gst::Caps::builder("application/x-rtp")
+        .field("media", "audio")
+        .field("encoding-name", "OPUS")
+        .field("payload", i32::from(pt))
+        .field("clock-rate", 48000i32)
+        .field("encoding-params", "2")
+        .build();
+    if fec {
+        if let Some(s) = caps.make_mut().structure_mut(0) {
+            s.set("useinbandfec", "1");
+        }
+    }
+    caps
+}
+
+/// A listener's `queue ! rtpopuspay ! capsfilter` under `pt`, added to `bin` and linked, its
+/// input ghosted as [`AUDIO_SINK`]; its output, for webrtcbin.
+pub fn add_audio_chain(bin: &gst::Bin, pt: u8) -> Result<gst::Pad, MediaError> {
+    let queue = leaky_queue(AUDIO_QUEUE_TIME_NS)?;
+    let pay = make("rtpopuspay")?;
+    pay.set_property("pt", u32::from(pt));
+    pay.set_property("ssrc", random_ssrc());
+    let capsfilter = make("capsfilter")?;
+    capsfilter.set_property("caps", opus_caps(pt, false));
+    let elements = [&queue, &pay, &capsfilter];
+    bin.add_many(elements).map_err(fail)?;
+    gst::Element::link_many(elements).map_err(fail)?;
+    let sink = queue
+        .static_pad("sink")
+        .ok_or_else(|| MediaError::Pipeline("queue has no sink pad".into()))?;
+    let ghost = gst::GhostPad::builder_with_target(&sink)
+        .map_err(fail)?
+        .name(AUDIO_SINK)
+        .build();
+    let _ = ghost.set_active(true);
+    bin.add_pad(&ghost).map_err(fail)?;
+    for e in elements.into_iter().rev() {
+        let _ = e.sync_state_with_parent();
+    }
+    capsfilter
+        .static_pad("src")
+        .ok_or_else(|| MediaError::Pipeline("capsfilter has no src pad".into()))
 }
 
 fn fail(e: impl std::fmt::Display) -> MediaError {

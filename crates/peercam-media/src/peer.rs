@@ -6,7 +6,9 @@
 //! ```
 //!
 //! A branch that offers VP8 as well has a second chain, fed from the shared VP8 encode once
-//! the viewer's answer chose it (see payload.rs).
+//! the viewer's answer chose it (see payload.rs). A branch that offers sound has an Opus chain
+//! into a second, audio, transceiver ([`Peer::add_audio`]), after the video's so that the
+//! video keeps the offer's first m-line.
 //!
 //! GStreamer calls back on its own threads; the handlers here hold only weak references and
 //! forward [`PeerEvent`]s to the owner (the worker's loop), which does every state change.
@@ -93,8 +95,12 @@ pub struct Peer {
     pub tee_pad: Option<gst::Pad>,
     /// The codec fed through `tee_pad`.
     pub fed: Codec,
+    /// The audio tee's pad feeding this branch, once attached.
+    pub audio_pad: Option<gst::Pad>,
     /// Answerer: the offer's video m-line.
     offered_mline: Option<u32>,
+    /// Answerer: the offer's audio m-line, when the sound is sent to it.
+    audio_mline: Option<u32>,
     /// Answerer: the offer's text and H.264 payload type, until our caps have settled.
     pending_offer: Option<(String, u8)>,
     /// Where its events go.
@@ -363,7 +369,9 @@ impl Peer {
             feeds,
             tee_pad: None,
             fed,
+            audio_pad: None,
             offered_mline: None,
+            audio_mline: None,
             pending_offer: None,
             outbox: Outbox {
                 tx: events,
@@ -525,6 +533,31 @@ impl Peer {
         Ok(pad)
     }
 
+    /// Adds the sound, an Opus chain under `pt` into a send-only audio transceiver: an
+    /// offerer's section after the video's, or (answerer, after [`Peer::prepare_answer`]) the
+    /// one webrtcbin pairs with the offer's audio section `mline`. Call before the branch is
+    /// attached.
+    pub fn add_audio(&mut self, pt: u8, mline: Option<u32>) -> Result<(), MediaError> {
+        if pt > 127 {
+            return Err(MediaError::BadSdp(format!(
+                "payload type {pt} is out of range"
+            )));
+        }
+        self.audio_mline = mline;
+        let out = crate::payload::add_audio_chain(&self.bin, pt)?;
+        let pad = self
+            .webrtc
+            .request_pad_simple("sink_%u")
+            .ok_or_else(|| MediaError::Pipeline("webrtcbin refused an audio pad".into()))?;
+        out.link(&pad)
+            .map_err(|e| MediaError::Pipeline(format!("linking webrtcbin audio: {e:?}")))?;
+        if let Some(t) = pad.property::<Option<gst_webrtc::WebRTCRTPTransceiver>>("transceiver") {
+            t.set_direction(gst_webrtc::WebRTCRTPTransceiverDirection::Sendonly);
+            t.set_property("codec-preferences", crate::payload::opus_caps(pt, true));
+        }
+        Ok(())
+    }
+
     /// Makes `codec` (which its offer listed) what feeds the branch; its sink pad for that
     /// codec is then ready to be linked to the codec's encode.
     pub fn switch_to(&mut self, codec: Codec) -> Result<(), MediaError> {
@@ -669,7 +702,8 @@ impl Peer {
             else {
                 break;
             };
-            if t.mlineindex() != mline && t.mlineindex() != u32::MAX {
+            let ours = t.mlineindex() == mline || Some(t.mlineindex()) == self.audio_mline;
+            if !ours && t.mlineindex() != u32::MAX {
                 t.set_direction(gst_webrtc::WebRTCRTPTransceiverDirection::Inactive);
             }
         }

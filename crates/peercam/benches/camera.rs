@@ -31,7 +31,8 @@
 //! (window 3 s, 4 joins), `--device PATH` (measure that peercam binary instead of this
 //! build's, e.g. a variant to compare side by side), `--smaps DIR` (save `/proc/PID/smaps` of
 //! every process of the device's tree idle and after leave, as `DIR/smaps-LABEL-PID`, to see
-//! which mappings hold the memory).
+//! which mappings hold the memory), `--audio` (the camera sends its test tone as well, one
+//! shared Opus encode; without it the device runs with `[audio] source = "none"`).
 
 // The viewers of the camera tests; the benchmark uses only them and the client under them.
 #[path = "../tests/support/mod.rs"]
@@ -91,6 +92,8 @@ struct Opts {
     device: PathBuf,
     /// Where to save /proc/PID/smaps of the device's processes at idle and after leave.
     smaps: Option<PathBuf>,
+    /// The camera sends sound (the test tone) too.
+    audio: bool,
 }
 
 impl Opts {
@@ -104,6 +107,7 @@ impl Opts {
             decode: false,
             device: PathBuf::from(env!("CARGO_BIN_EXE_peercam")),
             smaps: None,
+            audio: false,
         };
         let mut it = args.iter();
         while let Some(a) = it.next() {
@@ -117,6 +121,7 @@ impl Opts {
                 "--settle" => o.settle = value()?.parse()?,
                 "--joins" => o.joins = value()?.parse()?,
                 "--decode" => o.decode = true,
+                "--audio" => o.audio = true,
                 "--device" => o.device = PathBuf::from(value()?),
                 "--smaps" => o.smaps = Some(PathBuf::from(value()?)),
                 // `cargo bench` passes --bench; --quick is read above.
@@ -397,7 +402,7 @@ struct CameraStats {
 }
 
 impl Device {
-    async fn start(binary: &Path) -> Result<Device> {
+    async fn start(binary: &Path, audio: bool) -> Result<Device> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
@@ -409,7 +414,9 @@ impl Device {
             &config,
             format!(
                 "[camera]\nwidth = {WIDTH}\nheight = {HEIGHT}\nfps = {FPS}\n\
-                 bitrate_kbps = {BITRATE_KBPS}\nmax_viewers = {MAX_VIEWERS}\n"
+                 bitrate_kbps = {BITRATE_KBPS}\nmax_viewers = {MAX_VIEWERS}\n\
+                 [audio]\nsource = \"{}\"\n",
+                if audio { "test" } else { "none" }
             ),
         )?;
         let log = dir.join("peercam.log");
@@ -888,11 +895,16 @@ async fn run(opts: &Opts) -> Result<()> {
         loadavg()
     );
     let decoder = warm_up_viewer_side()?;
-    let device = Device::start(&opts.device).await?;
+    let device = Device::start(&opts.device, opts.audio).await?;
     println!(
         "device: {} serve --source test --no-discovery ({WIDTH}x{HEIGHT}@{FPS}, \
-         {BITRATE_KBPS} kbit/s), pid {}",
+         {BITRATE_KBPS} kbit/s), sound: {}, pid {}",
         opts.device.display(),
+        if opts.audio {
+            "test tone, Opus 32 kbit/s"
+        } else {
+            "none"
+        },
         device.pid()
     );
     println!("device pipeline: {}", device.pipeline());

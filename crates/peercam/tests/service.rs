@@ -689,6 +689,7 @@ fn the_unit_file_is_a_hardened_notify_service() {
         "StateDirectory=peercam",
         "DevicePolicy=closed",
         "DeviceAllow=char-video4linux rw",
+        "DeviceAllow=char-alsa rw",
         "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK",
     ] {
         assert!(lines.contains(&wanted), "{wanted} missing from the unit");

@@ -83,6 +83,8 @@ pub struct Config {
     pub snapshot: SnapshotConfig,
     /// Publishing to a media server over WHIP.
     pub publish: PublishConfig,
+    /// The camera's microphone.
+    pub audio: AudioConfig,
 }
 
 /// The sections in file order: name, the comment above it, its keys.
@@ -132,6 +134,11 @@ const SECTIONS: &[(&str, &str, &[KeyDoc])] = &[
         "Publishing to a media server over WHIP (RFC 9725): the server fans the one stream out.",
         PublishConfig::KEYS,
     ),
+    (
+        "audio",
+        "The camera's microphone, sent to every viewer as one shared Opus encode.",
+        AudioConfig::KEYS,
+    ),
 ];
 
 /// Example values for keys that are unset by default, shown commented out.
@@ -152,6 +159,7 @@ const EXAMPLES: &[(&str, &str, &str)] = &[
         "pipelines_dir",
         "\"/usr/share/peercam/pipelines\"",
     ),
+    ("audio", "device", "\"hw:1\""),
     ("snapshot", "width", "1280"),
     ("snapshot", "height", "720"),
 ];
@@ -294,6 +302,31 @@ pub struct SnapshotConfig {
     /// JPEG quality, 1 (smallest file) to 100 (best picture).
     pub quality: u32,
 }
+}
+
+section! {
+/// `[audio]`
+pub struct AudioConfig {
+    /// Audio source name from `pipelines/audio/` (`alsa`: an ALSA capture device; `test`: a
+    /// tone, no microphone needed), `auto` (the first ALSA capture card, else no sound) or
+    /// `none` (video only).
+    pub source: String,
+    /// ALSA device the `alsa` source opens (`hw:1`, `plughw:CARD=Device`); unset: the first
+    /// capture card.
+    pub device: Option<String>,
+    /// Opus bitrate, kbit/s.
+    pub bitrate_kbps: u32,
+}
+}
+
+impl Default for AudioConfig {
+    fn default() -> Self {
+        AudioConfig {
+            source: "auto".into(),
+            device: None,
+            bitrate_kbps: 32,
+        }
+    }
 }
 
 impl SnapshotConfig {
@@ -684,6 +717,37 @@ impl Config {
         if let Err((key, message)) = self.publish.check() {
             return invalid(key, &message);
         }
+        let audio = &self.audio;
+        let name_ok = !audio.source.is_empty()
+            && audio.source.len() <= 64
+            && audio
+                .source
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !name_ok {
+            return invalid(
+                "audio.source",
+                "must be auto, none or a name from pipelines/audio/ (letters, digits, - and _)",
+            );
+        }
+        if let Some(device) = &audio.device {
+            // It goes into a launch line: nothing that could end the element or add one.
+            let ok = !device.is_empty()
+                && device.len() <= 128
+                && device
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b":,=_-.".contains(&b));
+            if !ok {
+                return invalid(
+                    "audio.device",
+                    "must be an ALSA device name such as hw:1 or plughw:CARD=Device,DEV=0 \
+                     (letters, digits and : , = _ - .)",
+                );
+            }
+        }
+        if !(6..=510).contains(&audio.bitrate_kbps) {
+            return invalid("audio.bitrate_kbps", "must be between 6 and 510");
+        }
         if let Err(e) = env_filter::Builder::new().try_parse(&self.log.level) {
             return invalid("log.level", &format!("not a log filter: {e}"));
         }
@@ -1018,6 +1082,7 @@ mod tests {
         full.snapshot.height = Some(480);
         full.publish.url = Some("http://m/whip".into());
         full.publish.token = Some("k".into());
+        full.audio.device = Some("hw:1".into());
         let value = toml::Value::try_from(&full).unwrap();
         let tables = value.as_table().unwrap();
         let names: Vec<&str> = SECTIONS.iter().map(|(n, _, _)| *n).collect();
@@ -1097,6 +1162,23 @@ mod tests {
         c.tls.cert = Some("/etc/ssl/cam.pem".into());
         c.tls.key = Some("/etc/ssl/private/cam.key".into());
         assert_eq!(parse(&c.to_commented_toml()).unwrap(), c);
+    }
+
+    #[test]
+    fn audio_values_are_checked() {
+        let c = parse("[audio]\nsource = \"alsa\"\ndevice = \"plughw:CARD=Mic,DEV=0\"\n").unwrap();
+        assert_eq!(c.audio.source, "alsa");
+        assert_eq!(c.audio.bitrate_kbps, 32);
+        for (text, key) in [
+            ("[audio]\nsource = \"alsa ! fakesink\"\n", "audio.source"),
+            ("[audio]\ndevice = \"hw:1 ! fakesink\"\n", "audio.device"),
+            ("[audio]\ndevice = \"\"\n", "audio.device"),
+            ("[audio]\nbitrate_kbps = 2\n", "audio.bitrate_kbps"),
+        ] {
+            let e = parse(text).unwrap_err().to_string();
+            assert!(e.contains(key), "{text}: {e}");
+        }
+        assert!(parse("[audio]\nmicrophone = 1\n").is_err());
     }
 
     #[test]

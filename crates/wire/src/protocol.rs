@@ -27,7 +27,7 @@ use std::net::IpAddr;
 
 use peercam_signaling::{Incoming, Outgoing};
 
-use crate::config::CameraConfig;
+use crate::config::{AudioConfig, CameraConfig};
 
 /// The version of this protocol. Raise it with any change to the messages below; `Start`,
 /// `Ready` and `Failed` keep the `protocol` field and their shape in every version, so that
@@ -53,6 +53,29 @@ pub enum Capture {
     Select(CameraConfig),
     /// Run this gst-launch description (a previous worker's choice, or a test's).
     Launch(String),
+}
+
+/// The microphone a worker sends, in the same pipeline as the video.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub enum AudioCapture {
+    /// Video only.
+    #[default]
+    None,
+    /// Choose the source for this configuration (looking at the machine's sound cards) among
+    /// the descriptions in `pipelines/audio/` of this directory (unset: the usual places).
+    Select {
+        /// The `[audio]` section.
+        audio: AudioConfig,
+        /// The configured pipelines directory, if any.
+        pipelines_dir: Option<std::path::PathBuf>,
+    },
+    /// Run this gst-launch description of raw audio (a test's), Opus at `bitrate_kbps`.
+    Launch {
+        /// The source, ending in raw audio.
+        launch: String,
+        /// Opus bitrate, kbit/s.
+        bitrate_kbps: u32,
+    },
 }
 
 /// ICE settings for every peer.
@@ -102,6 +125,15 @@ pub struct CameraSnapshot {
     /// while not capturing).
     #[serde(default)]
     pub bitrate_kbps: u32,
+    /// Opus encodes running (0 or 1: the one every listener shares).
+    #[serde(default)]
+    pub audio_encoders: usize,
+    /// Peers fed the camera's sound.
+    #[serde(default)]
+    pub listeners: usize,
+    /// The audio source failed and was cut off (the video goes on); until capture restarts.
+    #[serde(default)]
+    pub audio_failed: bool,
 }
 
 /// What a still picture is to be.
@@ -168,6 +200,9 @@ pub struct WorkerSettings {
     /// The DTLS certificate every peer presents; without one, GStreamer makes its own.
     #[serde(default)]
     pub dtls: Option<DtlsIdentity>,
+    /// The microphone, if any.
+    #[serde(default)]
+    pub audio: AudioCapture,
 }
 
 /// What the chosen capture is, for the device's log.
@@ -337,6 +372,10 @@ mod tests {
                     pem: "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n".into(),
                     fingerprint: "AB:CD".into(),
                 }),
+                audio: AudioCapture::Launch {
+                    launch: "audiotestsrc is-live=true".into(),
+                    bitrate_kbps: 32,
+                },
             })),
             ToWorker::Signal {
                 member: "camera".into(),
@@ -411,6 +450,7 @@ mod tests {
             log_level: "info".into(),
             stream_profile: None,
             dtls: None,
+            audio: AudioCapture::None,
         }));
         assert_eq!(protocol_of(&encode(&start)), PROTOCOL);
         let ready = FromWorker::Ready {
@@ -440,6 +480,7 @@ mod tests {
             log_level: "info".into(),
             stream_profile: None,
             dtls: None,
+            audio: AudioCapture::None,
         };
         let mut json: serde_json::Value = serde_json::to_value(&start).unwrap();
         // As a device of this protocol without a certificate to give (or an earlier one) sends it.

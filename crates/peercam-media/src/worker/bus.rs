@@ -1,5 +1,6 @@
 //! The capture pipeline's bus and frame count: errors are forwarded to the loop with the
-//! part they belong to (a peer's branch, or the camera source behind the switch), warnings
+//! part they belong to (a peer's branch, the camera source behind the switch, or the
+//! microphone and its encode), warnings
 //! are logged, and encoded frames are counted for the device's health checks.
 //!
 //! Its handlers run on GStreamer's threads: they only count, log and forward; they must not
@@ -24,6 +25,9 @@ pub(super) struct PipelineError {
     /// The failing element is (inside) one of the camera source's elements, which can fail
     /// alone (see `crate::source_switch`).
     pub source: bool,
+    /// The failing element is the microphone or its encode, which fail alone (the sound is
+    /// cut off, the video goes on).
+    pub audio: bool,
     /// The still picture whose branch (`snapshot-<number>`, see `crate::jpeg`) holds the
     /// failing element, if one does: that picture fails alone.
     pub picture: Option<u64>,
@@ -75,6 +79,7 @@ pub(super) fn watch(
     frames: Arc<AtomicU64>,
     errors: mpsc::Sender<PipelineError>,
     switch: Option<&SourceSwitch>,
+    audio: Vec<String>,
 ) {
     let source: HashSet<String> = switch.map(|s| s.element_names()).unwrap_or_default();
     if let Some(tee) = pipeline.by_name("fanout") {
@@ -103,6 +108,7 @@ pub(super) fn watch(
                     peer: e.src().and_then(peer_of),
                     source: top.as_ref().is_some_and(|name| source.contains(name)),
                     picture: top.as_deref().and_then(picture_of),
+                    audio: top.as_ref().is_some_and(|name| audio.contains(name)),
                     message: e.error().to_string(),
                 });
             }

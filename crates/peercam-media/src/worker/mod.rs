@@ -108,14 +108,14 @@ async fn serve(socket: std::os::unix::net::UnixStream) -> anyhow::Result<()> {
     };
     let settings = *settings;
     crate::logging::init(&settings.log_level);
-    let launch = match start::start(&settings) {
-        Ok((launch, chosen)) => {
+    let started = match start::start(&settings) {
+        Ok(mut started) => {
             let _ = out_tx.try_send(FromWorker::Ready {
                 protocol: wire::PROTOCOL,
-                launch: launch.clone(),
-                chosen,
+                launch: started.launch.clone(),
+                chosen: started.chosen.take(),
             });
-            launch
+            started
         }
         Err((selecting, error)) => {
             let _ = out_tx.try_send(FromWorker::Failed { selecting, error });
@@ -134,7 +134,7 @@ async fn serve(socket: std::os::unix::net::UnixStream) -> anyhow::Result<()> {
     let (bus_tx, bus_rx) = mpsc::channel(BUS_QUEUE);
     let (sig_tx, sig_rx) = mpsc::channel(EVENT_QUEUE);
     let (pictures, delivered) = pictures::Pictures::new();
-    let mut worker = run::Worker::new(settings, launch, out_tx, ev_tx, sig_tx, bus_tx, pictures);
+    let mut worker = run::Worker::new(settings, started, out_tx, ev_tx, sig_tx, bus_tx, pictures);
     worker.run(lines, sig_rx, ev_rx, bus_rx, delivered).await;
     drop(worker);
     let _ = writer.await;

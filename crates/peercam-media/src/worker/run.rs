@@ -70,6 +70,8 @@ pub(super) struct Worker {
     dtls_pem: Option<String>,
     /// The capture's launch line.
     launch: String,
+    /// The microphone's shared encode, if there is sound (see [`crate::audio`]).
+    audio: Option<String>,
     /// The codecs it can send, in the camera's order of preference.
     codecs: Vec<Codec>,
     /// Messages to the device.
@@ -112,19 +114,21 @@ impl Worker {
     /// A worker with no peers and the capture stopped.
     pub(super) fn new(
         settings: WorkerSettings,
-        launch: String,
+        started: super::start::Started,
         out: mpsc::Sender<FromWorker>,
         events: EventSender,
         resolved: mpsc::Sender<(String, Outgoing)>,
         bus_errors: mpsc::Sender<PipelineError>,
         pictures: Pictures,
     ) -> Worker {
+        let super::start::Started { launch, audio, .. } = started;
         let codecs = Fanout::codecs_of(&launch);
         Worker {
             conversation: settings.conversation,
             ice: settings.ice,
             dtls_pem: settings.dtls.as_ref().map(|d| d.pem.clone()),
             launch,
+            audio,
             out,
             events,
             mdns: Resolver::new(resolved),
@@ -273,6 +277,9 @@ impl Worker {
             vp8_encoders: self.fanout.as_ref().map_or(0, |f| f.encoders().1),
             vp8_branches: self.fanout.as_ref().map_or(0, |f| f.vp8_branches()),
             bitrate_kbps: self.fanout.as_ref().map_or(0, |f| f.bitrate() / 1000),
+            audio_encoders: self.fanout.as_ref().map_or(0, |f| f.audio_encoders()),
+            listeners: self.fanout.as_ref().map_or(0, |f| f.listeners()),
+            audio_failed: self.fanout.as_ref().is_some_and(|f| f.audio_failed()),
         }
     }
 
@@ -357,6 +364,17 @@ impl Worker {
             }
             // An error from a branch already released is about nobody.
             None if error.peer.is_some() => {}
+            None if error.audio => {
+                if let Some(fanout) = self.fanout.as_mut() {
+                    if !fanout.audio_failed() {
+                        log::warn!(
+                            "audio source failed; the sound is cut off, the video goes on: {}",
+                            error.message
+                        );
+                        fanout.cut_audio();
+                    }
+                }
+            }
             None if error.source && self.health.is_some() => {
                 log::warn!("camera source failed: {}", error.message);
                 self.on_source(source_health::Event::Error);
@@ -513,12 +531,22 @@ impl Worker {
 
     fn fanout(&mut self) -> Result<&mut Fanout, MediaError> {
         if self.fanout.is_none() {
-            let f = Fanout::new(&self.launch)?;
+            let f = match Fanout::with_audio(&self.launch, self.audio.as_deref()) {
+                Ok(f) => f,
+                Err(e) if self.audio.is_some() => {
+                    // The sound is worth less than the picture.
+                    log::warn!("no sound from now on: the audio encode cannot be built: {e}");
+                    self.audio = None;
+                    Fanout::new(&self.launch)?
+                }
+                Err(e) => return Err(e),
+            };
             super::bus::watch(
                 f.pipeline(),
                 self.frames.clone(),
                 self.bus_errors.clone(),
                 f.switch(),
+                f.audio_element_names(),
             );
             self.rate = Some(GroupRate::new(f.configured_bitrate()));
             self.fanout = Some(f);
@@ -551,6 +579,16 @@ impl Worker {
             peer.prepare_answer(sdp, mline, pt)?;
         }
         let fanout = self.fanout()?;
+        if fanout.has_audio() {
+            match offer {
+                None => peer.add_audio(crate::payload::OFFER_OPUS_PT, None)?,
+                Some((sdp, ..)) => {
+                    if let Some((mline, pt)) = crate::audio::offered_opus(sdp) {
+                        peer.add_audio(pt, Some(mline))?;
+                    }
+                }
+            }
+        }
         let starting = !fanout.is_playing();
         fanout.add(peer.bin())?;
         if starting {
@@ -563,6 +601,13 @@ impl Worker {
         match linked {
             Ok(pad) => {
                 peer.tee_pad = Some(pad);
+                if let Some(fanout) = self.fanout.as_mut() {
+                    match fanout.link_audio(peer.bin()) {
+                        Ok(audio) => peer.audio_pad = audio,
+                        // The sound is worth less than the picture.
+                        Err(e) => log::warn!(peer = key.1.as_str(); "no sound for this peer: {e}"),
+                    }
+                }
                 self.peers.insert(key.clone(), peer);
                 Ok(())
             }
@@ -613,7 +658,7 @@ impl Worker {
     /// (see [`crate::retiring`]).
     fn retire(&mut self, peer: Peer) {
         if let Some(fanout) = self.fanout.as_mut() {
-            fanout.detach(peer.bin(), peer.tee_pad.as_ref());
+            fanout.detach(peer.bin(), peer.tee_pad.as_ref(), peer.audio_pad.as_ref());
             if !fanout.in_use() {
                 // Nobody watches: stop the camera and the encoder.
                 self.stop_capture();

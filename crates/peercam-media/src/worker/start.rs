@@ -1,5 +1,6 @@
 //! Start-up: GStreamer initialised, the elements every session needs present, and the
-//! capture settled (the configured launch line, or the one chosen for the camera).
+//! capture settled (the configured launch line, or the one chosen for the camera), and the
+//! microphone's encode, if any (see [`crate::audio`]).
 //!
 //! It runs once, before the worker answers `Ready`; it must not build peers or keep any
 //! pipeline (a validated capture is built and dropped).
@@ -21,8 +22,18 @@ const REQUIRED: [&str; 6] = [
     "dtlsdec",
 ];
 
+/// What start-up settled.
+pub(super) struct Started {
+    /// The capture's launch line, ending in H.264.
+    pub launch: String,
+    /// What was chosen for the camera, when it was chosen here.
+    pub chosen: Option<Chosen>,
+    /// The microphone's encode (see [`crate::audio::encode_launch`]), if there is sound.
+    pub audio: Option<String>,
+}
+
 /// Initialises GStreamer and settles the capture: `Err((selecting, message))`.
-pub(super) fn start(settings: &WorkerSettings) -> Result<(String, Option<Chosen>), (bool, String)> {
+pub(super) fn start(settings: &WorkerSettings) -> Result<Started, (bool, String)> {
     gst::init().map_err(|e| (false, format!("GStreamer init: {e}")))?;
     for factory in REQUIRED {
         if gst::ElementFactory::find(factory).is_none() {
@@ -32,7 +43,7 @@ pub(super) fn start(settings: &WorkerSettings) -> Result<(String, Option<Chosen>
             ));
         }
     }
-    let (launch, chosen) = match &settings.capture {
+    let (launch, mut chosen) = match &settings.capture {
         Capture::Launch(launch) => (launch.clone(), None),
         Capture::Select(camera) => {
             let selection =
@@ -45,8 +56,26 @@ pub(super) fn start(settings: &WorkerSettings) -> Result<(String, Option<Chosen>
             (selection.launch, Some(chosen))
         }
     };
+    // A named audio source that cannot be used is a configuration error; a missing
+    // microphone under `auto` is only no sound.
+    let sound = crate::audio::choose_here(&settings.audio).map_err(|e| (true, e))?;
+    log::info!("sound: {}", sound.why);
+    // Not built here: a broken audio description costs the sound alone (the first viewer's
+    // capture goes on without it, with a warning), and an idle worker that built it would
+    // keep the Opus libraries mapped (~0.6 MB) for nothing.
+    let audio = sound
+        .launch
+        .as_deref()
+        .map(|source| crate::audio::encode_launch(source, sound.bitrate_kbps));
     if settings.validate {
         drop(Fanout::new(&launch).map_err(|e| (false, e.to_string()))?);
     }
-    Ok((launch, chosen))
+    if let Some(chosen) = chosen.as_mut() {
+        chosen.summary = format!("{}; sound: {}", chosen.summary, sound.why);
+    }
+    Ok(Started {
+        launch,
+        chosen,
+        audio,
+    })
 }

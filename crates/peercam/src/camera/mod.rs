@@ -63,7 +63,7 @@ mod whep;
 
 pub use self::stats::CameraStats;
 pub use peercam_wire::CameraSnapshot;
-use peercam_wire::{Capture, Chosen, IceSettings, SnapshotSpec};
+use peercam_wire::{AudioCapture, Capture, Chosen, IceSettings, SnapshotSpec};
 
 use self::run::{Camera, DeviceSink, Inputs};
 use crate::signaling::Hub;
@@ -101,6 +101,8 @@ pub struct CameraSettings {
     pub stream_profile: Option<String>,
     /// The WHIP endpoint the stream is published to, if any (camera/publish.rs).
     pub publish: Option<crate::publish::Target>,
+    /// The microphone the workers send, if any.
+    pub audio: AudioCapture,
 }
 
 /// The answer to a request for a still picture: the JPEG, or a sentence saying why there is

@@ -217,6 +217,7 @@ impl Camera {
             log_level: s.log_level.clone(),
             stream_profile: s.stream_profile.clone(),
             dtls,
+            audio: s.audio.clone(),
         }
     }
 

@@ -24,6 +24,12 @@ pub struct CameraStats {
     pub vp8_encoders: AtomicUsize,
     /// Branches fed from the VP8 encode.
     pub vp8_branches: AtomicUsize,
+    /// Opus encodes running (0 or 1).
+    pub audio_encoders: AtomicUsize,
+    /// Peers fed the camera's sound.
+    pub listeners: AtomicUsize,
+    /// The audio source failed and was cut off (1) or not (0).
+    pub audio_failed: AtomicUsize,
     /// The shared encoders' rate now, kbit/s.
     pub bitrate_kbps: AtomicU32,
     /// Viewers watching through the WHEP door (answered or being answered).
@@ -48,6 +54,9 @@ impl CameraStats {
             vp8_encoders: self.vp8_encoders.load(Ordering::Relaxed),
             vp8_branches: self.vp8_branches.load(Ordering::Relaxed),
             bitrate_kbps: self.bitrate_kbps.load(Ordering::Relaxed),
+            audio_encoders: self.audio_encoders.load(Ordering::Relaxed),
+            listeners: self.listeners.load(Ordering::Relaxed),
+            audio_failed: self.audio_failed.load(Ordering::Relaxed) != 0,
         }
     }
 
@@ -74,5 +83,10 @@ impl CameraStats {
         self.vp8_encoders.store(s.vp8_encoders, Ordering::Relaxed);
         self.vp8_branches.store(s.vp8_branches, Ordering::Relaxed);
         self.bitrate_kbps.store(s.bitrate_kbps, Ordering::Relaxed);
+        self.audio_encoders
+            .store(s.audio_encoders, Ordering::Relaxed);
+        self.listeners.store(s.listeners, Ordering::Relaxed);
+        self.audio_failed
+            .store(usize::from(s.audio_failed), Ordering::Relaxed);
     }
 }

@@ -39,8 +39,8 @@ use crate::signaling::{Hub, SignalingServer};
 use crate::snapshot::Snapshots;
 use crate::tls::{Identity, TlsError};
 use crate::web::{self, AppState, DeviceInfo};
-use peercam_wire::Capture;
 use peercam_wire::IceSettings;
+use peercam_wire::{AudioCapture, Capture};
 
 mod health;
 mod run;
@@ -149,6 +149,10 @@ impl Device {
             program: program.to_owned(),
             stream_profile: None,
             publish: crate::publish::Target::of(config),
+            audio: AudioCapture::Select {
+                audio: config.audio.clone(),
+                pipelines_dir: c.pipelines_dir.clone(),
+            },
         };
         let camera = camera::start(self.hub.clone(), settings)?;
         if let Some(chosen) = camera.chosen() {

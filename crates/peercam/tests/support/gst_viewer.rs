@@ -6,6 +6,7 @@
 //!   viewer: webrtcbin ! rtph264depay ! decodebin ! videoconvert ! appsink   (Consume::Decode)
 //!           (rtpvp8depay for VP8: Accept::Vp8Only answers as a browser without H.264 does)
 //!   viewer: webrtcbin ! rtph264depay ! fakesink                     (Consume::AccessUnits)
+//!           webrtcbin ! rtpopusdepay ! opusdec ! appsink         (the camera's sound, if sent)
 //! ```
 //!
 //! Its signaling goes over the shared strict client ([`super::ws::Client`]). Shared by the
@@ -57,6 +58,36 @@ pub enum ViewerEvent {
     Candidate(u32, String),
 }
 
+/// What a viewer heard of the camera's sound.
+#[derive(Default)]
+pub struct Heard {
+    /// Decoded samples (per channel).
+    pub samples: AtomicU64,
+    /// The loudest decoded sample so far, in millionths of full scale.
+    pub peak: AtomicU64,
+    /// The first [`TIMELINE_LIMIT`] decoded sound buffers: when each plays in the viewer's
+    /// pipeline (its PTS) and when within it the sound first gets loud, if it does.
+    pub onsets: Mutex<Vec<(gst::ClockTime, Option<gst::ClockTime>)>>,
+}
+
+/// How many buffers (or frames) a viewer keeps the timing of: a few seconds' worth, for the
+/// lip-sync test, and bounded for viewers that watch for long.
+pub const TIMELINE_LIMIT: usize = 2000;
+
+/// A sample at least this loud (of full scale) is sound, not silence.
+pub const LOUD: f32 = 0.25;
+
+impl Heard {
+    pub fn samples(&self) -> u64 {
+        self.samples.load(Ordering::Relaxed)
+    }
+
+    /// The loudest sample so far, 0.0 to 1.0.
+    pub fn peak(&self) -> f64 {
+        self.peak.load(Ordering::Relaxed) as f64 / 1e6
+    }
+}
+
 /// A receiving peer: a webrtcbin that counts the frames it gets.
 pub struct Viewer {
     /// The receiving pipeline.
@@ -73,8 +104,16 @@ pub struct Viewer {
     pub size: Arc<Mutex<Option<(i32, i32)>>>,
     /// The encoding name of the video received (`H264`, `VP8`), once it arrives.
     pub codec: Arc<Mutex<Option<String>>>,
+    /// The first [`TIMELINE_LIMIT`] decoded frames: PTS, and the picture's mean brightness
+    /// (0-255) ([`Consume::Decode`] only).
+    pub brightness: Arc<Mutex<Vec<(gst::ClockTime, u8)>>>,
+    /// The sound received, decoded.
+    pub audio: Arc<Heard>,
     /// Which of the offered formats it takes.
     pub accept: Accept,
+    /// Its own offers ask for sound as well (Opus under payload type 109), as a room's
+    /// browser does.
+    pub offers_audio: bool,
     /// What webrtcbin produced for the signaling loop.
     pub events: mpsc::UnboundedReceiver<ViewerEvent>,
     /// The sending side, for webrtcbin's callbacks.
@@ -113,6 +152,8 @@ impl Viewer {
         let connected_at = Arc::new(OnceLock::new());
         let size = Arc::new(Mutex::new(None));
         let codec = Arc::new(Mutex::new(None));
+        let audio = Arc::new(Heard::default());
+        let brightness = Arc::new(Mutex::new(Vec::new()));
 
         let connected = connected_at.clone();
         webrtc.connect_notify(Some("connection-state"), move |webrtc, _| {
@@ -130,28 +171,38 @@ impl Viewer {
             let _ = tx.send(ViewerEvent::Candidate(mline, c));
             None
         });
-        let (pl, fr, first, sz, cd) = (
+        let (pl, fr, first, sz, cd, heard, bright) = (
             pipeline.downgrade(),
             frames.clone(),
             first_at.clone(),
             size.clone(),
             codec.clone(),
+            audio.clone(),
+            brightness.clone(),
         );
         webrtc.connect_pad_added(move |_, pad| {
             let Some(pipeline) = pl.upgrade() else { return };
-            let name = pad
-                .current_caps()
-                .or_else(|| Some(pad.query_caps(None)))
-                .and_then(|c| {
-                    c.structure(0)
-                        .and_then(|s| s.get::<String>("encoding-name").ok())
-                })
-                .unwrap_or_else(|| "H264".into());
+            let caps = pad.current_caps().or_else(|| Some(pad.query_caps(None)));
+            let field = |name: &str| {
+                caps.as_ref()
+                    .and_then(|c| c.structure(0).and_then(|s| s.get::<String>(name).ok()))
+            };
+            if field("media").as_deref() == Some("audio") {
+                let depay = listening_branch(&pipeline, heard.clone());
+                pad.link(&depay.static_pad("sink").unwrap()).unwrap();
+                return;
+            }
+            let name = field("encoding-name").unwrap_or_else(|| "H264".into());
             *cd.lock().unwrap() = Some(name.clone());
             let depay = match consume {
-                Consume::Decode => {
-                    decoding_branch(&pipeline, &name, fr.clone(), first.clone(), sz.clone())
-                }
+                Consume::Decode => decoding_branch(
+                    &pipeline,
+                    &name,
+                    fr.clone(),
+                    first.clone(),
+                    sz.clone(),
+                    bright.clone(),
+                ),
                 Consume::AccessUnits => counting_branch(&pipeline, fr.clone(), first.clone()),
             };
             pad.link(&depay.static_pad("sink").unwrap()).unwrap();
@@ -165,7 +216,10 @@ impl Viewer {
             connected_at,
             size,
             codec,
+            brightness,
+            audio,
             accept,
+            offers_audio: false,
             events,
             events_tx,
         }
@@ -222,6 +276,20 @@ impl Viewer {
                 "add-transceiver",
                 &[&gst_webrtc::WebRTCRTPTransceiverDirection::Recvonly, &caps],
             );
+        if self.offers_audio {
+            let opus = gst::Caps::builder("application/x-rtp")
+                .field("media", "audio")
+                .field("encoding-name", "OPUS")
+                .field("payload", 109i32)
+                .field("clock-rate", 48000i32)
+                .field("encoding-params", "2")
+                .build();
+            self.webrtc
+                .emit_by_name::<gst_webrtc::WebRTCRTPTransceiver>(
+                    "add-transceiver",
+                    &[&gst_webrtc::WebRTCRTPTransceiverDirection::Recvonly, &opus],
+                );
+        }
         let (webrtc, tx) = (self.webrtc.downgrade(), self.events_tx.clone());
         let promise = gst::Promise::with_change_func(move |reply| {
             let Some(webrtc) = webrtc.upgrade() else {
@@ -327,6 +395,7 @@ fn decoding_branch(
     frames: Arc<AtomicU64>,
     first_at: Arc<OnceLock<Instant>>,
     size: Arc<Mutex<Option<(i32, i32)>>>,
+    brightness: Arc<Mutex<Vec<(gst::ClockTime, u8)>>>,
 ) -> gst::Element {
     // decodebin waits for the SPS before choosing a decoder (openh264dec insists on knowing
     // the profile).
@@ -337,7 +406,15 @@ fn decoding_branch(
     let depay = gst::ElementFactory::make(depay).build().unwrap();
     let decode = gst::ElementFactory::make("decodebin").build().unwrap();
     let convert = gst::ElementFactory::make("videoconvert").build().unwrap();
-    let sink = gstreamer_app::AppSink::builder().sync(false).build();
+    // Planar YUV, so that the first byte of the first plane is the corner's brightness.
+    let sink = gstreamer_app::AppSink::builder()
+        .caps(
+            &gst::Caps::builder("video/x-raw")
+                .field("format", "I420")
+                .build(),
+        )
+        .sync(false)
+        .build();
     pipeline
         .add_many([&depay, &decode, &convert, sink.upcast_ref()])
         .unwrap();
@@ -358,8 +435,86 @@ fn decoding_branch(
                     let h = st.get::<i32>("height").unwrap_or(0);
                     *size.lock().unwrap() = Some((w, h));
                 }
+                if let Some(buffer) = sample.buffer() {
+                    let mut seen = brightness.lock().unwrap();
+                    if let (true, Some(pts), Ok(map)) = (
+                        seen.len() < TIMELINE_LIMIT,
+                        buffer.pts(),
+                        buffer.map_readable(),
+                    ) {
+                        // The luma plane comes first; every 7th byte is enough for a mean.
+                        let luma = &map[..map.len() * 2 / 3];
+                        let picked = luma.iter().step_by(7);
+                        let n = picked.len().max(1) as u64;
+                        let mean = picked.map(|&y| u64::from(y)).sum::<u64>() / n;
+                        seen.push((pts, mean as u8));
+                    }
+                }
                 first_at.get_or_init(Instant::now);
                 frames.fetch_add(1, Ordering::Relaxed);
+                Ok(gst::FlowSuccess::Ok)
+            })
+            .build(),
+    );
+    for e in [&depay, &decode, &convert, sink.upcast_ref()] {
+        e.sync_state_with_parent().unwrap();
+    }
+    depay
+}
+
+/// `rtpopusdepay ! opusdec ! audioconvert ! audio/x-raw,format=F32LE ! appsink`, counting
+/// decoded samples and their peak into `heard`; returns the depayloader.
+fn listening_branch(pipeline: &gst::Pipeline, heard: Arc<Heard>) -> gst::Element {
+    let depay = gst::ElementFactory::make("rtpopusdepay").build().unwrap();
+    let decode = gst::ElementFactory::make("opusdec").build().unwrap();
+    let convert = gst::ElementFactory::make("audioconvert").build().unwrap();
+    let sink = gstreamer_app::AppSink::builder()
+        .caps(
+            &gst::Caps::builder("audio/x-raw")
+                .field("format", "F32LE")
+                .field("layout", "interleaved")
+                .build(),
+        )
+        .sync(false)
+        .build();
+    pipeline
+        .add_many([&depay, &decode, &convert, sink.upcast_ref()])
+        .unwrap();
+    gst::Element::link_many([&depay, &decode, &convert, sink.upcast_ref()]).unwrap();
+    sink.set_callbacks(
+        gstreamer_app::AppSinkCallbacks::builder()
+            .new_sample(move |s| {
+                let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                let channels = sample
+                    .caps()
+                    .and_then(|c| c.structure(0).and_then(|s| s.get::<i32>("channels").ok()))
+                    .unwrap_or(1)
+                    .max(1) as usize;
+                let buffer = sample.buffer();
+                if let Some(map) = buffer.and_then(|b| b.map_readable().ok()) {
+                    let values = map
+                        .chunks_exact(4)
+                        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]).abs());
+                    let peak = values.clone().fold(0f32, f32::max);
+                    let mut onsets = heard.onsets.lock().unwrap();
+                    if let (true, Some(pts)) =
+                        (onsets.len() < TIMELINE_LIMIT, buffer.and_then(|b| b.pts()))
+                    {
+                        let loud = values.clone().position(|v| v >= LOUD).map(|i| {
+                            pts + gst::ClockTime::from_nseconds(
+                                (i / channels) as u64 * 1_000_000_000 / 48_000,
+                            )
+                        });
+                        onsets.push((pts, loud));
+                    }
+                    drop(onsets);
+                    heard
+                        .samples
+                        .fetch_add((map.len() / 4 / channels) as u64, Ordering::Relaxed);
+                    heard
+                        .peak
+                        .fetch_max((peak.min(1.0) * 1e6) as u64, Ordering::Relaxed);
+                }
                 Ok(gst::FlowSuccess::Ok)
             })
             .build(),

@@ -19,6 +19,7 @@ fn settings() -> WorkerSettings {
         log_level: "info".into(),
         stream_profile: None,
         dtls: None,
+        audio: Default::default(),
     }
 }
 
