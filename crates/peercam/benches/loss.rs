@@ -16,8 +16,14 @@
 //! UDP for 5 s, from about 10 s into the window; printed: frames decoded each second, and each
 //! change of the encoder's rate with its time from the burst's start.
 //!
+//! The mixed group (`--mixed`): four Chromium viewers for 20 s, first all on the clean laptop,
+//! then three there and one on a laptop behind it whose link is capped at 1 Mbit/s (less than
+//! the stream): each viewer's figures, the encoder's rate, and the device's CPU (its process
+//! tree, % of one core) over the window.
+//!
 //! `cargo bench --bench loss -- [--seconds 15] [--rows 0,1,5,10,20] [--browser firefox]
-//! [--burst]`, as root (network namespaces). Exits non-zero if a viewer fails to play.
+//! [--burst | --mixed]`, as root (network namespaces). Exits non-zero if a viewer fails to
+//! play.
 
 #[path = "support/media_program.rs"]
 mod media_program;
@@ -47,6 +53,7 @@ struct Opts {
     rows: Vec<u32>,
     browser: String,
     burst: bool,
+    mixed: bool,
 }
 
 fn opts() -> Result<Opts> {
@@ -55,6 +62,7 @@ fn opts() -> Result<Opts> {
         rows: vec![0, 1, 5, 10, 20],
         browser: "chromium".into(),
         burst: false,
+        mixed: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -70,6 +78,7 @@ fn opts() -> Result<Opts> {
             }
             "--browser" => o.browser = args.next().context("--browser chromium|firefox")?,
             "--burst" => o.burst = true,
+            "--mixed" => o.mixed = true,
             // cargo bench passes --bench.
             "--bench" => {}
             other => bail!("unknown argument {other:?}"),
@@ -94,6 +103,9 @@ fn main() -> Result<()> {
     let script = check_prerequisites(&path, driver);
     if o.burst {
         return burst(&script);
+    }
+    if o.mixed {
+        return mixed(&script);
     }
     println!(
         "one {} viewer, 640x480 at 30 fps, x264 configured at {BITRATE_KBPS} kbit/s, {} s per row",
@@ -220,4 +232,134 @@ fn burst(script: &std::path::Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The capped viewer's link, kbit/s.
+const CAP_KBPS: u32 = 1000;
+
+/// Four viewers, all on a clean link, then one of them behind a capped one.
+fn mixed(script: &std::path::Path) -> Result<()> {
+    println!(
+        "four Chromium viewers, 640x480 at 30 fps, x264 configured at {BITRATE_KBPS} kbit/s, \
+         20 s windows; device CPU is its process tree, % of one core"
+    );
+    println!(
+        "| group | viewer | fps | lowest second | longest gap ms | frozen s (count) | NACKs | PLIs \
+         | encoder kbit/s at the end | device CPU |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    for capped in [false, true] {
+        let lan = LossyLan::new(CAMERA_ADDR, LAPTOP_ADDR, 0);
+        let far = lan.far_laptop("10.213.17.1", "10.213.17.2", 0);
+        if capped {
+            lan.cap_far_link(CAP_KBPS);
+        }
+        let scratch = Scratch::new("loss-mixed");
+        let serve = lan.serve(&scratch, BITRATE_KBPS);
+        let token = serve.token();
+        // The far viewer first and longest, so its start and end fall outside the others'
+        // window (as in the loss_netns test).
+        let far_viewer = lan.spawn_watch(&far, &scratch, script, 30, 1, token.as_deref());
+        std::thread::sleep(Duration::from_secs(4));
+        let near = lan.spawn_watch(&lan.laptop, &scratch, script, 20, 3, token.as_deref());
+        // The window opens ~2 s after the near viewers' first frames: measure 20 s from then.
+        std::thread::sleep(Duration::from_secs(6));
+        let cpu_start = (tree_cpu_ticks(serve.pid()), Instant::now());
+        std::thread::sleep(Duration::from_secs(18));
+        let ticks = tree_cpu_ticks(serve.pid()) - cpu_start.0;
+        let cpu = ticks as f64 / ticks_per_second() / cpu_start.1.elapsed().as_secs_f64() * 100.0;
+        let (near, far_out) = (near.wait_with_output(), far_viewer.wait_with_output());
+        let (near, far_out) = (near?, far_out?);
+        serve.stop();
+        let group = if capped {
+            format!("3 clean + 1 at {CAP_KBPS} kbit/s")
+        } else {
+            "4 clean".to_owned()
+        };
+        let near: Value = serde_json::from_str(String::from_utf8_lossy(&near.stdout).trim())
+            .context("the near viewers' report")?;
+        let far_report: Value =
+            serde_json::from_str(String::from_utf8_lossy(&far_out.stdout).trim())
+                .unwrap_or_else(|_| {
+                    let why = String::from_utf8_lossy(&far_out.stderr);
+                    let line = why.lines().find(|l| l.contains("Error")).unwrap_or("no report");
+                    serde_json::json!({ "fps": 0.0, "failed": line })
+                });
+        if let Some(why) = far_report.get("failed") {
+            println!("| {group} | far | did not play: {why} |");
+        }
+        let rate = &near["stats"]["camera"]["bitrate_kbps"];
+        let far_name = if capped { "far (capped)" } else { "far" };
+        let mut rows: Vec<(String, &Value)> = near["pages"]
+            .as_array()
+            .map(|p| {
+                p.iter()
+                    .enumerate()
+                    .map(|(i, v)| (format!("near {}", i + 1), v))
+                    .collect()
+            })
+            .unwrap_or_default();
+        rows.push((far_name.to_owned(), &far_report));
+        for (name, r) in rows {
+            let w = &r["window"];
+            println!(
+                "| {group} | {name} | {:.1} | {} | {} | {:.2} ({}) | {} | {} | {rate} | {cpu:.1} % |",
+                r["fps"].as_f64().unwrap_or(f64::NAN),
+                r["minFramesInASecond"],
+                r["longestGapMs"],
+                w["totalFreezesDuration"].as_f64().unwrap_or(f64::NAN),
+                w["freezeCount"],
+                w["nackCount"],
+                w["pliCount"],
+            );
+        }
+    }
+    Ok(())
+}
+
+/// User and system CPU ticks of process `root` and every process below it.
+fn tree_cpu_ticks(root: u32) -> u64 {
+    let mut stats: Vec<(u32, u32, u64)> = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(text) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // After the command's closing parenthesis: state, ppid, ... utime (14th), stime (15th).
+        let Some(rest) = text.rsplit_once(')').map(|(_, r)| r) else {
+            continue;
+        };
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let num = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        stats.push((pid, num(1) as u32, num(11) + num(12)));
+    }
+    let mut tree = vec![root];
+    let mut i = 0;
+    while i < tree.len() {
+        let parent = tree[i];
+        tree.extend(stats.iter().filter(|s| s.1 == parent).map(|s| s.0));
+        i += 1;
+    }
+    stats
+        .iter()
+        .filter(|s| tree.contains(&s.0))
+        .map(|s| s.2)
+        .sum()
+}
+
+/// Clock ticks per second, as /proc counts CPU time.
+fn ticks_per_second() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 {
+        t as f64
+    } else {
+        100.0
+    }
 }

@@ -342,6 +342,31 @@ impl LossyLan {
         far
     }
 
+    /// Caps what the first laptop forwards to the far one (made by [`LossyLan::far_laptop`])
+    /// at `kbit_per_s`, as a slow Wi-Fi link would: a token bucket whose queue holds 50 ms, so
+    /// what does not fit is dropped.
+    pub fn cap_far_link(&self, kbit_per_s: u32) {
+        let tag = self.laptop.name.trim_start_matches("pc-lap-");
+        let rate = format!("{kbit_per_s}kbit");
+        self.laptop.run(
+            "tc",
+            &[
+                "qdisc",
+                "add",
+                "dev",
+                &format!("vn{tag}"),
+                "root",
+                "tbf",
+                "rate",
+                &rate,
+                "burst",
+                "32kbit",
+                "latency",
+                "50ms",
+            ],
+        );
+    }
+
     /// The first laptop's address on the camera's link.
     fn laptop_addr(&self) -> String {
         let out = self.laptop.run("ip", &["-4", "-o", "addr", "show"]);
