@@ -278,13 +278,17 @@ fn mixed(script: &std::path::Path) -> Result<()> {
         };
         let near: Value = serde_json::from_str(String::from_utf8_lossy(&near.stdout).trim())
             .context("the near viewers' report")?;
-        let far_report: Value =
-            serde_json::from_str(String::from_utf8_lossy(&far_out.stdout).trim())
-                .unwrap_or_else(|_| {
-                    let why = String::from_utf8_lossy(&far_out.stderr);
-                    let line = why.lines().find(|l| l.contains("Error")).unwrap_or("no report");
-                    serde_json::json!({ "fps": 0.0, "failed": line })
-                });
+        let far_report: Value = serde_json::from_str(
+            String::from_utf8_lossy(&far_out.stdout).trim(),
+        )
+        .unwrap_or_else(|_| {
+            let why = String::from_utf8_lossy(&far_out.stderr);
+            let line = why
+                .lines()
+                .find(|l| l.contains("Error"))
+                .unwrap_or("no report");
+            serde_json::json!({ "fps": 0.0, "failed": line })
+        });
         if let Some(why) = far_report.get("failed") {
             println!("| {group} | far | did not play: {why} |");
         }
