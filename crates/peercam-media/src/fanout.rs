@@ -331,9 +331,7 @@ impl Fanout {
         let at = self.pictures.iter().position(|p| p.number == number)?;
         let picture = self.pictures.remove(at);
         let encoder = picture.encoder;
-        if let Some(raw) = &self.raw {
-            picture.detach(&self.pipeline, raw);
-        }
+        picture.detach(&self.pipeline);
         Some(encoder)
     }
 
@@ -411,8 +409,8 @@ impl Fanout {
         if !unwatched {
             return;
         }
-        if let (Some(vp8), Some(raw)) = (self.vp8.take(), &self.raw) {
-            vp8.stop(&self.pipeline, raw);
+        if let Some(vp8) = self.vp8.take() {
+            vp8.stop(&self.pipeline);
         }
     }
 
@@ -420,19 +418,7 @@ impl Fanout {
     /// into a half-unlinked branch) and gives the pad back; the VP8 encode stops with its
     /// last viewer. The branch stays in the pipeline.
     pub fn unlink(&mut self, tee_pad: &gst::Pad) {
-        if let Some(peer) = tee_pad.peer() {
-            let (tx, rx) = std::sync::mpsc::sync_channel::<()>(1);
-            tee_pad.add_probe(gst::PadProbeType::IDLE, move |pad, _| {
-                let _ = pad.unlink(&peer);
-                let _ = tx.try_send(());
-                gst::PadProbeReturn::Remove
-            });
-            // Branch queues are leaky, so the tee is never blocked for long.
-            let _ = rx.recv_timeout(Duration::from_secs(2));
-        }
-        if let Some(tee) = tee_pad.parent_element() {
-            tee.release_request_pad(tee_pad);
-        }
+        release_tee_pad(tee_pad);
         self.stop_vp8_if_unwatched();
     }
 
@@ -450,8 +436,8 @@ impl Fanout {
         let _ = self.pipeline.remove(bin);
         if self.branches == 0 {
             // Nothing streams after this.
-            if let (Some(vp8), Some(raw)) = (self.vp8.take(), &self.raw) {
-                vp8.stop(&self.pipeline, raw);
+            if let Some(vp8) = self.vp8.take() {
+                vp8.stop(&self.pipeline);
             }
             if self.pictures.is_empty() {
                 let _ = self.pipeline.set_state(gst::State::Null);
@@ -475,6 +461,24 @@ pub(crate) fn force_keyframe_at(tee: &gst::Element, gate: &Mutex<KeyframeGate>) 
     // Pushed from the tee's sink pad, the event travels upstream to the encoder.
     if let Some(pad) = tee.static_pad("sink") {
         pad.push_event(gated_key_unit_event());
+    }
+}
+
+/// Unlinks a tee's request pad from what it feeds between two buffers (so the tee never pushes
+/// into a half-unlinked branch) and gives the pad back to its tee. What it feeds starts with a
+/// leaky queue, so the tee is never blocked for long; the wait is bounded all the same.
+pub(crate) fn release_tee_pad(tee_pad: &gst::Pad) {
+    if let Some(peer) = tee_pad.peer() {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<()>(1);
+        tee_pad.add_probe(gst::PadProbeType::IDLE, move |pad, _| {
+            let _ = pad.unlink(&peer);
+            let _ = tx.try_send(());
+            gst::PadProbeReturn::Remove
+        });
+        let _ = rx.recv_timeout(Duration::from_secs(2));
+    }
+    if let Some(tee) = tee_pad.parent_element() {
+        tee.release_request_pad(tee_pad);
     }
 }
 

@@ -281,20 +281,9 @@ impl Picture {
         })
     }
 
-    /// Detaches the branch from `raw` (between two frames) and takes it out of `pipeline`.
-    pub fn detach(self, pipeline: &gst::Pipeline, raw: &gst::Element) {
-        if let Some(peer) = self.raw_pad.peer() {
-            let (tx, rx) = std::sync::mpsc::sync_channel::<()>(1);
-            self.raw_pad
-                .add_probe(gst::PadProbeType::IDLE, move |pad, _| {
-                    let _ = pad.unlink(&peer);
-                    let _ = tx.try_send(());
-                    gst::PadProbeReturn::Remove
-                });
-            // The branch's queue is leaky, so the raw tee is never blocked for long.
-            let _ = rx.recv_timeout(Duration::from_secs(2));
-        }
-        raw.release_request_pad(&self.raw_pad);
+    /// Detaches the branch from the raw tee (between two frames) and takes it out of `pipeline`.
+    pub fn detach(self, pipeline: &gst::Pipeline) {
+        crate::fanout::release_tee_pad(&self.raw_pad);
         if let Err(err) = self.bin.set_state(gst::State::Null) {
             log::warn!("picture {}'s branch did not stop: {err}", self.number);
         }

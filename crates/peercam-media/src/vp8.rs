@@ -17,7 +17,6 @@
 //! viewer, the last one gone) and owns the pipeline.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use gstreamer as gst;
 use gstreamer::prelude::*;
@@ -152,20 +151,9 @@ impl Vp8Encode {
         force_keyframe_at(&self.tee, &self.keyframes);
     }
 
-    /// Detaches the encode from `raw` (between two frames) and takes it out of `pipeline`.
-    pub fn stop(self, pipeline: &gst::Pipeline, raw: &gst::Element) {
-        if let Some(peer) = self.raw_pad.peer() {
-            let (tx, rx) = std::sync::mpsc::sync_channel::<()>(1);
-            self.raw_pad
-                .add_probe(gst::PadProbeType::IDLE, move |pad, _| {
-                    let _ = pad.unlink(&peer);
-                    let _ = tx.try_send(());
-                    gst::PadProbeReturn::Remove
-                });
-            // The encode's queue is leaky, so the raw tee is never blocked for long.
-            let _ = rx.recv_timeout(Duration::from_secs(2));
-        }
-        raw.release_request_pad(&self.raw_pad);
+    /// Detaches the encode from the raw tee (between two frames) and takes it out of `pipeline`.
+    pub fn stop(self, pipeline: &gst::Pipeline) {
+        crate::fanout::release_tee_pad(&self.raw_pad);
         for e in &self.elements {
             if let Err(err) = e.set_state(gst::State::Null) {
                 log::warn!("the VP8 encode's {} did not stop: {err}", e.name());
