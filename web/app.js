@@ -22,6 +22,7 @@
 //   testhooks.js   window.peercam
 //   overlay.js     the stats overlay; fullscreen.js the Fullscreen API
 //   cameras.js     the other cameras on this network; share.js the link and its QR code
+//   talk.js        push to talk through the camera's speaker (watch mode)
 'use strict';
 
 import { createView } from '/view.js';
@@ -32,6 +33,7 @@ import { createSession } from '/session.js';
 import { installTestHooks } from '/testhooks.js';
 import { showCameras } from '/cameras.js';
 import { setUpShare } from '/share.js';
+import { setUpTalk } from '/talk.js';
 
 performance.mark('peercam-start');
 const params = new URLSearchParams(location.search);
@@ -46,7 +48,7 @@ const signaling = createSignaling({
   path: () => session.info.signaling,
   onConnecting: () => session.connecting(),
   onOpen: () => session.opened(),
-  onSignal: (signal, msg) => session.onSignal(signal, msg),
+  onSignal: (signal, msg) => (signal === 'talk' ? talk.onSignal(msg) : session.onSignal(signal, msg)),
   onClose: () => session.closed(),
 });
 const peers = createPeers({
@@ -57,9 +59,13 @@ const peers = createPeers({
   label: (id) => session.label(id),
   onFailed: (id, err) => session.peerFailed(id, err),
   onLost: () => session.peerLost(),
-  onChange: () => session.refresh(),
+  onChange: () => {
+    session.refresh();
+    talk.refresh();
+  },
 });
 const session = createSession({ mode, room, autoInvite, view, media, signaling, peers });
+const talk = setUpTalk(document.getElementById('talk'), { send: signaling.send, peers, view });
 
 view.setUp({
   peers: peers.list,
@@ -67,7 +73,7 @@ view.setUp({
   leave: session.leave,
   rejoin: session.rejoin,
 });
-installTestHooks({ mode, view, signaling, peers, session });
+installTestHooks({ mode, view, signaling, peers, session, talk });
 addEventListener('pagehide', () => {
   // Tell the server now instead of letting it wait for the socket to time out.
   signaling.close();

@@ -132,10 +132,28 @@ export function createPeers({ mode, view, send, localStream, label, onFailed, on
       // Tracks added after the offer is applied take over its m-lines; added before, they
       // would sit on transceivers of their own that the answer does not include.
       if (localStream()) addLocalTracks(pc);
+      else if (mode === 'watch') p.talkSender = acceptTalk(pc, sdp);
       await pc.setLocalDescription(await pc.createAnswer());
       send('answerResponse', { to: id, content: pc.localDescription.sdp });
       mark('answer');
     });
+  }
+
+  /**
+   * Watch mode: when the camera's offer receives sound (it has a speaker for talkback), the
+   * answer says this browser may send it, with no track yet: push to talk puts the
+   * microphone on the sender (talk.js) without a new negotiation. Returns that sender.
+   */
+  function acceptTalk(pc, sdp) {
+    const audio = sdp.split(/\r?\nm=/).find((m) => m.startsWith('audio '));
+    if (!audio) return null;
+    const sends = /\na=sendrecv\r?$/m.test(audio);
+    const receivesOnly = /\na=recvonly\r?$/m.test(audio);
+    if (!sends && !receivesOnly) return null;
+    const t = pc.getTransceivers().find((x) => x.receiver.track.kind === 'audio');
+    if (!t) return null;
+    t.direction = receivesOnly ? 'sendonly' : 'sendrecv';
+    return t.sender;
   }
 
   /** `id` answered our offer with `sdp`. */

@@ -1,7 +1,7 @@
 // `window.peercam`: what tests (tests/browser) and people troubleshooting read instead of
 // scraping the DOM: the state and its history, the status and notice, our id and
 // conversation, the errors, the peers and their video, the timing of the last join, the stats
-// overlay's figures, and the user's actions (invite, leave, rejoin, join).
+// overlay's figures, push to talk, and the user's actions (invite, leave, rejoin, join).
 //
 // Owns nothing: every figure is read from the module that owns it, every action is that
 // module's own. Must not add behaviour of its own.
@@ -10,7 +10,7 @@
 import * as fullscreen from '/fullscreen.js';
 import * as timing from '/timing.js';
 
-export function installTestHooks({ mode, view, signaling, peers, session }) {
+export function installTestHooks({ mode, view, signaling, peers, session, talk }) {
   window.peercam = {
     get mode() { return mode; },
     get state() { return view.state; },
@@ -34,5 +34,13 @@ export function installTestHooks({ mode, view, signaling, peers, session }) {
     leave: session.leave,
     rejoin: session.rejoin,
     join: session.join,
+    /** Push to talk: {state ('idle', 'asking', 'talking'), heard (every `talk` the camera
+     *  sent: {state, message}), press(), release()}. */
+    talk: {
+      get state() { return talk.state; },
+      get heard() { return talk.heard; },
+      press: talk.press,
+      release: talk.release,
+    },
   };
 }

@@ -25,7 +25,7 @@ use peercam_wire::AudioCapture;
 pub const TEE: &str = "audio";
 
 /// Where ALSA lists its PCM devices, each with whether it plays or captures.
-const PCM_LIST: &str = "/proc/asound/pcm";
+pub(crate) const PCM_LIST: &str = "/proc/asound/pcm";
 
 /// The description `auto` uses when the machine has a capture card.
 const ALSA: &str = "alsa";
@@ -58,10 +58,16 @@ pub struct AudioSource {
 impl AudioSource {
     /// Reads `<dir>/audio/<name>.toml`.
     pub fn load(dir: &Path, name: &str) -> Result<AudioSource, String> {
+        AudioSource::load_in(dir, "audio", name)
+    }
+
+    /// Reads `<dir>/<folder>/<name>.toml` (`speaker/`'s descriptions have the same shape,
+    /// their launch text starting from raw audio instead of ending in it).
+    pub fn load_in(dir: &Path, folder: &str, name: &str) -> Result<AudioSource, String> {
         if !valid_name(name) {
-            return Err(format!("{name:?} is not an audio source name"));
+            return Err(format!("{name:?} is not a name from pipelines/{folder}/"));
         }
-        let path = dir.join("audio").join(format!("{name}.toml"));
+        let path = dir.join(folder).join(format!("{name}.toml"));
         let text = std::fs::read_to_string(&path)
             .map_err(|e| format!("reading {}: {e}", path.display()))?;
         let file: AudioFile = toml::from_str(&text)
@@ -96,12 +102,18 @@ impl AudioSource {
 /// : capture 1`), as `plughw:C,D` (the plug layer converts whatever rate and format the card
 /// has).
 pub fn first_capture_device(pcm: &str) -> Option<String> {
+    first_device(pcm, "capture")
+}
+
+/// The first ALSA playback device in `/proc/asound/pcm`'s text, as `plughw:C,D`.
+pub fn first_playback_device(pcm: &str) -> Option<String> {
+    first_device(pcm, "playback")
+}
+
+fn first_device(pcm: &str, kind: &str) -> Option<String> {
     pcm.lines().find_map(|line| {
         let (numbers, rest) = line.split_once(':')?;
-        if !rest
-            .split(':')
-            .any(|part| part.trim().starts_with("capture"))
-        {
+        if !rest.split(':').any(|part| part.trim().starts_with(kind)) {
             return None;
         }
         let (card, device) = numbers.trim().split_once('-')?;
@@ -233,10 +245,26 @@ pub fn offered_opus(sdp: &str) -> Option<(u32, u8)> {
 /// The shared encode for a source's launch text: raw audio to Opus, into the tee [`TEE`].
 /// Forward error correction lets a listener rebuild a lost packet from the next; DTX sends
 /// almost nothing while the room is silent.
-pub fn encode_launch(source: &str, bitrate_kbps: u32) -> String {
+///
+/// With `echo` (the name of the speaker's echo probe, when talkback plays on a speaker near
+/// the microphone), the microphone's sound goes through `webrtcdsp` first, which takes out
+/// what the speaker played (see crate::speaker). Only the echo canceller runs: noise
+/// suppression and gain control would change a sound people listen to for what happens in
+/// the room, not for speech alone. Delay-agnostic: the speaker plays in a pipeline of its
+/// own, so the two running times cannot be compared, and the canceller finds the delay from
+/// the sound itself.
+pub fn encode_launch(source: &str, bitrate_kbps: u32, echo: Option<&str>) -> String {
+    let dsp = match echo {
+        Some(probe) => format!(
+            "audio/x-raw,format=S16LE,rate=48000,channels=1 ! webrtcdsp probe={probe} \
+             echo-cancel=true delay-agnostic=true noise-suppression=false gain-control=false \
+             ! audioconvert ! "
+        ),
+        None => String::new(),
+    };
     format!(
-        "{source} ! audioconvert ! audioresample ! opusenc bitrate={} inband-fec=true dtx=true \
-         ! tee name={TEE} allow-not-linked=true",
+        "{source} ! audioconvert ! audioresample ! {dsp}opusenc bitrate={} inband-fec=true \
+         dtx=true ! tee name={TEE} allow-not-linked=true",
         bitrate_kbps.saturating_mul(1000)
     )
 }

@@ -25,6 +25,7 @@ pub mod check;
 pub mod description;
 pub mod encoder_rate;
 pub mod fanout;
+pub mod hearing;
 pub mod ice;
 pub mod jpeg;
 pub mod keyframes;
@@ -39,6 +40,8 @@ pub mod retiring;
 pub mod select;
 pub mod source_health;
 pub mod source_switch;
+pub mod speaker;
+pub mod talk;
 pub mod vp8;
 pub mod worker;
 

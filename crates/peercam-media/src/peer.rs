@@ -28,6 +28,7 @@ use tokio::sync::mpsc;
 use peercam_sdp::{relabel_h264, Codec};
 
 use super::MediaError;
+use crate::hearing::Hearing;
 use crate::payload::{caps_ready, rtp_caps, Feeds};
 use crate::reception::Reception;
 use peercam_wire::IceSettings;
@@ -112,6 +113,10 @@ pub struct Peer {
     heard: Arc<AtomicU64>,
     /// What its receiver reports say about our stream.
     reception: Reception,
+    /// Its sound, for talkback (see crate::hearing).
+    hearing: Arc<Hearing>,
+    /// The camera's sound goes to it ([`Peer::add_audio`]).
+    sends_audio: bool,
 }
 
 fn make(factory: &str) -> Result<gst::Element, MediaError> {
@@ -385,6 +390,8 @@ impl Peer {
             born: Instant::now(),
             heard: Arc::new(AtomicU64::new(0)),
             reception: Reception::default(),
+            hearing: Arc::new(Hearing::default()),
+            sends_audio: false,
         };
         peer.connect_signals();
         if role == Role::Offerer {
@@ -476,14 +483,18 @@ impl Peer {
                     out.send(PeerEvent::GatheringComplete);
                 }
             });
-        // Media the remote sends is not used: give any incoming stream a sink so it cannot
-        // stall the bin.
+        // A talking viewer's sound goes to the speaker; other media the remote sends is not
+        // used: give any incoming stream a sink so it cannot stall the bin.
         let bin = self.bin.downgrade();
+        let hearing = self.hearing.clone();
         self.webrtc.connect_pad_added(move |_, pad| {
             if pad.direction() != gst::PadDirection::Src {
                 return;
             }
             let Some(bin) = bin.upgrade() else { return };
+            if hearing.attach(&bin, pad) {
+                return;
+            }
             if let Ok(sink) = gst::ElementFactory::make("fakesink")
                 .property("async", false)
                 .property("sync", false)
@@ -533,6 +544,38 @@ impl Peer {
         Ok(pad)
     }
 
+    /// Its side of talkback.
+    pub fn sound_in(&self) -> &Hearing {
+        &self.hearing
+    }
+
+    /// Offerer, with talkback: the viewer's sound may be played on `input` (the speaker's)
+    /// while it holds the floor. The offer's audio section receives as well as sends (or,
+    /// when the device has no sound of its own, receives only). Call after
+    /// [`Peer::add_audio`], if that is called, and before the offer is made.
+    pub fn hear_into(&mut self, input: gstreamer_app::AppSrc) {
+        self.hearing.hear_into(input);
+        let direction = gst_webrtc::WebRTCRTPTransceiverDirection::Sendrecv;
+        // The sound's transceiver, made by `add_audio` right after the video's.
+        let audio = self.sends_audio.then(|| {
+            self.webrtc
+                .emit_by_name::<Option<gst_webrtc::WebRTCRTPTransceiver>>(
+                    "get-transceiver",
+                    &[&1i32],
+                )
+        });
+        if let Some(Some(t)) = audio {
+            t.set_direction(direction);
+            return;
+        }
+        let caps = crate::payload::opus_caps(crate::payload::OFFER_OPUS_PT, true);
+        self.webrtc
+            .emit_by_name::<gst_webrtc::WebRTCRTPTransceiver>(
+                "add-transceiver",
+                &[&gst_webrtc::WebRTCRTPTransceiverDirection::Recvonly, &caps],
+            );
+    }
+
     /// Adds the sound, an Opus chain under `pt` into a send-only audio transceiver: an
     /// offerer's section after the video's, or (answerer, after [`Peer::prepare_answer`]) the
     /// one webrtcbin pairs with the offer's audio section `mline`. Call before the branch is
@@ -544,6 +587,7 @@ impl Peer {
             )));
         }
         self.audio_mline = mline;
+        self.sends_audio = true;
         let out = crate::payload::add_audio_chain(&self.bin, pt)?;
         let pad = self
             .webrtc

@@ -153,6 +153,7 @@ const ASSETS: &[(&str, &str, &str)] = &[
     page_file!("timing.js", JS),
     page_file!("cameras.js", JS),
     page_file!("share.js", JS),
+    page_file!("talk.js", JS),
     page_file!("testhooks.js", JS),
     page_file!("overlay.js", JS),
     page_file!("fullscreen.js", JS),

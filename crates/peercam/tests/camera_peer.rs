@@ -51,6 +51,7 @@ async fn start_device_knowing(stream_profile: &str) -> Server {
         stream_profile: Some(stream_profile.into()),
         publish: None,
         audio: Default::default(),
+        talkback: Default::default(),
     };
     device.camera = Some(camera::start(device.hub.clone(), settings).expect("camera starts"));
     Server::serve(device).await

@@ -242,6 +242,10 @@ impl Signaling {
             Incoming::NegotiationFailed { to, reason } => {
                 self.negotiation_failed(from, &to, reason)
             }
+            Incoming::Talk { start } => self.talk(from, start),
+            Incoming::TalkState { to, state, message } => {
+                self.talk_state(from, &to, state, message)
+            }
         }
     }
 
@@ -547,6 +551,50 @@ impl Signaling {
                 ErrorCode::MemberNotFound,
                 "this server has no camera to invite",
             ),
+        }
+    }
+
+    /// A viewer asks its broadcaster for the floor to talk, or gives it back.
+    fn talk(&mut self, from: &str, start: bool) -> Vec<Delivery> {
+        let broadcaster = self
+            .conversation_of(from)
+            .and_then(|conv| self.conversations.get(conv))
+            .and_then(Conversation::broadcaster);
+        match broadcaster {
+            Some(b) if b != from => vec![(
+                b.clone(),
+                Outgoing::Talk {
+                    from: from.to_owned(),
+                    start,
+                },
+            )],
+            _ => err(
+                from,
+                ErrorCode::InvalidState,
+                "talk is for a viewer of a broadcast, to its broadcaster",
+            ),
+        }
+    }
+
+    /// The broadcaster tells viewer `to` where its talkback stands.
+    fn talk_state(
+        &mut self,
+        from: &str,
+        to: &str,
+        state: super::protocol::TalkState,
+        message: String,
+    ) -> Vec<Delivery> {
+        match (self.conversation_of(from), self.conversation_of(to)) {
+            (Some(a), Some(b)) if a == b => vec![(
+                to.to_owned(),
+                Outgoing::TalkState {
+                    from: from.to_owned(),
+                    state,
+                    message,
+                },
+            )],
+            // The viewer left meanwhile: nobody to tell.
+            _ => Vec::new(),
         }
     }
 

@@ -14,4 +14,4 @@ pub mod protocol;
 
 pub use conversation::{MemberId, Settings};
 pub use limits::Limits;
-pub use protocol::{ConversationKind, ErrorCode, Incoming, Outgoing};
+pub use protocol::{ConversationKind, ErrorCode, Incoming, Outgoing, TalkState};

@@ -195,6 +195,43 @@ pub enum Incoming {
     /// never came up): the pair is abandoned and `to` is told why. Sent only by the device's
     /// own members; no text frame parses to it.
     NegotiationFailed { to: String, reason: String },
+    /// A viewer asks its broadcast's broadcaster (the device) for the floor to talk
+    /// (`content` `start`) or gives it back (`stop`) (extension).
+    Talk { start: bool },
+    /// The device's answer to `to`'s `talk`, or the end of its turn: on the wire a `talk`
+    /// from the device with `content` the state and the sentence in `custom.message`. Sent
+    /// only by the device's own members; no text frame parses to it.
+    TalkState {
+        to: String,
+        state: TalkState,
+        message: String,
+    },
+}
+
+/// Where a viewer's talkback stands, as the device tells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TalkState {
+    /// The viewer has the floor: the device plays what it sends.
+    On,
+    /// The viewer's turn ended (it let go, talked too long, or the speaker failed).
+    Off,
+    /// Someone else is talking; the viewer may ask again when they stop.
+    Busy,
+    /// The device cannot play the viewer's sound at all (switched off, no speaker, no
+    /// connection to it).
+    Unavailable,
+}
+
+impl TalkState {
+    /// The wire spelling, e.g. `busy`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TalkState::On => "on",
+            TalkState::Off => "off",
+            TalkState::Busy => "busy",
+            TalkState::Unavailable => "unavailable",
+        }
+    }
 }
 
 /// Signals only the server may send; a client sending one gets `UNKNOWN_SIGNAL`.
@@ -301,6 +338,18 @@ impl Incoming {
             Ok(Incoming::Invite {
                 conversation: content,
             })
+        } else if is("talk") {
+            let start = match content.as_str() {
+                "start" => true,
+                "stop" => false,
+                _ => {
+                    return Err(ProtocolError::new(
+                        ErrorCode::BadMessage,
+                        "talk needs `content` start or stop",
+                    ))
+                }
+            };
+            Ok(Incoming::Talk { start })
         } else if SERVER_ONLY.iter().any(|s| is(s)) {
             Err(ProtocolError::new(
                 ErrorCode::UnknownSignal,
@@ -352,6 +401,16 @@ pub enum Outgoing {
     /// `from` (the device's member) could not use what the receiver sent it; on the wire an
     /// `error NEGOTIATION_FAILED` from that member, the reason in `custom.message`.
     NegotiationFailed { from: String, message: String },
+    /// The viewer `from` asks the device for the floor to talk, or gives it back (sent to
+    /// the device only).
+    Talk { from: String, start: bool },
+    /// The device's member `from` says where the receiver's talkback stands: on the wire a
+    /// `talk` with `content` the state and the sentence in `custom.message`.
+    TalkState {
+        from: String,
+        state: TalkState,
+        message: String,
+    },
 }
 
 impl Outgoing {
@@ -379,6 +438,7 @@ impl Outgoing {
             Outgoing::Ping => "ping",
             Outgoing::Invite { .. } => "invite",
             Outgoing::Error { .. } | Outgoing::NegotiationFailed { .. } => "error",
+            Outgoing::Talk { .. } | Outgoing::TalkState { .. } => "talk",
         }
     }
 
@@ -426,6 +486,19 @@ impl Outgoing {
                 env.content = ErrorCode::NegotiationFailed.as_str().into();
                 env.custom.insert("message".into(), message.clone());
             }
+            Outgoing::Talk { from, start } => {
+                env.from = from.clone();
+                env.content = if *start { "start" } else { "stop" }.into();
+            }
+            Outgoing::TalkState {
+                from,
+                state,
+                message,
+            } => {
+                env.from = from.clone();
+                env.content = state.as_str().into();
+                env.custom.insert("message".into(), message.clone());
+            }
         }
         env
     }
@@ -443,6 +516,33 @@ mod tests {
 
     fn parse(v: serde_json::Value) -> Result<Incoming, ProtocolError> {
         Incoming::parse(&v.to_string())
+    }
+
+    #[test]
+    fn talk_parses_and_goes_out_as_talk() {
+        assert_eq!(
+            parse(json!({"signal": "talk", "content": "start"})),
+            Ok(Incoming::Talk { start: true })
+        );
+        assert_eq!(
+            parse(json!({"signal": "talk", "content": "stop"})),
+            Ok(Incoming::Talk { start: false })
+        );
+        assert_eq!(
+            parse(json!({"signal": "talk", "content": "on"})).map_err(|e| e.code),
+            Err(ErrorCode::BadMessage)
+        );
+        let env = Outgoing::TalkState {
+            from: "camera".into(),
+            state: TalkState::Busy,
+            message: "someone is talking".into(),
+        }
+        .to_envelope("v");
+        assert_eq!(
+            (env.signal.as_str(), env.from.as_str(), env.content.as_str()),
+            ("talk", "camera", "busy")
+        );
+        assert_eq!(env.custom["message"], "someone is talking");
     }
 
     #[test]

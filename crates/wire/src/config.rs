@@ -85,6 +85,8 @@ pub struct Config {
     pub publish: PublishConfig,
     /// The camera's microphone.
     pub audio: AudioConfig,
+    /// Talking from the page to the device's speaker.
+    pub talkback: TalkbackConfig,
 }
 
 /// The sections in file order: name, the comment above it, its keys.
@@ -139,6 +141,11 @@ const SECTIONS: &[(&str, &str, &[KeyDoc])] = &[
         "The camera's microphone, sent to every viewer as one shared Opus encode.",
         AudioConfig::KEYS,
     ),
+    (
+        "talkback",
+        "Push-to-talk from the page (https) to the device's speaker, one person at a time.",
+        TalkbackConfig::KEYS,
+    ),
 ];
 
 /// Example values for keys that are unset by default, shown commented out.
@@ -160,6 +167,7 @@ const EXAMPLES: &[(&str, &str, &str)] = &[
         "\"/usr/share/peercam/pipelines\"",
     ),
     ("audio", "device", "\"hw:1\""),
+    ("talkback", "device", "\"plughw:CARD=Device,DEV=0\""),
     ("snapshot", "width", "1280"),
     ("snapshot", "height", "720"),
 ];
@@ -327,6 +335,53 @@ impl Default for AudioConfig {
             bitrate_kbps: 32,
         }
     }
+}
+
+section! {
+/// `[talkback]`
+pub struct TalkbackConfig {
+    /// Viewers may talk through the device's speaker (push to talk on the page, which needs
+    /// https for the browser's microphone; with access control, the token as for watching).
+    pub enabled: bool,
+    /// Speaker output name from `pipelines/speaker/` (`alsa`: an ALSA playback device),
+    /// `auto` (the first ALSA playback card, else no talkback) or `none`.
+    pub output: String,
+    /// ALSA device the `alsa` output opens (`hw:0`, `plughw:CARD=Device`); unset: the first
+    /// playback card.
+    pub device: Option<String>,
+    /// Cancel the speaker's sound out of the microphone's (webrtcdsp), when both are on.
+    pub echo_cancel: bool,
+}
+}
+
+impl Default for TalkbackConfig {
+    fn default() -> Self {
+        TalkbackConfig {
+            enabled: true,
+            output: "auto".into(),
+            device: None,
+            echo_cancel: true,
+        }
+    }
+}
+
+/// Whether `name` is a description name (`auto`, `none` or a file of `pipelines/<kind>/`).
+fn valid_description_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// Whether `device` is an ALSA device name: it goes into a launch line, so nothing that could
+/// end the element or add one.
+fn valid_alsa_device(device: &str) -> bool {
+    !device.is_empty()
+        && device.len() <= 128
+        && device
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b":,=_-.".contains(&b))
 }
 
 impl SnapshotConfig {
@@ -718,32 +773,40 @@ impl Config {
             return invalid(key, &message);
         }
         let audio = &self.audio;
-        let name_ok = !audio.source.is_empty()
-            && audio.source.len() <= 64
-            && audio
-                .source
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        if !name_ok {
+        if !valid_description_name(&audio.source) {
             return invalid(
                 "audio.source",
                 "must be auto, none or a name from pipelines/audio/ (letters, digits, - and _)",
             );
         }
-        if let Some(device) = &audio.device {
-            // It goes into a launch line: nothing that could end the element or add one.
-            let ok = !device.is_empty()
-                && device.len() <= 128
-                && device
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b":,=_-.".contains(&b));
-            if !ok {
-                return invalid(
-                    "audio.device",
-                    "must be an ALSA device name such as hw:1 or plughw:CARD=Device,DEV=0 \
-                     (letters, digits and : , = _ - .)",
-                );
-            }
+        if audio
+            .device
+            .as_deref()
+            .is_some_and(|d| !valid_alsa_device(d))
+        {
+            return invalid(
+                "audio.device",
+                "must be an ALSA device name such as hw:1 or plughw:CARD=Device,DEV=0 \
+                 (letters, digits and : , = _ - .)",
+            );
+        }
+        let talkback = &self.talkback;
+        if !valid_description_name(&talkback.output) {
+            return invalid(
+                "talkback.output",
+                "must be auto, none or a name from pipelines/speaker/ (letters, digits, - and _)",
+            );
+        }
+        if talkback
+            .device
+            .as_deref()
+            .is_some_and(|d| !valid_alsa_device(d))
+        {
+            return invalid(
+                "talkback.device",
+                "must be an ALSA device name such as hw:0 or plughw:CARD=Device,DEV=0 \
+                 (letters, digits and : , = _ - .)",
+            );
         }
         if !(6..=510).contains(&audio.bitrate_kbps) {
             return invalid("audio.bitrate_kbps", "must be between 6 and 510");
@@ -1083,6 +1146,7 @@ mod tests {
         full.publish.url = Some("http://m/whip".into());
         full.publish.token = Some("k".into());
         full.audio.device = Some("hw:1".into());
+        full.talkback.device = Some("hw:0".into());
         let value = toml::Value::try_from(&full).unwrap();
         let tables = value.as_table().unwrap();
         let names: Vec<&str> = SECTIONS.iter().map(|(n, _, _)| *n).collect();
@@ -1179,6 +1243,29 @@ mod tests {
             assert!(e.contains(key), "{text}: {e}");
         }
         assert!(parse("[audio]\nmicrophone = 1\n").is_err());
+    }
+
+    #[test]
+    fn talkback_values_are_checked() {
+        let c = parse("[talkback]\noutput = \"alsa\"\ndevice = \"plughw:CARD=Spk\"\n").unwrap();
+        assert!(c.talkback.enabled && c.talkback.echo_cancel);
+        assert_eq!(c.talkback.output, "alsa");
+        assert_eq!(Config::default().talkback.output, "auto");
+        for (text, key) in [
+            (
+                "[talkback]\noutput = \"alsa ! fakesink\"\n",
+                "talkback.output",
+            ),
+            (
+                "[talkback]\ndevice = \"hw:0 ! filesink\"\n",
+                "talkback.device",
+            ),
+            ("[talkback]\ndevice = \"\"\n", "talkback.device"),
+        ] {
+            let e = parse(text).unwrap_err().to_string();
+            assert!(e.contains(key), "{text}: {e}");
+        }
+        assert!(parse("[talkback]\nenabled = \"yes\"\n").is_err());
     }
 
     #[test]

@@ -27,12 +27,12 @@ use std::net::IpAddr;
 
 use peercam_signaling::{Incoming, Outgoing};
 
-use crate::config::{AudioConfig, CameraConfig};
+use crate::config::{AudioConfig, CameraConfig, TalkbackConfig};
 
 /// The version of this protocol. Raise it with any change to the messages below; `Start`,
 /// `Ready` and `Failed` keep the `protocol` field and their shape in every version, so that
 /// a mismatch can be told.
-pub const PROTOCOL: u32 = 3;
+pub const PROTOCOL: u32 = 4;
 
 /// Largest JPEG a worker sends, bytes. A camera's picture at the default quality takes a
 /// tenth to half a byte a pixel, at most about 4 MB at the largest size `[snapshot]` allows
@@ -75,6 +75,22 @@ pub enum AudioCapture {
         launch: String,
         /// Opus bitrate, kbit/s.
         bitrate_kbps: u32,
+    },
+}
+
+/// Where a worker plays what a talking viewer sends.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub enum Talkback {
+    /// Nowhere: a viewer asking to talk is told talkback is off.
+    #[default]
+    None,
+    /// Choose the output for this configuration (looking at the machine's sound cards) among
+    /// the descriptions in `pipelines/speaker/` of this directory (unset: the usual places).
+    Select {
+        /// The `[talkback]` section.
+        talkback: TalkbackConfig,
+        /// The configured pipelines directory, if any.
+        pipelines_dir: Option<std::path::PathBuf>,
     },
 }
 
@@ -134,6 +150,9 @@ pub struct CameraSnapshot {
     /// The audio source failed and was cut off (the video goes on); until capture restarts.
     #[serde(default)]
     pub audio_failed: bool,
+    /// A viewer is talking: the speaker plays what it sends.
+    #[serde(default)]
+    pub talking: bool,
 }
 
 /// What a still picture is to be.
@@ -203,6 +222,9 @@ pub struct WorkerSettings {
     /// The microphone, if any.
     #[serde(default)]
     pub audio: AudioCapture,
+    /// The speaker for talkback, if any.
+    #[serde(default)]
+    pub talkback: Talkback,
 }
 
 /// What the chosen capture is, for the device's log.
@@ -376,6 +398,10 @@ mod tests {
                     launch: "audiotestsrc is-live=true".into(),
                     bitrate_kbps: 32,
                 },
+                talkback: Talkback::Select {
+                    talkback: Default::default(),
+                    pipelines_dir: Some("/p".into()),
+                },
             })),
             ToWorker::Signal {
                 member: "camera".into(),
@@ -451,6 +477,7 @@ mod tests {
             stream_profile: None,
             dtls: None,
             audio: AudioCapture::None,
+            talkback: Talkback::None,
         }));
         assert_eq!(protocol_of(&encode(&start)), PROTOCOL);
         let ready = FromWorker::Ready {
@@ -481,6 +508,7 @@ mod tests {
             stream_profile: None,
             dtls: None,
             audio: AudioCapture::None,
+            talkback: Talkback::None,
         };
         let mut json: serde_json::Value = serde_json::to_value(&start).unwrap();
         // As a device of this protocol without a certificate to give (or an earlier one) sends it.

@@ -395,13 +395,14 @@ export function slug(name) {
 
 /**
  * Launches headless Chromium with the flags known to work on this kind of machine
- * (shared/E2E_NOTES.md). `fakeMedia` gives getUserMedia a synthetic camera and microphone.
+ * (shared/E2E_NOTES.md). `fakeMedia` gives getUserMedia a synthetic camera and microphone;
+ * `fakeAudio` (a WAV file's path) is what that microphone hears, played in a loop.
  * Playwright gives each launch a fresh profile directory. Closed at test end.
  *
  * The browser resolves TEST_HOST to 127.0.0.1, and accepts the certificates of the devices
  * this test started before it, and no other: start the device first.
  */
-export async function launchBrowser(t, { fakeMedia = true } = {}) {
+export async function launchBrowser(t, { fakeMedia = true, fakeAudio = null } = {}) {
   const spkis = [...devicesOf(t).spkis];
   if (scheme === 'https' && !spkis.length) {
     throw new Error('https pass: no certificate to accept; start the device before the browser');
@@ -426,6 +427,7 @@ export async function launchBrowser(t, { fakeMedia = true } = {}) {
   // requires, is always there.
   if (spkis.length) args.push(`--ignore-certificate-errors-spki-list=${spkis.join(',')}`);
   if (fakeMedia) args.push('--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream');
+  if (fakeMedia && fakeAudio) args.push(`--use-file-for-fake-audio-capture=${fakeAudio}`);
   const browser = await chromium.launch({
     executablePath: chromiumBin,
     headless: true,

@@ -33,6 +33,7 @@ mod reap;
 mod run;
 mod source;
 mod start;
+mod talk;
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
@@ -134,8 +135,18 @@ async fn serve(socket: std::os::unix::net::UnixStream) -> anyhow::Result<()> {
     let (bus_tx, bus_rx) = mpsc::channel(BUS_QUEUE);
     let (sig_tx, sig_rx) = mpsc::channel(EVENT_QUEUE);
     let (pictures, delivered) = pictures::Pictures::new();
-    let mut worker = run::Worker::new(settings, started, out_tx, ev_tx, sig_tx, bus_tx, pictures);
-    worker.run(lines, sig_rx, ev_rx, bus_rx, delivered).await;
+    let (speaker_tx, speaker_rx) = mpsc::channel(BUS_QUEUE);
+    let channels = run::Channels {
+        out: out_tx,
+        events: ev_tx,
+        resolved: sig_tx,
+        bus_errors: bus_tx,
+        speaker_errors: speaker_tx,
+    };
+    let mut worker = run::Worker::new(settings, started, channels, pictures);
+    worker
+        .run(lines, sig_rx, ev_rx, bus_rx, delivered, speaker_rx)
+        .await;
     drop(worker);
     let _ = writer.await;
     Ok(())

@@ -89,7 +89,7 @@ pub(super) struct Worker {
     /// Every peer's negotiation.
     negotiation: Peers,
     /// The GStreamer peers, by the negotiation's keys.
-    peers: HashMap<PeerKey, Peer>,
+    pub(super) peers: HashMap<PeerKey, Peer>,
     /// Departed peers, out of the pipeline, waiting for their webrtcbin to settle before
     /// they are stopped.
     retiring: Retiring<Peer>,
@@ -108,6 +108,22 @@ pub(super) struct Worker {
     primed: bool,
     /// Still pictures being taken.
     pictures: Pictures,
+    /// Talkback: the speaker and who holds the floor (see talk.rs).
+    pub(super) talk: super::talk::Talk,
+}
+
+/// Where the worker's parts send what they have to say.
+pub(super) struct Channels {
+    /// Messages to the device.
+    pub out: mpsc::Sender<FromWorker>,
+    /// The peers' events.
+    pub events: EventSender,
+    /// Resolved `.local` candidates.
+    pub resolved: mpsc::Sender<(String, Outgoing)>,
+    /// Errors of the capture pipeline.
+    pub bus_errors: mpsc::Sender<PipelineError>,
+    /// Errors of the speaker's pipeline.
+    pub speaker_errors: mpsc::Sender<String>,
 }
 
 impl Worker {
@@ -115,14 +131,24 @@ impl Worker {
     pub(super) fn new(
         settings: WorkerSettings,
         started: super::start::Started,
-        out: mpsc::Sender<FromWorker>,
-        events: EventSender,
-        resolved: mpsc::Sender<(String, Outgoing)>,
-        bus_errors: mpsc::Sender<PipelineError>,
+        channels: Channels,
         pictures: Pictures,
     ) -> Worker {
-        let super::start::Started { launch, audio, .. } = started;
+        let Channels {
+            out,
+            events,
+            resolved,
+            bus_errors,
+            speaker_errors,
+        } = channels;
+        let super::start::Started {
+            launch,
+            audio,
+            speaker,
+            ..
+        } = started;
         let codecs = Fanout::codecs_of(&launch);
+        let talk = super::talk::Talk::new(&settings.talkback, &speaker, speaker_errors);
         Worker {
             conversation: settings.conversation,
             ice: settings.ice,
@@ -151,6 +177,7 @@ impl Worker {
             reported: None,
             primed: false,
             pictures,
+            talk,
         }
     }
 
@@ -163,6 +190,7 @@ impl Worker {
         mut events: mpsc::Receiver<(PeerKey, PeerEvent)>,
         mut bus_errors: mpsc::Receiver<PipelineError>,
         mut pictures: mpsc::Receiver<Delivery>,
+        mut speaker_errors: mpsc::Receiver<String>,
     ) {
         let mut tick = tokio::time::interval(TICK);
         loop {
@@ -189,6 +217,7 @@ impl Worker {
                 Some((member, msg)) = resolved.recv() => self.on_signal(&member, msg),
                 Some((key, ev)) = events.recv() => self.on_event(key, ev),
                 Some((number, jpeg)) = pictures.recv() => self.picture_delivered(number, jpeg),
+                Some(error) = speaker_errors.recv() => self.on_speaker_error(&error),
                 _ = tick.tick() => {
                     self.pictures_overdue();
                     let actions = self.negotiation.tick(Instant::now());
@@ -196,6 +225,7 @@ impl Worker {
                     self.on_source_tick();
                     self.reap_overdue();
                     self.drop_silent();
+                    self.talk_tick();
                     if let (Some(rate), Some(fanout)) = (self.rate.as_mut(), self.fanout.as_mut()) {
                         super::rate::follow(rate, &self.peers, fanout, Instant::now());
                     }
@@ -240,7 +270,7 @@ impl Worker {
         );
     }
 
-    fn send(&self, member: &str, msg: Incoming) {
+    pub(super) fn send(&self, member: &str, msg: Incoming) {
         let msg = FromWorker::Send {
             member: member.to_owned(),
             msg,
@@ -280,6 +310,7 @@ impl Worker {
             audio_encoders: self.fanout.as_ref().map_or(0, |f| f.audio_encoders()),
             listeners: self.fanout.as_ref().map_or(0, |f| f.listeners()),
             audio_failed: self.fanout.as_ref().is_some_and(|f| f.audio_failed()),
+            talking: self.talk.talking(),
         }
     }
 
@@ -301,12 +332,14 @@ impl Worker {
                 let actions = self.negotiation.member_done(me);
                 return self.carry_out(actions);
             }
+            Outgoing::Talk { from, start } => return self.on_talk(me, from, start),
             Outgoing::Created { .. }
             | Outgoing::Joined { .. }
             | Outgoing::NewJoined { .. }
             | Outgoing::Text { .. }
             | Outgoing::Invite { .. }
             | Outgoing::NegotiationFailed { .. }
+            | Outgoing::TalkState { .. }
             | Outgoing::Ping => return,
         };
         self.handle(&(me.to_owned(), from), event);
@@ -578,6 +611,8 @@ impl Worker {
         if let Some((sdp, mline, pt, _)) = offer {
             peer.prepare_answer(sdp, mline, pt)?;
         }
+        // Offerers (broadcast viewers) may talk, when the device has a speaker.
+        let talk_input = offer.is_none().then(|| self.talk.input()).flatten();
         let fanout = self.fanout()?;
         if fanout.has_audio() {
             match offer {
@@ -588,6 +623,9 @@ impl Worker {
                     }
                 }
             }
+        }
+        if let Some(input) = talk_input {
+            peer.hear_into(input);
         }
         let starting = !fanout.is_playing();
         fanout.add(peer.bin())?;
@@ -648,6 +686,7 @@ impl Worker {
         if let Some(rate) = self.rate.as_mut() {
             rate.remove(key);
         }
+        self.talk.gone(key);
         if let Some(peer) = self.peers.remove(key) {
             self.retire(peer);
         }

@@ -9,6 +9,7 @@ use gstreamer as gst;
 use peercam_wire::{Capture, Chosen, WorkerSettings};
 
 use crate::fanout::Fanout;
+use crate::speaker::SpeakerChoice;
 use crate::MediaError;
 
 /// Elements every session needs, checked by name so that a missing plugin package is named at
@@ -30,6 +31,8 @@ pub(super) struct Started {
     pub chosen: Option<Chosen>,
     /// The microphone's encode (see [`crate::audio::encode_launch`]), if there is sound.
     pub audio: Option<String>,
+    /// The speaker talkback plays on, if any.
+    pub speaker: SpeakerChoice,
 }
 
 /// Initialises GStreamer and settles the capture: `Err((selecting, message))`.
@@ -63,10 +66,15 @@ pub(super) fn start(settings: &WorkerSettings) -> Result<Started, (bool, String)
     // Not built here: a broken audio description costs the sound alone (the first viewer's
     // capture goes on without it, with a warning), and an idle worker that built it would
     // keep the Opus libraries mapped (~0.6 MB) for nothing.
+    // A configured output that cannot be used is a configuration error, as for the sound.
+    let speaker = crate::speaker::choose_here(&settings.talkback).map_err(|e| (true, e))?;
+    log::info!("talkback: {}", speaker.why);
+    let echo =
+        (speaker.launch.is_some() && speaker.echo_cancel).then_some(crate::speaker::ECHO_PROBE);
     let audio = sound
         .launch
         .as_deref()
-        .map(|source| crate::audio::encode_launch(source, sound.bitrate_kbps));
+        .map(|source| crate::audio::encode_launch(source, sound.bitrate_kbps, echo));
     if settings.validate {
         drop(Fanout::new(&launch).map_err(|e| (false, e.to_string()))?);
     }
@@ -77,5 +85,6 @@ pub(super) fn start(settings: &WorkerSettings) -> Result<Started, (bool, String)
         launch,
         chosen,
         audio,
+        speaker,
     })
 }

@@ -63,7 +63,7 @@ mod whep;
 
 pub use self::stats::CameraStats;
 pub use peercam_wire::CameraSnapshot;
-use peercam_wire::{AudioCapture, Capture, Chosen, IceSettings, SnapshotSpec};
+use peercam_wire::{AudioCapture, Capture, Chosen, IceSettings, SnapshotSpec, Talkback};
 
 use self::run::{Camera, DeviceSink, Inputs};
 use crate::signaling::Hub;
@@ -103,6 +103,8 @@ pub struct CameraSettings {
     pub publish: Option<crate::publish::Target>,
     /// The microphone the workers send, if any.
     pub audio: AudioCapture,
+    /// The speaker the workers play talkback on, if any.
+    pub talkback: Talkback,
 }
 
 /// The answer to a request for a still picture: the JPEG, or a sentence saying why there is

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use peercam_wire::{CameraSnapshot, Capture, FromWorker, WorkerSettings};
 
 pub use super::events::{Action, Event, NotStarted};
-use crate::signaling::Outgoing;
+use crate::signaling::{Incoming, Outgoing, TalkState};
 
 mod snapshots;
 #[cfg(test)]
@@ -397,10 +397,28 @@ impl Supervisor {
             | Outgoing::NewJoined { .. }
             | Outgoing::Text { .. }
             | Outgoing::NegotiationFailed { .. }
+            | Outgoing::TalkState { .. }
             | Outgoing::Ping => return,
             Outgoing::OfferRequest { .. } | Outgoing::AnswerRequest { .. } => {
                 self.ensure_active(now);
             }
+            Outgoing::Talk { from, start } if self.active.is_none() => {
+                // No worker, so no connection to this viewer to hear it on.
+                if start {
+                    self.out.push(Action::Deliver {
+                        member,
+                        msg: Incoming::TalkState {
+                            to: from,
+                            state: TalkState::Unavailable,
+                            message: "the camera is not connected to you yet; try again once \
+                                      its video plays"
+                                .into(),
+                        },
+                    });
+                }
+                return;
+            }
+            Outgoing::Talk { .. } => {}
             Outgoing::Finalize { .. }
             | Outgoing::Candidate { .. }
             | Outgoing::Left { .. }

@@ -218,6 +218,7 @@ impl Camera {
             stream_profile: s.stream_profile.clone(),
             dtls,
             audio: s.audio.clone(),
+            talkback: s.talkback.clone(),
         }
     }
 

@@ -30,6 +30,8 @@ pub struct CameraStats {
     pub listeners: AtomicUsize,
     /// The audio source failed and was cut off (1) or not (0).
     pub audio_failed: AtomicUsize,
+    /// A viewer is talking (1) or not (0).
+    pub talking: AtomicUsize,
     /// The shared encoders' rate now, kbit/s.
     pub bitrate_kbps: AtomicU32,
     /// Viewers watching through the WHEP door (answered or being answered).
@@ -57,6 +59,7 @@ impl CameraStats {
             audio_encoders: self.audio_encoders.load(Ordering::Relaxed),
             listeners: self.listeners.load(Ordering::Relaxed),
             audio_failed: self.audio_failed.load(Ordering::Relaxed) != 0,
+            talking: self.talking.load(Ordering::Relaxed) != 0,
         }
     }
 
@@ -88,5 +91,7 @@ impl CameraStats {
         self.listeners.store(s.listeners, Ordering::Relaxed);
         self.audio_failed
             .store(usize::from(s.audio_failed), Ordering::Relaxed);
+        self.talking
+            .store(usize::from(s.talking), Ordering::Relaxed);
     }
 }

@@ -40,7 +40,7 @@ use crate::snapshot::Snapshots;
 use crate::tls::{Identity, TlsError};
 use crate::web::{self, AppState, DeviceInfo};
 use peercam_wire::IceSettings;
-use peercam_wire::{AudioCapture, Capture};
+use peercam_wire::{AudioCapture, Capture, Talkback};
 
 mod health;
 mod run;
@@ -152,6 +152,14 @@ impl Device {
             audio: AudioCapture::Select {
                 audio: config.audio.clone(),
                 pipelines_dir: c.pipelines_dir.clone(),
+            },
+            talkback: if config.talkback.enabled {
+                Talkback::Select {
+                    talkback: config.talkback.clone(),
+                    pipelines_dir: c.pipelines_dir.clone(),
+                }
+            } else {
+                Talkback::None
             },
         };
         let camera = camera::start(self.hub.clone(), settings)?;

@@ -6,7 +6,7 @@ pub mod server;
 
 pub use peercam_signaling::{conversation, limits, protocol};
 pub use peercam_signaling::{
-    ConversationKind, ErrorCode, Incoming, Limits, MemberId, Outgoing, Settings,
+    ConversationKind, ErrorCode, Incoming, Limits, MemberId, Outgoing, Settings, TalkState,
 };
 
 pub use hub::{Hub, HubStats, InternalMember, MemberHandle};

@@ -718,3 +718,51 @@ fn negotiation_failed_is_an_error_on_the_wire_from_the_device() {
         Err(UnknownSignal)
     );
 }
+
+#[test]
+fn talk_goes_from_a_viewer_to_its_broadcaster_and_the_state_back() {
+    let mut s = with_members(&["camera", "v", "w", "m"]);
+    create(&mut s, "camera", "cam", Broadcast);
+    join(&mut s, "v", "cam");
+    assert_eq!(
+        s.handle("v", Incoming::Talk { start: true }),
+        vec![d(
+            "camera",
+            Outgoing::Talk {
+                from: "v".into(),
+                start: true
+            }
+        )]
+    );
+    let state = |to: &str| Incoming::TalkState {
+        to: to.into(),
+        state: crate::TalkState::Busy,
+        message: "someone is talking".into(),
+    };
+    assert_eq!(
+        s.handle("camera", state("v")),
+        vec![d(
+            "v",
+            Outgoing::TalkState {
+                from: "camera".into(),
+                state: crate::TalkState::Busy,
+                message: "someone is talking".into()
+            }
+        )]
+    );
+    // Not to someone outside the broadcast, and not from the broadcaster or a room member.
+    assert_eq!(s.handle("camera", state("w")), vec![]);
+    assert_eq!(
+        error_code(&s.handle("camera", Incoming::Talk { start: true })),
+        Some(InvalidState)
+    );
+    assert_eq!(
+        error_code(&s.handle("w", Incoming::Talk { start: false })),
+        Some(InvalidState)
+    );
+    create(&mut s, "m", "room", Mesh);
+    assert_eq!(
+        error_code(&s.handle("m", Incoming::Talk { start: true })),
+        Some(InvalidState)
+    );
+}

@@ -20,6 +20,7 @@ fn settings() -> WorkerSettings {
         stream_profile: None,
         dtls: None,
         audio: Default::default(),
+        talkback: Default::default(),
     }
 }
 
@@ -1079,5 +1080,42 @@ fn a_picture_in_flight_is_refused_when_its_worker_dies_fails_to_start_or_stops()
             refused(3, snapshots::STOPPING),
             Action::Stop { worker: 1 }
         ]
+    );
+}
+
+#[test]
+fn talk_goes_to_the_active_worker_and_without_one_is_answered_unavailable() {
+    let mut rig = Rig::running();
+    let talk = |start| Outgoing::Talk {
+        from: "v".into(),
+        start,
+    };
+    let out = rig.step(ms(10), signal(ME, talk(true)));
+    match out.as_slice() {
+        [Action::Deliver {
+            member,
+            msg:
+                Incoming::TalkState {
+                    to,
+                    state: TalkState::Unavailable,
+                    message,
+                },
+        }] => {
+            assert_eq!((member.as_str(), to.as_str()), (ME, "v"));
+            assert!(message.contains("not connected to you"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(rig.sup.active(), None, "asking to talk starts no worker");
+    assert_eq!(rig.step(ms(10), signal(ME, talk(false))), []);
+
+    let (active, _) = rig.serving(ms(20));
+    let out = rig.step(ms(30), signal(ME, talk(true)));
+    assert!(
+        matches!(
+            out.as_slice(),
+            [Action::Signal { worker, msg: Outgoing::Talk { start: true, .. }, .. }] if *worker == active
+        ),
+        "{out:?}"
     );
 }
