@@ -190,3 +190,83 @@ test('push to talk: one viewer is heard, the next is told someone is talking', H
     assert.deepEqual(await viewer.page.evaluate(() => window.peercam.errors), []);
   }
 });
+
+/**
+ * Runs in the page before its scripts: the microphone is a 1200 Hz tone from Web Audio,
+ * silent until `window.voice.on()` (which returns when, by the page's clock, the sound
+ * started) and again after `window.voice.off()`. Nothing else in the page changes.
+ */
+function voiceOnCue() {
+  const real = navigator.mediaDevices.getUserMedia.bind(navigator.mediaDevices);
+  let ctx = null;
+  let gain = null;
+  navigator.mediaDevices.getUserMedia = async (constraints) => {
+    if (!constraints || !constraints.audio || constraints.video) return real(constraints);
+    ctx = ctx || new AudioContext();
+    await ctx.resume();
+    const osc = ctx.createOscillator();
+    osc.frequency.value = 1200;
+    gain = ctx.createGain();
+    gain.gain.value = 0;
+    const out = ctx.createMediaStreamDestination();
+    osc.connect(gain).connect(out);
+    osc.start();
+    return out.stream;
+  };
+  window.voice = {
+    on() {
+      gain.gain.setValueAtTime(0.5, ctx.currentTime);
+      return Date.now();
+    },
+    off() {
+      gain.gain.setValueAtTime(0, ctx.currentTime);
+    },
+  };
+}
+
+/** When (by this process's clock) the speaker file first has sound after byte `from`. */
+async function soundAfter(raw, from, { timeout = 3000 } = {}) {
+  const block = (RATE / 100) * 2; // 10 ms
+  const deadline = Date.now() + timeout;
+  let at = from;
+  while (Date.now() < deadline) {
+    const samples = await samplesFrom(raw, at);
+    for (let i = 0; i + block / 2 <= samples.length; i += block / 2) {
+      if (analyse(samples.subarray(i, i + block / 2)).rms > 1000) return Date.now();
+    }
+    at += Math.floor(samples.length / (block / 2)) * block;
+    await sleep(2);
+  }
+  return null;
+}
+
+test('mouth to speaker: how long a word takes to reach the device', HTTPS_ONLY, async (t) => {
+  const { peercam, raw } = await startTalkingCamera(t);
+  const browser = await launchBrowser(t);
+  const viewer = await openPage(t, browser, peercam.link('/'), { name: 'talker', init: voiceOnCue });
+  const { page } = viewer;
+  await waitForFrames(page, 10);
+  await page.evaluate(() => window.peercam.talk.press());
+  await waitForTalk(page, 'talking', (s) => s.state === 'talking');
+  await sleep(1000);
+
+  const delays = [];
+  for (let i = 0; i < 10; i++) {
+    const { size } = await stat(raw);
+    const spoke = await page.evaluate(() => window.voice.on());
+    const heard = await soundAfter(raw, size);
+    await page.evaluate(() => window.voice.off());
+    assert.ok(heard, `word ${i + 1} never reached the speaker`);
+    delays.push(heard - spoke);
+    await sleep(700);
+  }
+  await page.evaluate(() => window.peercam.talk.release());
+  const sorted = [...delays].sort((x, y) => x - y);
+  const median = sorted[Math.floor(sorted.length / 2)];
+  console.log(
+    `mouth to speaker (10 words, ms): median ${median}, min ${sorted[0]}, max ${sorted.at(-1)}; ` +
+      `all: ${delays.join(' ')}`,
+  );
+  assert.ok(median < 400, `median ${median} ms`);
+  viewer.assertClean();
+});

@@ -79,6 +79,10 @@ struct Settings {
     /// [file: camera.encoder].
     #[arg(long, value_name = "NAME")]
     encoder: Option<String>,
+    /// Sound source: `auto` (first microphone, else none), `test` (a tone), `none`, `alsa`,
+    /// or any name in the pipelines directory's audio/ [file: audio.source].
+    #[arg(long, value_name = "NAME")]
+    audio: Option<String>,
     /// Address to offer ICE host candidates on; repeat for several [file:
     /// camera.ice_addresses, default every LAN address].
     #[arg(long = "ice-address", value_name = "ADDR")]
@@ -161,6 +165,7 @@ impl Settings {
             conversation: self.conversation.clone(),
             source: self.source.clone(),
             encoder: self.encoder.clone(),
+            audio: self.audio.clone(),
             ice_addresses: self.ice_address.clone(),
             pipelines_dir: self.pipelines_dir.clone(),
             no_discovery: self.no_discovery,

@@ -563,6 +563,8 @@ pub struct Overrides {
     pub source: Option<String>,
     /// `camera.encoder`.
     pub encoder: Option<String>,
+    /// `audio.source`.
+    pub audio: Option<String>,
     /// `camera.ice_addresses` (empty: keep the file's).
     pub ice_addresses: Vec<IpAddr>,
     /// `camera.pipelines_dir`.
@@ -616,6 +618,9 @@ impl Config {
         }
         if let Some(encoder) = &o.encoder {
             self.camera.encoder = encoder.clone();
+        }
+        if let Some(audio) = &o.audio {
+            self.audio.source = audio.clone();
         }
         if !o.ice_addresses.is_empty() {
             self.camera.ice_addresses = o.ice_addresses.clone();
@@ -1291,6 +1296,7 @@ mod tests {
             conversation: Some("porch".into()),
             source: Some("test".into()),
             encoder: Some("x264".into()),
+            audio: Some("test".into()),
             ice_addresses: vec!["127.0.0.1".parse().unwrap()],
             pipelines_dir: Some("/tmp/p".into()),
             no_discovery: true,
@@ -1303,6 +1309,7 @@ mod tests {
         assert_eq!(c.camera.conversation, "porch");
         assert_eq!(c.camera.source, "test");
         assert_eq!(c.camera.encoder, "x264");
+        assert_eq!(c.audio.source, "test");
         assert_eq!(c.camera.ice_addresses, flags.ice_addresses);
         assert_eq!(c.camera.pipelines_dir.as_deref(), Some(Path::new("/tmp/p")));
         assert!(!c.discovery.enabled);

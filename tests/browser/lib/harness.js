@@ -447,19 +447,20 @@ export async function launchBrowser(t, { fakeMedia = true, fakeAudio = null } = 
  * if the page logged an error, threw, or failed to load anything, if it is not on `scheme`
  * (by default the pass's: http, or https in the https pass), or if a WebSocket it opened is
  * not ws (http) or wss (https). `ignoreFavicon` is for pages that are not the device's HTML
- * page.
+ * page. `init` is a function run in the page before its own scripts (a stand-in device).
  */
 export async function openPage(
   t,
   browser,
   url,
-  { name = 'page', ignoreFavicon = false, scheme: expected = scheme } = {},
+  { name = 'page', ignoreFavicon = false, scheme: expected = scheme, init = null } = {},
 ) {
   const context = await browser.newContext({
     permissions: ['camera', 'microphone'],
     viewport: { width: 960, height: 600 },
   });
   onCleanup(t, () => context.close());
+  if (init) await context.addInitScript(init);
   const page = await context.newPage();
   const messages = [];
   const failures = [];
