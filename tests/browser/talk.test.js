@@ -105,6 +105,34 @@ function analyse(samples) {
   };
 }
 
+/**
+ * Runs in the page before its scripts: a careless or malicious viewer that puts a 600 Hz tone
+ * on its sound sender as soon as its connection is up, without asking for the floor.
+ */
+function sendsUnasked() {
+  const Real = window.RTCPeerConnection;
+  function Hostile(...args) {
+    const pc = new Real(...args);
+    pc.addEventListener('connectionstatechange', async () => {
+      if (pc.connectionState !== 'connected') return;
+      const t = pc.getTransceivers().find((x) => x.receiver.track.kind === 'audio');
+      if (!t) return;
+      const ctx = new AudioContext();
+      await ctx.resume();
+      const osc = ctx.createOscillator();
+      osc.frequency.value = 600;
+      const out = ctx.createMediaStreamDestination();
+      osc.connect(out);
+      osc.start();
+      await t.sender.replaceTrack(out.stream.getAudioTracks()[0]);
+      window.sendingUnasked = true;
+    });
+    return pc;
+  }
+  Hostile.prototype = Real.prototype;
+  window.RTCPeerConnection = Hostile;
+}
+
 async function startTalkingCamera(t) {
   const { dir, raw } = await speakerPipelines(t);
   const peercam = await startPeercam(t, ['--source', 'card', '--ice-address', '127.0.0.1'], {
@@ -133,11 +161,15 @@ test('push to talk: one viewer is heard, the next is told someone is talking', H
   await toneWav(wav, VOICE_HZ);
   const browser = await launchBrowser(t, { fakeAudio: wav });
   const a = await openPage(t, browser, peercam.link('/'), { name: 'a' });
-  const b = await openPage(t, browser, peercam.link('/'), { name: 'b' });
+  const b = await openPage(t, browser, peercam.link('/'), { name: 'b', init: sendsUnasked });
   for (const viewer of [a, b]) {
     await waitForFrames(viewer.page, 10);
     await viewer.page.click('#sound');
   }
+  // B sends its tone without asking: nothing reaches the speaker, which stays closed.
+  await waitFor('B sending unasked', () => b.page.evaluate(() => window.sendingUnasked === true), Boolean);
+  await sleep(2000);
+  assert.equal((await stat(raw)).size, 0, 'the speaker played what nobody asked to say');
   const framesAtStart = (await pageStats(a.page)).framesDecoded;
   const started = Date.now();
   assert.equal(await a.page.isVisible('#talk'), true, 'the talk button is shown');
@@ -156,8 +188,9 @@ test('push to talk: one viewer is heard, the next is told someone is talking', H
   assert.match(refused.notice, /^You cannot talk now: someone else is talking to the camera/);
   await b.page.screenshot({ path: await artifact('talk-busy.png') });
 
-  // What the speaker played over the last second is A's tone (quieter than the file: the
-  // page asks for the browser's noise suppression, which takes a steady tone for noise).
+  // What the speaker played over the last second is A's tone alone, not B's unasked one
+  // (quieter than the file: the page asks for the browser's noise suppression, which takes
+  // a steady tone for noise).
   await sleep(3000);
   const { size } = await stat(raw);
   const heard = analyse(await samplesFrom(raw, Math.max(0, size - RATE * 2)));

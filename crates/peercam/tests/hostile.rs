@@ -104,6 +104,17 @@ async fn hostile_clients_cost_only_themselves_while_a_viewer_watches() {
     config.camera.ice_addresses = vec!["127.0.0.1".parse().unwrap()];
     config.camera.max_viewers = 16;
     config.camera.negotiation_timeout_secs = 5;
+    // A speaker, so that talkback is on: what it plays goes nowhere.
+    let pipelines = std::env::temp_dir().join(format!("peercam-hostile-{}", std::process::id()));
+    std::fs::create_dir_all(pipelines.join("speaker")).unwrap();
+    std::fs::write(
+        pipelines.join("speaker/sink.toml"),
+        "description = \"nowhere\"\nlaunch = \"fakesink sync=true\"\n\
+         [[elements]]\nfactory = \"fakesink\"\npackage = \"libgstreamer1.0-0\"\n",
+    )
+    .unwrap();
+    config.camera.pipelines_dir = Some(pipelines.clone());
+    config.talkback.output = "sink".into();
     let mut device = Device::new(&config);
     device
         .start_camera(&config, Capture::Launch(test_launch()), &media_program())
@@ -179,6 +190,32 @@ async fn hostile_clients_cost_only_themselves_while_a_viewer_watches() {
         c.close().await;
     }
 
+    // Talkback asked for by who cannot have it: someone in no broadcast, a malformed ask,
+    // and a viewer whose connection is not up, asking again and again. Each is answered;
+    // none is played, and the connection stays.
+    let mut c = server.connect("talk-alone").await;
+    c.send("talk", "", "start", &[]).await;
+    c.expect_error("INVALID_STATE").await;
+    c.close().await;
+    let mut c = viewer(&server, "talk-unconnected").await;
+    c.send("talk", "", "louder", &[]).await;
+    c.expect_error("BAD_MESSAGE").await;
+    for _ in 0..50 {
+        c.send("talk", "", "start", &[]).await;
+    }
+    for _ in 0..50 {
+        let m = c.recv_from("talk", "camera").await;
+        assert_eq!(m.content, "unavailable", "{m:?}");
+        assert!(
+            m.custom["message"].contains("no connection to you"),
+            "{m:?}"
+        );
+    }
+    c.send("talk", "", "stop", &[]).await;
+    assert_eq!(c.recv_from("talk", "camera").await.content, "off");
+    assert!(!stats.snapshot().talking);
+    c.close().await;
+
     // An answer that passes every check but never connects, followed by garbage and
     // out-of-range candidates and a flood of .local names: released after the negotiation
     // time-out, and told why.
@@ -237,4 +274,5 @@ async fn hostile_clients_cost_only_themselves_while_a_viewer_watches() {
         assert!(Instant::now() < deadline, "left behind: {s:?}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let _ = std::fs::remove_dir_all(&pipelines);
 }

@@ -168,6 +168,11 @@ impl<C, D> Negotiation<C, D> {
         self.peers.values().filter(|e| e.connected).count()
     }
 
+    /// Whether peer `key`'s connection has been up.
+    pub fn is_connected(&self, key: &PeerKey) -> bool {
+        self.peers.get(key).is_some_and(|e| e.connected)
+    }
+
     /// The peers' keys.
     pub fn keys(&self) -> impl Iterator<Item = &PeerKey> {
         self.peers.keys()

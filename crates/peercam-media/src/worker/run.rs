@@ -87,7 +87,7 @@ pub(super) struct Worker {
     /// The camera source's health while capturing, when the capture has a source switch.
     health: Option<SourceWatch>,
     /// Every peer's negotiation.
-    negotiation: Peers,
+    pub(super) negotiation: Peers,
     /// The GStreamer peers, by the negotiation's keys.
     pub(super) peers: HashMap<PeerKey, Peer>,
     /// Departed peers, out of the pipeline, waiting for their webrtcbin to settle before

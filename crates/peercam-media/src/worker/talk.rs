@@ -88,7 +88,13 @@ impl Worker {
             }
             return self.tell(&key, TalkState::Off, "");
         }
-        let hears = self.peers.get(&key).map(|p| p.sound_in().can_hear());
+        // Only a viewer whose connection is up may take the floor: one that never connects
+        // must not keep the others off the speaker until its negotiation times out.
+        let hears = self
+            .peers
+            .get(&key)
+            .filter(|_| self.negotiation.is_connected(&key))
+            .map(|p| p.sound_in().can_hear());
         let refusal = match (&self.talk.speaker, hears) {
             (None, _) => Some(self.talk.unavailable.clone()),
             (Some(_), None) => Some(
