@@ -255,17 +255,26 @@ pub fn offered_opus(sdp: &str) -> Option<(u32, u8)> {
 /// the sound itself.
 pub fn encode_launch(source: &str, bitrate_kbps: u32, echo: Option<&str>) -> String {
     let dsp = match echo {
-        Some(probe) => format!(
-            "audio/x-raw,format=S16LE,rate=48000,channels=1 ! webrtcdsp probe={probe} \
-             echo-cancel=true delay-agnostic=true noise-suppression=false gain-control=false \
-             ! audioconvert ! "
-        ),
+        Some(probe) => format!("{} ! audioconvert ! ", echo_canceller(probe)),
         None => String::new(),
     };
     format!(
         "{source} ! audioconvert ! audioresample ! {dsp}opusenc bitrate={} inband-fec=true \
          dtx=true ! tee name={TEE} allow-not-linked=true",
         bitrate_kbps.saturating_mul(1000)
+    )
+}
+
+/// The echo canceller for raw audio (any format) heard by a microphone near the speaker whose
+/// echo probe is named `probe` (see [`encode_launch`]). The suppressor is at its lowest
+/// level: what the room sounds like while someone talks matters as much as the talker's echo
+/// (measured in tests/echo.rs: 22 dB of echo taken out, the room's own sound kept at half its
+/// level during the talk, where `moderate` took out 28 dB and kept a third).
+pub fn echo_canceller(probe: &str) -> String {
+    format!(
+        "audioconvert ! audioresample ! audio/x-raw,format=S16LE,rate=48000,channels=1 \
+         ! webrtcdsp probe={probe} echo-cancel=true echo-suppression-level=low delay-agnostic=true \
+         noise-suppression=false gain-control=false"
     )
 }
 
