@@ -170,6 +170,9 @@ test('push to talk: one viewer is heard, the next is told someone is talking', H
   await waitFor('B sending unasked', () => b.page.evaluate(() => window.sendingUnasked === true), Boolean);
   await sleep(2000);
   assert.equal((await stat(raw)).size, 0, 'the speaker played what nobody asked to say');
+  // The camera's microphone and the speaker are both on: the microphone's echo of the
+  // speaker is cancelled (tests/echo.rs in peercam-media measures how well).
+  assert.match(peercam.log(), /talkback: file \(as configured\); the microphone's echo of it is cancelled/);
   const framesAtStart = (await pageStats(a.page)).framesDecoded;
   const started = Date.now();
   assert.equal(await a.page.isVisible('#talk'), true, 'the talk button is shown');

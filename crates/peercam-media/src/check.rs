@@ -16,10 +16,11 @@ pub fn report(config: &Config) -> String {
     let dir = pipelines_dir(config.camera.pipelines_dir.as_deref());
     match SystemProbe::new() {
         Ok(probe) => format!(
-            "{}\n{}\n{}",
+            "{}\n{}\n{}{}",
             gstreamer::version_string(),
             report_with(&config.camera, dir, &probe),
-            sound(config)
+            sound(config),
+            talkback(config)
         ),
         Err(e) => format!(
             "pipelines: {} ({})\nGStreamer cannot be initialised: {e}\n",
@@ -42,6 +43,30 @@ fn sound(config: &Config) -> String {
     format!(
         "sound (audio.source = {:?}):\n  {choice}\n",
         config.audio.source
+    )
+}
+
+/// Talkback's part of the report: the speaker `[talkback]` would play on and why.
+fn talkback(config: &Config) -> String {
+    let talkback = if config.talkback.enabled {
+        peercam_wire::Talkback::Select {
+            talkback: config.talkback.clone(),
+            pipelines_dir: config.camera.pipelines_dir.clone(),
+        }
+    } else {
+        peercam_wire::Talkback::None
+    };
+    let choice = match crate::speaker::choose_here(&talkback) {
+        Ok(choice) if choice.launch.is_some() && choice.echo_cancel => format!(
+            "{}; the microphone's echo of it is cancelled (webrtcdsp)",
+            choice.why
+        ),
+        Ok(choice) => choice.why,
+        Err(e) => format!("cannot be used: {e}"),
+    };
+    format!(
+        "talkback (talkback.output = {:?}):\n  {choice}\n",
+        config.talkback.output
     )
 }
 

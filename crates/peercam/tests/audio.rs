@@ -291,3 +291,56 @@ async fn an_invited_camera_sends_its_sound_to_a_member_that_offers_audio() {
     assert!(quiet.play(30, LIMIT).await >= 30);
     assert_eq!(quiet.viewer.audio.samples(), 0);
 }
+
+/// A pipelines directory with the test tone as `tone` and a speaker `sink` that plays
+/// nowhere, for talkback.
+fn pipelines_with_speaker(tag: &str) -> PathBuf {
+    let dir = pipelines_with(tag, "tone", "audiotestsrc is-live=true volume=0.2");
+    std::fs::create_dir_all(dir.join("speaker")).unwrap();
+    std::fs::write(
+        dir.join("speaker/sink.toml"),
+        "description = \"nowhere\"\nlaunch = \"fakesink sync=true\"\n\
+         [[elements]]\nfactory = \"fakesink\"\npackage = \"libgstreamer1.0-0\"\n",
+    )
+    .unwrap();
+    dir
+}
+
+/// The offer's audio section's direction, if it has one.
+fn audio_direction(offer: &str) -> Option<&'static str> {
+    let audio = &offer[offer.find("m=audio")?..];
+    ["a=sendrecv", "a=sendonly", "a=recvonly", "a=inactive"]
+        .into_iter()
+        .find(|d| audio.contains(d))
+}
+
+/// With a speaker for talkback, the camera's offer receives sound as well as sends it (or
+/// receives only, when the camera has no microphone); switched off, it only sends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_talkback_the_offer_receives_sound_and_switched_off_it_does_not() {
+    let _ = env_logger::builder().is_test(true).try_init();
+    for (tag, source, enabled, want) in [
+        ("talk-both", "tone", true, "a=sendrecv"),
+        ("talk-speaker-only", "none", true, "a=recvonly"),
+        ("talk-off", "tone", false, "a=sendonly"),
+    ] {
+        let dir = pipelines_with_speaker(tag);
+        let mut config = Config::default();
+        config.camera.ice_addresses = vec!["127.0.0.1".parse().unwrap()];
+        config.camera.pipelines_dir = Some(dir.clone());
+        config.audio.source = source.into();
+        config.talkback.output = "sink".into();
+        config.talkback.enabled = enabled;
+        let mut device = Device::new(&config);
+        device
+            .start_camera(&config, Capture::Launch(test_launch()), &media_program())
+            .expect("camera starts");
+        let running = Server::serve(device).await;
+        let mut a = Session::join(&running.ws_url(), "camera").await;
+        assert!(a.play(30, LIMIT).await >= 30, "{tag}: the picture plays");
+        let offer = offer_of(&a);
+        assert_eq!(audio_direction(&offer), Some(want), "{tag}: {offer}");
+        a.leave().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
