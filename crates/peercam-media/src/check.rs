@@ -40,8 +40,16 @@ fn sound(config: &Config) -> String {
         Ok(choice) => choice.why,
         Err(e) => format!("cannot be used: {e}"),
     };
+    let cards = match std::fs::read_to_string(crate::audio::PCM_LIST) {
+        Ok(pcm) if !pcm.trim().is_empty() => pcm
+            .lines()
+            .map(|line| format!("  {}\n", line.trim()))
+            .collect::<String>(),
+        _ => format!("  none ({} lists no sound device)\n", crate::audio::PCM_LIST),
+    };
     format!(
-        "sound (audio.source = {:?}):\n  {choice}\n",
+        "sound cards (capture and playback devices):\n{cards}sound (audio.source = {:?}):\n  \
+         {choice}\n",
         config.audio.source
     )
 }

@@ -68,9 +68,15 @@ pub(super) fn start(settings: &WorkerSettings) -> Result<Started, (bool, String)
     // keep the Opus libraries mapped (~0.6 MB) for nothing.
     // A configured output that cannot be used is a configuration error, as for the sound.
     let speaker = crate::speaker::choose_here(&settings.talkback).map_err(|e| (true, e))?;
-    log::info!("talkback: {}", speaker.why);
-    let echo =
-        (speaker.launch.is_some() && speaker.echo_cancel).then_some(crate::speaker::ECHO_PROBE);
+    let echo = (speaker.launch.is_some() && speaker.echo_cancel && sound.launch.is_some())
+        .then_some(crate::speaker::ECHO_PROBE);
+    match echo {
+        Some(_) => log::info!(
+            "talkback: {}; the microphone's echo of it is cancelled",
+            speaker.why
+        ),
+        None => log::info!("talkback: {}", speaker.why),
+    }
     let audio = sound
         .launch
         .as_deref()
