@@ -45,7 +45,10 @@ fn sound(config: &Config) -> String {
             .lines()
             .map(|line| format!("  {}\n", line.trim()))
             .collect::<String>(),
-        _ => format!("  none ({} lists no sound device)\n", crate::audio::PCM_LIST),
+        _ => format!(
+            "  none ({} lists no sound device)\n",
+            crate::audio::PCM_LIST
+        ),
     };
     format!(
         "sound cards (capture and playback devices):\n{cards}sound (audio.source = {:?}):\n  \

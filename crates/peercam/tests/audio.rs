@@ -296,13 +296,7 @@ async fn an_invited_camera_sends_its_sound_to_a_member_that_offers_audio() {
 /// nowhere, for talkback.
 fn pipelines_with_speaker(tag: &str) -> PathBuf {
     let dir = pipelines_with(tag, "tone", "audiotestsrc is-live=true volume=0.2");
-    std::fs::create_dir_all(dir.join("speaker")).unwrap();
-    std::fs::write(
-        dir.join("speaker/sink.toml"),
-        "description = \"nowhere\"\nlaunch = \"fakesink sync=true\"\n\
-         [[elements]]\nfactory = \"fakesink\"\npackage = \"libgstreamer1.0-0\"\n",
-    )
-    .unwrap();
+    support::fixtures::add_silent_speaker(&dir);
     dir
 }
 

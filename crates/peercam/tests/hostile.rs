@@ -106,13 +106,7 @@ async fn hostile_clients_cost_only_themselves_while_a_viewer_watches() {
     config.camera.negotiation_timeout_secs = 5;
     // A speaker, so that talkback is on: what it plays goes nowhere.
     let pipelines = std::env::temp_dir().join(format!("peercam-hostile-{}", std::process::id()));
-    std::fs::create_dir_all(pipelines.join("speaker")).unwrap();
-    std::fs::write(
-        pipelines.join("speaker/sink.toml"),
-        "description = \"nowhere\"\nlaunch = \"fakesink sync=true\"\n\
-         [[elements]]\nfactory = \"fakesink\"\npackage = \"libgstreamer1.0-0\"\n",
-    )
-    .unwrap();
+    support::fixtures::add_silent_speaker(&pipelines);
     config.camera.pipelines_dir = Some(pipelines.clone());
     config.talkback.output = "sink".into();
     let mut device = Device::new(&config);

@@ -778,40 +778,43 @@ impl Config {
             return invalid(key, &message);
         }
         let audio = &self.audio;
-        if !valid_description_name(&audio.source) {
-            return invalid(
+        let sound = [
+            (
                 "audio.source",
-                "must be auto, none or a name from pipelines/audio/ (letters, digits, - and _)",
-            );
-        }
-        if audio
-            .device
-            .as_deref()
-            .is_some_and(|d| !valid_alsa_device(d))
-        {
-            return invalid(
+                &audio.source,
+                "audio",
                 "audio.device",
-                "must be an ALSA device name such as hw:1 or plughw:CARD=Device,DEV=0 \
-                 (letters, digits and : , = _ - .)",
-            );
-        }
-        let talkback = &self.talkback;
-        if !valid_description_name(&talkback.output) {
-            return invalid(
+                &audio.device,
+                "hw:1",
+            ),
+            (
                 "talkback.output",
-                "must be auto, none or a name from pipelines/speaker/ (letters, digits, - and _)",
-            );
-        }
-        if talkback
-            .device
-            .as_deref()
-            .is_some_and(|d| !valid_alsa_device(d))
-        {
-            return invalid(
+                &self.talkback.output,
+                "speaker",
                 "talkback.device",
-                "must be an ALSA device name such as hw:0 or plughw:CARD=Device,DEV=0 \
-                 (letters, digits and : , = _ - .)",
-            );
+                &self.talkback.device,
+                "hw:0",
+            ),
+        ];
+        for (name_key, name, folder, device_key, device, example) in sound {
+            if !valid_description_name(name) {
+                return invalid(
+                    name_key,
+                    &format!(
+                        "must be auto, none or a name from pipelines/{folder}/ (letters, \
+                         digits, - and _)"
+                    ),
+                );
+            }
+            if device.as_deref().is_some_and(|d| !valid_alsa_device(d)) {
+                return invalid(
+                    device_key,
+                    &format!(
+                        "must be an ALSA device name such as {example} or \
+                         plughw:CARD=Device,DEV=0 (letters, digits and : , = _ - .)"
+                    ),
+                );
+            }
         }
         if !(6..=510).contains(&audio.bitrate_kbps) {
             return invalid("audio.bitrate_kbps", "must be between 6 and 510");

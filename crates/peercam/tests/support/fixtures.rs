@@ -1,4 +1,5 @@
-//! SDP that tests and benchmarks send the camera in place of a real peer's.
+//! SDP that tests and benchmarks send the camera in place of a real peer's, and a speaker
+//! that plays nowhere.
 
 /// An answer to the camera's offer that passes every check but whose ICE can never
 /// complete (nobody answers its credentials).
@@ -17,3 +18,15 @@ a=mid:video0\r\n\
 a=recvonly\r\n\
 a=rtcp-mux\r\n\
 a=rtpmap:96 H264/90000\r\n";
+
+/// Adds to the pipelines directory `dir` a speaker output `sink` that plays nowhere (at the
+/// pace a sound card would), so that a device with `talkback.output = "sink"` has talkback.
+pub fn add_silent_speaker(dir: &std::path::Path) {
+    std::fs::create_dir_all(dir.join("speaker")).unwrap();
+    std::fs::write(
+        dir.join("speaker/sink.toml"),
+        "description = \"nowhere\"\nlaunch = \"fakesink sync=true\"\n\
+         [[elements]]\nfactory = \"fakesink\"\npackage = \"libgstreamer1.0-0\"\n",
+    )
+    .unwrap();
+}
