@@ -150,6 +150,11 @@ impl<K: Eq + Hash + Clone> GroupRate<K> {
         }
     }
 
+    /// Viewers counted in the group's rate (with a report, not set aside).
+    pub fn counted_viewers(&self) -> usize {
+        self.counted().count()
+    }
+
     /// Every viewer's estimate, bits/s, counted in the group's rate or not.
     pub fn estimates(&self) -> Vec<(K, u32)> {
         self.viewers
@@ -360,6 +365,7 @@ mod tests {
         assert!(g.target() < MAX / 2, "{}", g.target());
         g.set_aside(&"poor", true);
         g.set_aside(&"poorer", true);
+        assert_eq!(g.counted_viewers(), 1);
         assert_eq!(g.target(), MAX);
         assert!(
             g.poor().is_empty(),

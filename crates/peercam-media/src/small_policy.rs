@@ -7,6 +7,9 @@
 //! adds to it. It moves back once its estimate has stayed at [`UP_SHARE`] of the group's
 //! rate (what the main encode needs, not counted as a poor link) for its recovery hold.
 //!
+//! When every viewer left on the main encode has gone, those on the small one move back at
+//! once: the main encode then runs at their rate, and the small one stops.
+//!
 //! Not flapping: the two thresholds are far apart, each must hold for a while, and a viewer
 //! that moves back and is moved down again within [`FAILED_RETURN`] (its link could not take
 //! the main stream after all: its estimate grew on the small stream, which does not test the
@@ -109,8 +112,17 @@ impl<K: Eq + Hash + Clone> SmallPolicy<K> {
     }
 
     /// The moves to make now, given each viewer's `estimates` (bits/s) and the `group`'s rate
-    /// (what the main encode's viewers take, bits/s). The moves are taken as made.
-    pub fn decide(&mut self, estimates: &[(K, u32)], group: u32, now: Instant) -> Vec<(K, Move)> {
+    /// (what the main encode's viewers take, bits/s; `None` when no viewer is left on it).
+    /// The moves are taken as made.
+    pub fn decide(
+        &mut self,
+        estimates: &[(K, u32)],
+        group: Option<u32>,
+        now: Instant,
+    ) -> Vec<(K, Move)> {
+        let Some(group) = group else {
+            return self.all_back(estimates);
+        };
         let group = f64::from(group.max(1));
         let mut moves = Vec::new();
         for (key, estimate) in estimates {
@@ -144,6 +156,21 @@ impl<K: Eq + Hash + Clone> SmallPolicy<K> {
                 moves.push((key.clone(), Move::ToSmall));
             } else {
                 place.returned_at = Some(now);
+                moves.push((key.clone(), Move::ToMain));
+            }
+        }
+        moves
+    }
+
+    /// Nobody is left on the main encode: every viewer on the small one moves back at once,
+    /// the main encode's rate then being theirs to set (a group of poor links is followed, see
+    /// [`crate::bitrate`]) and the small encode no longer needed. Not a return that tested
+    /// their links: it does not count as one.
+    fn all_back(&mut self, estimates: &[(K, u32)]) -> Vec<(K, Move)> {
+        let mut moves = Vec::new();
+        for (key, _) in estimates {
+            if let Some(place) = self.places.get_mut(key).filter(|p| p.small) {
+                *place = Place::default();
                 moves.push((key.clone(), Move::ToMain));
             }
         }
@@ -220,7 +247,7 @@ mod tests {
         let mut moves = Vec::new();
         for s in 1..=secs {
             now += Duration::from_secs(1);
-            for (k, m) in p.decide(estimates, group, now) {
+            for (k, m) in p.decide(estimates, Some(group), now) {
                 moves.push((s, k, m));
             }
         }
@@ -296,6 +323,25 @@ mod tests {
         assert_eq!(rounds(0), vec![11, 21, 41, 81, 81]);
         // A return that lasted longer than FAILED_RETURN was a good one: the hold starts over.
         assert_eq!(rounds(40), vec![11, 11, 11, 11, 11]);
+    }
+
+    #[test]
+    fn when_nobody_is_left_on_the_main_encode_the_small_ones_move_back_at_once() {
+        let mut p = SmallPolicy::new(CONFIGURED);
+        let t = Instant::now();
+        let est = [("near", CONFIGURED), ("a", 400_000), ("b", 500_000)];
+        let (_, t) = run(&mut p, &est, CONFIGURED, t, 5);
+        assert_eq!(p.small_viewers(), 2);
+        p.remove(&"near");
+        let est = [("a", 400_000), ("b", 500_000)];
+        let mut moves = p.decide(&est, None, t);
+        moves.sort_by_key(|m| m.0);
+        assert_eq!(moves, vec![("a", Move::ToMain), ("b", Move::ToMain)]);
+        assert_eq!(p.small_viewers(), 0);
+        // Nothing more to do while it stays so; and as a group of their own they stay.
+        assert!(p.decide(&est, None, t).is_empty());
+        let (moves, _) = run(&mut p, &est, 500_000, t, 10);
+        assert!(moves.is_empty(), "{moves:?}");
     }
 
     #[test]

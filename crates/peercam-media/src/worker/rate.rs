@@ -103,7 +103,8 @@ impl Rates {
             })
             .collect();
         let group = self.group.target();
-        for (key, to) in small.decide(&estimates, group, now) {
+        let main_watched = self.group.counted_viewers() > 0;
+        for (key, to) in small.decide(&estimates, main_watched.then_some(group), now) {
             let Some(peer) = peers.get_mut(&key) else {
                 continue;
             };
@@ -122,9 +123,17 @@ impl Rates {
                 Ok(new) => {
                     peer.tee_pad = Some(new);
                     self.group.set_aside(&key, to == Move::ToSmall);
-                    let (to, why) = match to {
-                        Move::ToSmall => ("to the small encode", "well under"),
-                        Move::ToMain => ("back to the main encode", "up to"),
+                    let (to, why) = match (to, main_watched) {
+                        (Move::ToSmall, _) => ("to the small encode", "well under"),
+                        (Move::ToMain, true) => ("back to the main encode", "up to"),
+                        (Move::ToMain, false) => {
+                            log::info!(
+                                peer = key.1.as_str();
+                                "this viewer moves back to the main encode at its next keyframe: \
+                                 nobody else watches it"
+                            );
+                            continue;
+                        }
                     };
                     log::info!(
                         peer = key.1.as_str();
