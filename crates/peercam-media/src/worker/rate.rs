@@ -158,7 +158,10 @@ impl Rates {
                 log::debug!("small encode rate {} kbit/s", bps / 1000);
             }
         }
-        if fanout.stop_small_if_unwatched() {
+        // Its last viewer moved back (or left, which stopped it at once): its next start is
+        // told its rate afresh.
+        fanout.stop_small_if_unwatched();
+        if fanout.small_encoders() == 0 {
             small.small_stopped();
         }
     }
