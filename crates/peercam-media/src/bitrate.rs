@@ -13,8 +13,9 @@
 //! highest rate that at least half of the viewers can take (the upper median of their
 //! estimates), never under [`FLOOR_SHARE`] of the configured rate. So:
 //! - one viewer on a poor link (a bad Wi-Fi corner) does not drag the others down: it is a
-//!   minority, kept watching by retransmissions and the keyframe gate at the group's rate,
-//!   and it never lowers the rate even while its estimate is still falling;
+//!   minority, kept watching by retransmissions and the keyframe gate at the group's rate
+//!   (or moved to the small encode, below, when its link takes much less), and it never
+//!   lowers the rate even while its estimate is still falling;
 //! - when most viewers lose packets (the camera's own uplink is the bottleneck, or the Wi-Fi
 //!   is busy for everyone) the median falls, so the rate falls for all;
 //! - with one viewer the rate follows it; with two, the better link decides.
@@ -23,8 +24,8 @@
 //! worst link sets the picture of every viewer. A viewer whose link takes much less than the
 //! group's rate (a link capped under the stream, where repair only adds to what does not fit)
 //! is moved to a second, smaller encode instead ([`crate::small`], decided by
-//! [`crate::small_policy`]): a software H.264 encode at a third of the pixels and about a third
-//! of the rate, running only while such a viewer watches. A viewer on it is set aside
+//! [`crate::small_policy`]): a software H.264 encode at most 360 lines high (a third of a 720p
+//! picture's pixels) at about a third of the rate, running only while such a viewer watches. A viewer on it is set aside
 //! ([`GroupRate::set_aside`]): its estimate is still kept (it decides the small encode's rate
 //! and when the viewer moves back) but it no longer counts in the group's rate.
 //!
