@@ -7,7 +7,7 @@
 // It opens the device's page in PAGES browsers (default 1; one browser each, so that every
 // page is in front and shows its frames as a person's would), waits for each one's first
 // decoded frame,
-// lets the streams settle for 2 s, then for SECONDS samples each page's inbound video
+// lets the streams settle for 2 s (LAN_VIEWER_SETTLE_MS overrides), then for SECONDS samples each page's inbound video
 // getStats() once a second and times every frame shown with requestVideoFrameCallback (the
 // longest gap between two shown frames is the worst freeze a person would have seen). At the
 // end it reads the device's /api/stats from the page. Chromium comes through playwright-core
@@ -27,6 +27,7 @@ import puppeteer from 'puppeteer-core';
 const [url, secondsArg, browserArg = 'chromium', pagesArg = '1'] = process.argv.slice(2);
 const seconds = Number(secondsArg || 20);
 const pageCount = Number(pagesArg);
+const settleMs = Number(process.env.LAN_VIEWER_SETTLE_MS || 2000);
 if (!url || !(seconds > 0) || !['chromium', 'firefox'].includes(browserArg) || !(pageCount >= 1)) {
   console.error('usage: node lan-viewer.js URL SECONDS [chromium|firefox] [PAGES]');
   process.exit(2);
@@ -244,7 +245,7 @@ try {
     }
     pages.push(page);
   }
-  await new Promise((r) => setTimeout(r, 2000));
+  await new Promise((r) => setTimeout(r, settleMs));
   const starts = [];
   for (const page of pages) {
     await page.evaluate(timeFrames);

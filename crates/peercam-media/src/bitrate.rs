@@ -13,16 +13,21 @@
 //! highest rate that at least half of the viewers can take (the upper median of their
 //! estimates), never under [`FLOOR_SHARE`] of the configured rate. So:
 //! - one viewer on a poor link (a bad Wi-Fi corner) does not drag the others down: it is a
-//!   minority, kept watching by retransmissions and the keyframe gate at the group's rate,
-//!   and it never lowers the rate even while its estimate is still falling;
+//!   minority, kept watching by retransmissions and the keyframe gate at the group's rate
+//!   (or moved to the small encode, below, when its link takes much less), and it never
+//!   lowers the rate even while its estimate is still falling;
 //! - when most viewers lose packets (the camera's own uplink is the bottleneck, or the Wi-Fi
 //!   is busy for everyone) the median falls, so the rate falls for all;
 //! - with one viewer the rate follows it; with two, the better link decides.
 //!
 //! Why not the lowest estimate (what a single encode for everyone usually does): then the
-//! worst link sets the picture of every viewer. Why not a second, smaller encode for the poor
-//! ones: on a Pi the hardware encoder is one, and a software H.264 encode of 720p costs most
-//! of a core; the floor and repair cost nothing.
+//! worst link sets the picture of every viewer. A viewer whose link takes much less than the
+//! group's rate (a link capped under the stream, where repair only adds to what does not fit)
+//! is moved to a second, smaller encode instead ([`crate::small`], decided by
+//! [`crate::small_policy`]): a software H.264 encode at most 360 lines high (a third of a 720p
+//! picture's pixels) at about a third of the rate, running only while such a viewer watches. A viewer on it is set aside
+//! ([`GroupRate::set_aside`]): its estimate is still kept (it decides the small encode's rate
+//! and when the viewer moves back) but it no longer counts in the group's rate.
 //!
 //! The encoder is told a new rate only when it moved by [`MIN_CHANGE`] or more, and at most
 //! once per [`MIN_INTERVAL`]: encoders restart their rate control on a change.
@@ -91,6 +96,9 @@ pub struct GroupRate<K> {
     applied_at: Option<Instant>,
     /// Viewers already told of as poor links (see [`GroupRate::newly_poor`]).
     told_poor: HashSet<K>,
+    /// Viewers watching another encode (the small one, see [`crate::small_policy`]): their
+    /// estimates are kept, but they do not count in the group's rate.
+    aside: HashSet<K>,
 }
 
 impl<K: Eq + Hash + Clone> GroupRate<K> {
@@ -104,6 +112,7 @@ impl<K: Eq + Hash + Clone> GroupRate<K> {
             applied: max,
             applied_at: None,
             told_poor: HashSet::new(),
+            aside: HashSet::new(),
         }
     }
 
@@ -129,6 +138,30 @@ impl<K: Eq + Hash + Clone> GroupRate<K> {
     pub fn remove(&mut self, viewer: &K) {
         self.viewers.remove(viewer);
         self.told_poor.remove(viewer);
+        self.aside.remove(viewer);
+    }
+
+    /// Counts `viewer` in the group's rate (`aside` false) or not (it watches another encode).
+    pub fn set_aside(&mut self, viewer: &K, aside: bool) {
+        if aside {
+            self.aside.insert(viewer.clone());
+            self.told_poor.remove(viewer);
+        } else {
+            self.aside.remove(viewer);
+        }
+    }
+
+    /// Viewers counted in the group's rate (with a report, not set aside).
+    pub fn counted_viewers(&self) -> usize {
+        self.counted().count()
+    }
+
+    /// Every viewer's estimate, bits/s, counted in the group's rate or not.
+    pub fn estimates(&self) -> Vec<(K, u32)> {
+        self.viewers
+            .iter()
+            .map(|(k, v)| (k.clone(), v.rate.round() as u32))
+            .collect()
     }
 
     /// Viewers that became poor links since the last call (for the log), with their
@@ -141,12 +174,11 @@ impl<K: Eq + Hash + Clone> GroupRate<K> {
             .collect()
     }
 
-    /// Viewers whose links take less than the group's rate (left to repair), with their
+    /// Viewers counted in the group whose links take less than its rate, with their
     /// estimates, bits/s.
     pub fn poor(&self) -> Vec<(K, u32)> {
         let median = self.median();
-        self.viewers
-            .iter()
+        self.counted()
             .filter(|(_, v)| v.rate < median * (1.0 - MIN_CHANGE))
             .map(|(k, v)| (k.clone(), v.rate.round() as u32))
             .collect()
@@ -179,10 +211,17 @@ impl<K: Eq + Hash + Clone> GroupRate<K> {
         self.applied.round() as u32
     }
 
-    /// The highest rate at least half of the viewers can take (the upper median of their
-    /// estimates); the configured rate without viewers.
+    /// The viewers counted in the group's rate.
+    fn counted(&self) -> impl Iterator<Item = (&K, &Viewer)> {
+        self.viewers
+            .iter()
+            .filter(|(k, _)| !self.aside.contains(*k))
+    }
+
+    /// The highest rate at least half of the counted viewers can take (the upper median of
+    /// their estimates); the configured rate without any.
     fn median(&self) -> f64 {
-        let mut rates: Vec<f64> = self.viewers.values().map(|v| v.rate).collect();
+        let mut rates: Vec<f64> = self.counted().map(|(_, v)| v.rate).collect();
         if rates.is_empty() {
             return self.max;
         }
@@ -314,6 +353,32 @@ mod tests {
         }
         assert!(g.target() < MAX * 3 / 4, "{}", g.target());
         assert!(g.poor().is_empty());
+    }
+
+    #[test]
+    fn a_viewer_set_aside_stops_counting_but_keeps_its_estimate() {
+        let t = Instant::now();
+        let mut g = GroupRate::new(MAX);
+        reports(&mut g, "good", 0.0, t, 10);
+        reports(&mut g, "poor", 30.0, t, 10);
+        reports(&mut g, "poorer", 40.0, t, 10);
+        // Two of three poor: the group follows them.
+        assert!(g.target() < MAX / 2, "{}", g.target());
+        g.set_aside(&"poor", true);
+        g.set_aside(&"poorer", true);
+        assert_eq!(g.counted_viewers(), 1);
+        assert_eq!(g.target(), MAX);
+        assert!(
+            g.poor().is_empty(),
+            "those set aside are not the group's poor links"
+        );
+        let estimates: HashMap<_, _> = g.estimates().into_iter().collect();
+        assert!(estimates["poor"] < MAX / 2 && estimates["good"] == MAX);
+        // One of two counted poor: the better link decides; two of three: the poor ones.
+        g.set_aside(&"poor", false);
+        assert_eq!(g.target(), MAX);
+        g.set_aside(&"poorer", false);
+        assert!(g.target() < MAX / 2, "counted again: {}", g.target());
     }
 
     #[test]

@@ -21,7 +21,9 @@
 //! A tee (`raw`) in front of the H.264 encoder lets the shared VP8 encode ([`Vp8Encode`]) take
 //! the same frames, placeholder included; it runs only while a VP8 viewer is linked. Still
 //! pictures ([`Picture`]) hang off it too, each for the moment it takes to get one frame;
-//! the pipeline plays while a picture is being taken as while a viewer watches.
+//! the pipeline plays while a picture is being taken as while a viewer watches. So does the
+//! small H.264 encode ([`crate::small`]) for viewers on poor links, running only while one is
+//! fed from it; [`SmallSide`] moves their branches to it and back.
 //!
 //! The microphone's shared Opus encode ([`crate::audio`]), when there is one, is a second
 //! chain of the same pipeline ending in the tee `audio`: same clock, same base time, so the
@@ -42,6 +44,7 @@ use super::keyframes::{KeyframeGate, Verdict};
 use super::MediaError;
 use crate::encoder_rate::{bitrate_of, set_bitrate};
 use crate::jpeg::{Delivery, JpegEncoder, Picture};
+use crate::moves::SmallSide;
 use crate::payload::sink_name;
 use crate::source_switch::SourceSwitch;
 use crate::vp8::{self, Vp8Encode};
@@ -74,6 +77,8 @@ pub struct Fanout {
     vp8_available: bool,
     /// The shared VP8 encode, while a VP8 viewer is linked.
     vp8: Option<Vp8Encode>,
+    /// The small H.264 encode and the moves to it and back.
+    small: SmallSide,
     /// Still pictures being taken.
     pictures: Vec<Picture>,
     /// The shared Opus encode's tee, when the capture has sound.
@@ -137,6 +142,7 @@ impl Fanout {
         }
         let keyframes = Arc::new(Mutex::new(KeyframeGate::default()));
         gate_keyframe_requests(&tee, &keyframes);
+        let small = SmallSide::new(raw.is_some() && crate::small::encoder_factory().is_some());
         Ok(Fanout {
             pipeline,
             tee,
@@ -149,6 +155,7 @@ impl Fanout {
             bitrate,
             vp8_available: vp8::available(),
             vp8: None,
+            small,
             pictures: Vec::new(),
             audio,
             audio_elements,
@@ -240,6 +247,49 @@ impl Fanout {
     /// Branches fed from the VP8 encode.
     pub fn vp8_branches(&self) -> usize {
         self.vp8.as_ref().map_or(0, |v| v.tee().src_pads().len())
+    }
+
+    /// Whether viewers on poor links can be moved to a small encode.
+    pub fn small_available(&self) -> bool {
+        self.small.available()
+    }
+
+    /// Small encodes running: 0 or 1.
+    pub fn small_encoders(&self) -> usize {
+        self.small.encoders()
+    }
+
+    /// Branches fed from the small encode (or on their way to it).
+    pub fn small_branches(&self) -> usize {
+        self.small.branches()
+    }
+
+    /// Starts moving the H.264 branch fed through `tee_pad` to the small encode (started at
+    /// `bps` bits/s if it is the first), effective at its next keyframe; the branch's tee pad
+    /// from now on.
+    pub fn move_to_small(&mut self, tee_pad: &gst::Pad, bps: u32) -> Result<gst::Pad, MediaError> {
+        self.small
+            .to_small(&self.pipeline, self.raw.as_ref(), tee_pad, bps)
+    }
+
+    /// Starts moving the branch fed through `tee_pad` (the small encode's) back to the main
+    /// encode, effective at its next keyframe, which it is asked for; the branch's tee pad
+    /// from now on.
+    pub fn move_to_main(&mut self, tee_pad: &gst::Pad) -> Result<gst::Pad, MediaError> {
+        let pad = self.small.to_main(tee_pad, &self.tee)?;
+        force_keyframe_at(&self.tee, &self.keyframes);
+        Ok(pad)
+    }
+
+    /// Sets the small encode's rate, bits/s, while it runs.
+    pub fn set_small_bitrate(&self, bps: u32) {
+        self.small.set_bitrate(bps);
+    }
+
+    /// Stops the small encode when no viewer is fed from it any more (its last one moved
+    /// back); whether it stopped now.
+    pub fn stop_small_if_unwatched(&mut self) -> bool {
+        self.small.stop_if_unwatched(&self.pipeline)
     }
 
     /// The codecs a capture with this launch line can send (built and thrown away, nothing
@@ -418,8 +468,10 @@ impl Fanout {
     /// into a half-unlinked branch) and gives the pad back; the VP8 encode stops with its
     /// last viewer. The branch stays in the pipeline.
     pub fn unlink(&mut self, tee_pad: &gst::Pad) {
+        self.small.forget(tee_pad);
         release_tee_pad(tee_pad);
         self.stop_vp8_if_unwatched();
+        self.small.stop_if_unwatched(&self.pipeline);
     }
 
     /// Takes a branch (fed or not) out of the pipeline without stopping it: its owner stops
@@ -439,6 +491,7 @@ impl Fanout {
             if let Some(vp8) = self.vp8.take() {
                 vp8.stop(&self.pipeline);
             }
+            self.small.stop(&self.pipeline);
             if self.pictures.is_empty() {
                 let _ = self.pipeline.set_state(gst::State::Null);
             }
@@ -452,6 +505,7 @@ impl Fanout {
         if let Some(vp8) = &self.vp8 {
             vp8.force_keyframe();
         }
+        self.small.force_keyframe();
     }
 }
 

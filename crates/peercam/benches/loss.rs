@@ -16,10 +16,12 @@
 //! UDP for 5 s, from about 10 s into the window; printed: frames decoded each second, and each
 //! change of the encoder's rate with its time from the burst's start.
 //!
-//! The mixed group (`--mixed`): four Chromium viewers for 20 s, first all on the clean laptop,
-//! then three there and one on a laptop behind it whose link is capped at 1 Mbit/s (less than
-//! the stream): each viewer's figures, the encoder's rate, and the device's CPU (its process
-//! tree, % of one core) over the window.
+//! The mixed group (`--mixed`): four Chromium viewers, first all on the clean laptop, then
+//! three there and one on a laptop behind it whose link loses 5 % and is capped at 1 Mbit/s
+//! (less than the stream): each viewer's figures (the far one's over 20 s once it has moved
+//! to the small encode, the near ones' over 40 s around it), the encoders' counts and the
+//! main one's rate, and the device's CPU (its process tree, % of one core) over the far
+//! viewer's window.
 //!
 //! `cargo bench --bench loss -- [--seconds 15] [--rows 0,1,5,10,20] [--browser firefox]
 //! [--burst | --mixed]`, as root (network namespaces). Exits non-zero if a viewer fails to
@@ -236,43 +238,66 @@ fn burst(script: &std::path::Path) -> Result<()> {
 
 /// The capped viewer's link, kbit/s.
 const CAP_KBPS: u32 = 1000;
+/// The capped viewer's link's loss, percent.
+const CAP_LOSS_PERCENT: u32 = 5;
+/// The far viewer's window, s, and how long after its first frame it opens (its link is
+/// known and it has moved by then).
+const FAR_SECONDS: u32 = 20;
+const FAR_SETTLE_SECS: u32 = 10;
 
-/// Four viewers, all on a clean link, then one of them behind a capped one.
+/// Four viewers, all on a clean link, then one of them behind a capped, lossy one.
 fn mixed(script: &std::path::Path) -> Result<()> {
     println!(
-        "four Chromium viewers, 640x480 at 30 fps, x264 configured at {BITRATE_KBPS} kbit/s, \
-         20 s windows; device CPU is its process tree, % of one core"
+        "four Chromium viewers, 640x480 at 30 fps, x264 configured at {BITRATE_KBPS} kbit/s; \
+         the far one joins 8 s after the near ones, its {FAR_SECONDS} s window opening \
+         {FAR_SETTLE_SECS} s after its first frame, within theirs; device CPU is its process \
+         tree over the far one's window, % of one core"
     );
     println!(
         "| group | viewer | fps | lowest second | longest gap ms | frozen s (count) | NACKs | PLIs \
-         | encoder kbit/s at the end | device CPU |"
+         | width | main encoder kbit/s | small encodes (viewers) | device CPU |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     for capped in [false, true] {
         let lan = LossyLan::new(CAMERA_ADDR, LAPTOP_ADDR, 0);
-        let far = lan.far_laptop("10.213.17.1", "10.213.17.2", 0);
+        let loss = if capped { CAP_LOSS_PERCENT } else { 0 };
+        let far = lan.far_laptop("10.213.17.1", "10.213.17.2", loss);
         if capped {
             lan.cap_far_link(CAP_KBPS);
         }
         let scratch = Scratch::new("loss-mixed");
         let serve = lan.serve(&scratch, BITRATE_KBPS);
         let token = serve.token();
-        // The far viewer first and longest, so its start and end fall outside the others'
-        // window (as in the loss_netns test).
-        let far_viewer = lan.spawn_watch(&far, &scratch, script, 30, 1, token.as_deref());
-        std::thread::sleep(Duration::from_secs(4));
-        let near = lan.spawn_watch(&lan.laptop, &scratch, script, 20, 3, token.as_deref());
-        // The window opens ~2 s after the near viewers' first frames: measure 20 s from then.
-        std::thread::sleep(Duration::from_secs(6));
+        // The near viewers first and longest, so that their window holds the far one's whole
+        // (as in the loss_netns test).
+        let near = lan.spawn_watch(&lan.laptop, &scratch, script, 40, 3, token.as_deref());
+        std::thread::sleep(Duration::from_secs(8));
+        let far_viewer = lan.spawn_watch_settled(
+            &far,
+            &scratch,
+            script,
+            FAR_SECONDS,
+            1,
+            token.as_deref(),
+            FAR_SETTLE_SECS,
+        );
+        // Its window opens ~11 s from now (first frame, then the settling).
+        std::thread::sleep(Duration::from_secs(11));
         let cpu_start = (tree_cpu_ticks(serve.pid()), Instant::now());
-        std::thread::sleep(Duration::from_secs(18));
+        std::thread::sleep(Duration::from_secs(u64::from(FAR_SECONDS) - 1));
         let ticks = tree_cpu_ticks(serve.pid()) - cpu_start.0;
         let cpu = ticks as f64 / ticks_per_second() / cpu_start.1.elapsed().as_secs_f64() * 100.0;
         let (near, far_out) = (near.wait_with_output(), far_viewer.wait_with_output());
         let (near, far_out) = (near?, far_out?);
+        let logs = serve.logs();
         serve.stop();
+        let moves = logs
+            .lines()
+            .filter(|l| l.contains("this viewer moves"))
+            .map(|l| l.split("] ").nth(1).unwrap_or(l).to_owned())
+            .collect::<Vec<_>>();
         let group = if capped {
-            format!("3 clean + 1 at {CAP_KBPS} kbit/s")
+            format!("3 clean + 1 at {CAP_KBPS} kbit/s, {CAP_LOSS_PERCENT} % loss")
         } else {
             "4 clean".to_owned()
         };
@@ -292,22 +317,26 @@ fn mixed(script: &std::path::Path) -> Result<()> {
         if let Some(why) = far_report.get("failed") {
             println!("| {group} | far | did not play: {why} |");
         }
-        let rate = &near["stats"]["camera"]["bitrate_kbps"];
         let far_name = if capped { "far (capped)" } else { "far" };
-        let mut rows: Vec<(String, &Value)> = near["pages"]
+        let mut rows: Vec<(String, &Value, &Value)> = near["pages"]
             .as_array()
             .map(|p| {
                 p.iter()
                     .enumerate()
-                    .map(|(i, v)| (format!("near {}", i + 1), v))
+                    .map(|(i, v)| (format!("near {}", i + 1), v, &near["stats"]["camera"]))
                     .collect()
             })
             .unwrap_or_default();
-        rows.push((far_name.to_owned(), &far_report));
-        for (name, r) in rows {
+        rows.push((
+            far_name.to_owned(),
+            &far_report,
+            &far_report["stats"]["camera"],
+        ));
+        for (name, r, camera) in rows {
             let w = &r["window"];
             println!(
-                "| {group} | {name} | {:.1} | {} | {} | {:.2} ({}) | {} | {} | {rate} | {cpu:.1} % |",
+                "| {group} | {name} | {:.1} | {} | {} | {:.2} ({}) | {} | {} | {} | {} | {} ({}) \
+                 | {cpu:.1} % |",
                 r["fps"].as_f64().unwrap_or(f64::NAN),
                 r["minFramesInASecond"],
                 r["longestGapMs"],
@@ -315,7 +344,14 @@ fn mixed(script: &std::path::Path) -> Result<()> {
                 w["freezeCount"],
                 w["nackCount"],
                 w["pliCount"],
+                r["frameWidth"],
+                camera["bitrate_kbps"],
+                camera["small_encoders"],
+                camera["small_branches"],
             );
+        }
+        for line in moves {
+            println!("  {group}: {line}");
         }
     }
     Ok(())

@@ -137,6 +137,13 @@ pub struct CameraSnapshot {
     /// Branches fed from the VP8 encode.
     #[serde(default)]
     pub vp8_branches: usize,
+    /// Small H.264 encodes running (0 or 1: the one viewers on poor links share, only while
+    /// one watches it).
+    #[serde(default)]
+    pub small_encoders: usize,
+    /// Branches fed from the small encode (or on their way to it).
+    #[serde(default)]
+    pub small_branches: usize,
     /// The shared encoders' rate now, kbit/s (it follows the viewers' receiver reports; 0
     /// while not capturing).
     #[serde(default)]

@@ -25,7 +25,6 @@ use super::bus::PipelineError;
 use super::mdns::Resolver;
 use super::pictures::Pictures;
 use super::source::SourceWatch;
-use crate::bitrate::GroupRate;
 use crate::fanout::Fanout;
 use crate::jpeg::Delivery;
 use crate::negotiation::{Action, Connection, Event, Negotiation, OfferCaps, SdpKind};
@@ -82,8 +81,9 @@ pub(super) struct Worker {
     mdns: Resolver,
     /// Built on the first peer, dropped (capture stopped) after the last.
     fanout: Option<Fanout>,
-    /// The encoders' rate from the viewers' reports, while capturing.
-    rate: Option<GroupRate<PeerKey>>,
+    /// The encoders' rates and who watches the small encode, from the viewers' reports,
+    /// while capturing.
+    rate: Option<super::rate::Rates>,
     /// The camera source's health while capturing, when the capture has a source switch.
     health: Option<SourceWatch>,
     /// Every peer's negotiation.
@@ -227,7 +227,7 @@ impl Worker {
                     self.drop_silent();
                     self.talk_tick();
                     if let (Some(rate), Some(fanout)) = (self.rate.as_mut(), self.fanout.as_mut()) {
-                        super::rate::follow(rate, &self.peers, fanout, Instant::now());
+                        rate.follow(&mut self.peers, fanout, Instant::now());
                     }
                     if self.trim.due(Instant::now()) {
                         wire::memory::release_free_memory();
@@ -306,6 +306,8 @@ impl Worker {
             h264_encoders: self.fanout.as_ref().map_or(0, |f| f.encoders().0),
             vp8_encoders: self.fanout.as_ref().map_or(0, |f| f.encoders().1),
             vp8_branches: self.fanout.as_ref().map_or(0, |f| f.vp8_branches()),
+            small_encoders: self.fanout.as_ref().map_or(0, |f| f.small_encoders()),
+            small_branches: self.fanout.as_ref().map_or(0, |f| f.small_branches()),
             bitrate_kbps: self.fanout.as_ref().map_or(0, |f| f.bitrate() / 1000),
             audio_encoders: self.fanout.as_ref().map_or(0, |f| f.audio_encoders()),
             listeners: self.fanout.as_ref().map_or(0, |f| f.listeners()),
@@ -581,7 +583,7 @@ impl Worker {
                 f.switch(),
                 f.audio_element_names(),
             );
-            self.rate = Some(GroupRate::new(f.configured_bitrate()));
+            self.rate = Some(super::rate::Rates::new(&f));
             self.fanout = Some(f);
         }
         // Just set above when missing.

@@ -24,6 +24,10 @@ pub struct CameraStats {
     pub vp8_encoders: AtomicUsize,
     /// Branches fed from the VP8 encode.
     pub vp8_branches: AtomicUsize,
+    /// Small H.264 encodes running (0 or 1).
+    pub small_encoders: AtomicUsize,
+    /// Branches fed from the small encode.
+    pub small_branches: AtomicUsize,
     /// Opus encodes running (0 or 1).
     pub audio_encoders: AtomicUsize,
     /// Peers fed the camera's sound.
@@ -55,6 +59,8 @@ impl CameraStats {
             h264_encoders: self.h264_encoders.load(Ordering::Relaxed),
             vp8_encoders: self.vp8_encoders.load(Ordering::Relaxed),
             vp8_branches: self.vp8_branches.load(Ordering::Relaxed),
+            small_encoders: self.small_encoders.load(Ordering::Relaxed),
+            small_branches: self.small_branches.load(Ordering::Relaxed),
             bitrate_kbps: self.bitrate_kbps.load(Ordering::Relaxed),
             audio_encoders: self.audio_encoders.load(Ordering::Relaxed),
             listeners: self.listeners.load(Ordering::Relaxed),
@@ -85,6 +91,10 @@ impl CameraStats {
         self.h264_encoders.store(s.h264_encoders, Ordering::Relaxed);
         self.vp8_encoders.store(s.vp8_encoders, Ordering::Relaxed);
         self.vp8_branches.store(s.vp8_branches, Ordering::Relaxed);
+        self.small_encoders
+            .store(s.small_encoders, Ordering::Relaxed);
+        self.small_branches
+            .store(s.small_branches, Ordering::Relaxed);
         self.bitrate_kbps.store(s.bitrate_kbps, Ordering::Relaxed);
         self.audio_encoders
             .store(s.audio_encoders, Ordering::Relaxed);

@@ -392,8 +392,26 @@ impl LossyLan {
         pages: u32,
         token: Option<&str>,
     ) -> std::process::Child {
+        self.spawn_watch_settled(ns, scratch, script, seconds, pages, token, 2)
+    }
+
+    /// As [`LossyLan::spawn_watch`], the window opening `settle` seconds after each page's
+    /// first frame instead of 2: for a viewer whose picture is expected to settle later (one
+    /// moved to another encode once its link is known).
+    #[allow(clippy::too_many_arguments)]
+    pub fn spawn_watch_settled(
+        &self,
+        ns: &Netns,
+        scratch: &Scratch,
+        script: &Path,
+        seconds: u32,
+        pages: u32,
+        token: Option<&str>,
+        settle: u32,
+    ) -> std::process::Child {
         let url = with_token(&format!("http://{}/", self.listen()), token);
         viewer_command(ns, scratch, script, &url, seconds, "chromium", pages)
+            .env("LAN_VIEWER_SETTLE_MS", (settle * 1000).to_string())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
