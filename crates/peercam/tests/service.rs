@@ -19,6 +19,8 @@ use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -557,7 +559,10 @@ fn discover_lists_a_serving_camera() {
 }
 
 /// Splits one native-protocol journal datagram into its fields.
-fn journal_fields(datagram: &[u8]) -> Vec<(String, String)> {
+/// One journal record: its fields, in order.
+type JournalRecord = Vec<(String, String)>;
+
+fn journal_fields(datagram: &[u8]) -> JournalRecord {
     let mut fields = Vec::new();
     let mut rest = datagram;
     while let Some(eol) = rest.iter().position(|&b| b == b'\n') {
@@ -623,11 +628,25 @@ fn under_systemd_logs_reach_the_journal_with_their_fields() {
             .env("JOURNAL_STREAM", stream)
             .env("RUST_LOG", "info,peercam::signaling=debug");
     });
+    // Read from the start, as journald does: a socket nobody reads fills up (a namespace's
+    // queue holds 10 datagrams), and then the service's logging blocks.
+    let collected: Arc<Mutex<Vec<JournalRecord>>> = Arc::default();
+    let reading = Arc::new(AtomicBool::new(true));
+    let reader = {
+        let (collected, reading) = (collected.clone(), reading.clone());
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 65536];
+            while reading.load(Ordering::Relaxed) {
+                if let Ok(n) = journal.recv(&mut buf) {
+                    collected.lock().unwrap().push(journal_fields(&buf[..n]));
+                }
+            }
+        })
+    };
     svc.until("READY=1", START_LIMIT);
     let rt = runtime();
     let viewer = rt.block_on(join_camera(&svc.ws_url()));
 
-    let mut records: Vec<Vec<(String, String)>> = Vec::new();
     let has = |records: &[Vec<(String, String)>], key: &str, value: Option<&str>| {
         records.iter().any(|r| {
             r.iter()
@@ -635,15 +654,15 @@ fn under_systemd_logs_reach_the_journal_with_their_fields() {
         })
     };
     let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline && !has(&records, "MEMBER", None) {
-        let mut buf = vec![0u8; 65536];
-        if let Ok(n) = journal.recv(&mut buf) {
-            records.push(journal_fields(&buf[..n]));
-        }
+    while Instant::now() < deadline && !has(&collected.lock().unwrap(), "MEMBER", None) {
+        std::thread::sleep(Duration::from_millis(50));
     }
     drop(viewer);
     svc.signal(libc::SIGTERM);
     let status = svc.exit_within(STOP_LIMIT);
+    reading.store(false, Ordering::Relaxed);
+    reader.join().unwrap();
+    let records = collected.lock().unwrap().clone();
     assert!(
         status.success(),
         "{status:?}; stderr: {}; journal: {:?}",
