@@ -28,6 +28,9 @@ const [url, secondsArg, browserArg = 'chromium', pagesArg = '1'] = process.argv.
 const seconds = Number(secondsArg || 20);
 const pageCount = Number(pagesArg);
 const settleMs = Number(process.env.LAN_VIEWER_SETTLE_MS || 2000);
+// LAN_VIEWER_TALK=1: the first page holds "Hold to talk" (the browser's fake microphone) from
+// the window's start to its end; the report's `talk` says what the camera answered.
+const talk = process.env.LAN_VIEWER_TALK === '1';
 if (!url || !(seconds > 0) || !['chromium', 'firefox'].includes(browserArg) || !(pageCount >= 1)) {
   console.error('usage: node lan-viewer.js URL SECONDS [chromium|firefox] [PAGES]');
   process.exit(2);
@@ -251,6 +254,17 @@ try {
     await page.evaluate(timeFrames);
     starts.push(await page.evaluate(inbound));
   }
+  if (talk) {
+    await pages[0].evaluate(() => window.peercam.talk.press());
+    const until = Date.now() + 10000;
+    while ((await pages[0].evaluate(() => window.peercam.talk.state)) !== 'talking') {
+      if (Date.now() > until) {
+        const heard = await pages[0].evaluate(() => window.peercam.talk.heard);
+        throw new Error(`the camera did not give the floor: ${JSON.stringify(heard)}`);
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
   const samples = pages.map(() => []);
   const began = Date.now();
   for (let i = 1; i <= seconds; i++) {
@@ -265,8 +279,15 @@ try {
   const stats = whep
     ? { session: await pages[0].evaluate(() => window.__whep) }
     : await pages[0].evaluate(() => fetch('/api/stats').then((r) => r.json()));
+  const talked = talk
+    ? await pages[0].evaluate(() => {
+        const t = { state: window.peercam.talk.state, heard: window.peercam.talk.heard };
+        window.peercam.talk.release();
+        return t;
+      })
+    : undefined;
   // The first page's figures at the top level, as a single-page report has always had them.
-  const report = { seconds, browser: browsers[0].version, firstFrameMs, ...each[0], pages: each, stats };
+  const report = { seconds, browser: browsers[0].version, firstFrameMs, ...each[0], pages: each, stats, talk: talked };
   process.stdout.write(`${JSON.stringify(report)}\n`);
 } finally {
   await Promise.all(browsers.map((b) => b.close()));

@@ -15,7 +15,10 @@
 //!
 //! A second test opens a room page (over https, Firefox's fake camera and microphone) with the
 //! camera invited: Firefox's own offer has only VP8, and the camera answers it from the same
-//! shared VP8 encode.
+//! shared VP8 encode. A third holds "Hold to talk" on the watch page (over https, Firefox's
+//! fake microphone, a 1 kHz tone) while it watches across the lossy link: the device's speaker
+//! (a file written at a sound card's pace) must play that tone. The loss rule drops what
+//! reaches the laptop, so the picture crosses the loss and the voice does not.
 //!
 //! Needs root, `ip netns`, nftables, node with tests/browser's npm dependencies and
 //! firefox-esr, so it is ignored in a plain `cargo test`; `scripts/test.sh` runs it with
@@ -162,4 +165,98 @@ fn firefox_in_a_room_gets_the_invited_camera_in_vp8() {
         logs.contains("invited by"),
         "the camera was not invited:\n{logs}"
     );
+}
+
+/// Firefox's fake microphone: a 1 kHz tone.
+const FIREFOX_TONE_HZ: f64 = 1000.0;
+
+/// Loudness (rms) and frequency (by zero crossings) of raw 48 kHz mono S16LE sound.
+fn tone_of(raw: &[u8]) -> (f64, f64) {
+    let samples: Vec<i16> = raw
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]))
+        .collect();
+    if samples.is_empty() {
+        return (0.0, 0.0);
+    }
+    let sum: f64 = samples.iter().map(|&s| f64::from(s).powi(2)).sum();
+    let crossings = samples
+        .windows(2)
+        .filter(|w| (w[0] < 0) != (w[1] < 0))
+        .count();
+    let seconds = samples.len() as f64 / 48_000.0;
+    (
+        (sum / samples.len() as f64).sqrt(),
+        crossings as f64 / 2.0 / seconds,
+    )
+}
+
+#[test]
+#[ignore = "needs root: network namespaces"]
+fn firefox_talks_through_the_camera_across_a_lossy_lan() {
+    let firefox = std::env::var("FIREFOX_BIN").unwrap_or_else(|_| "/usr/bin/firefox-esr".into());
+    let viewer_script = check_prerequisites(&firefox, "puppeteer-core");
+    let lan = LossyLan::new("10.213.17.1", "10.213.17.2", LOSS_PERCENT);
+    let scratch = Scratch::new("firefox-talk");
+    // The camera's sound is the test tone; its speaker a file written at a sound card's pace.
+    let pipelines = scratch.join("pipelines");
+    let raw = scratch.join("speaker.raw");
+    std::fs::create_dir_all(pipelines.join("audio")).unwrap();
+    std::fs::create_dir_all(pipelines.join("speaker")).unwrap();
+    std::fs::copy(
+        support::lan::repo().join("pipelines/audio/test.toml"),
+        pipelines.join("audio/test.toml"),
+    )
+    .unwrap();
+    std::fs::write(
+        pipelines.join("speaker/file.toml"),
+        format!(
+            "description = \"a file\"\nlaunch = \"audioconvert ! \
+             audio/x-raw,format=S16LE,rate=48000,channels=1 ! filesink location={} \
+             append=true sync=true\"\n[[elements]]\nfactory = \"filesink\"\n\
+             package = \"libgstreamer1.0-0\"\n",
+            raw.display()
+        ),
+    )
+    .unwrap();
+    let serve = lan.serve_with(
+        &scratch,
+        1500,
+        "[audio]\nsource = \"test\"\n[talkback]\noutput = \"file\"\n",
+    );
+    // Over https: the browser gives the microphone to secure pages only.
+    let url = support::device::with_token(
+        &format!("https://{}/", lan.listen()),
+        serve.token().as_deref(),
+    );
+    let before = lan.dropped();
+    let viewer = lan.talk_url(&scratch, &viewer_script, &url, 10, "firefox");
+    let lost = lan.dropped() - before;
+    let logs = serve.logs();
+    serve.stop();
+    let report = viewer_report(&viewer, "the talking viewer", &logs);
+    let sound = std::fs::read(&raw).unwrap_or_default();
+    // The last 5 s the speaker played, well inside the turn.
+    let tail = &sound[sound.len().saturating_sub(5 * 96_000)..];
+    let (rms, hz) = tone_of(tail);
+    eprintln!(
+        "Firefox talking across {LOSS_PERCENT} % loss: the speaker played {:.1} s, the last 5 s \
+         at {hz:.0} Hz, rms {rms:.0}; dropped by nft: {lost}; {report}",
+        sound.len() as f64 / 96_000.0
+    );
+    assert_eq!(report["talk"]["state"], "talking", "{report}");
+    assert_eq!(report["stats"]["camera"]["talking"], true, "{report}");
+    assert!(
+        sound.len() >= 8 * 96_000,
+        "the speaker played {} bytes",
+        sound.len()
+    );
+    assert!(rms > 300.0, "the speaker played near silence: rms {rms:.0}");
+    assert!(
+        (hz - FIREFOX_TONE_HZ).abs() < 50.0,
+        "the speaker played {hz:.0} Hz, not Firefox's {FIREFOX_TONE_HZ} Hz tone"
+    );
+    let fps = report["fps"].as_f64().unwrap_or(0.0);
+    assert!(fps >= MIN_FPS, "{fps:.1} fps while talking: {report}");
+    assert!(lost > 0, "the loss did not happen");
 }

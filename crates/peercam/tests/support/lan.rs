@@ -284,6 +284,22 @@ impl LossyLan {
             .expect("run node")
     }
 
+    /// Runs lan-viewer.js as [`LossyLan::watch_url`] does, one page whose viewer holds "Hold
+    /// to talk" over the window (`LAN_VIEWER_TALK`).
+    pub fn talk_url(
+        &self,
+        scratch: &Scratch,
+        script: &Path,
+        url: &str,
+        seconds: u32,
+        browser: &str,
+    ) -> Output {
+        viewer_command(&self.laptop, scratch, script, url, seconds, browser, 1)
+            .env("LAN_VIEWER_TALK", "1")
+            .output()
+            .expect("run node")
+    }
+
     /// A second laptop behind the first, which routes for it: `far_addr` on a /24 of its own,
     /// the first laptop `near_addr` on that link. The first laptop drops `percent` of the UDP
     /// packets it forwards to it (its own rule drops what reaches the first laptop), so two
