@@ -17,8 +17,8 @@
 //! camera invited: Firefox's own offer has only VP8, and the camera answers it from the same
 //! shared VP8 encode. A third holds "Hold to talk" on the watch page (over https, Firefox's
 //! fake microphone, a 1 kHz tone) while it watches across the lossy link: the device's speaker
-//! (a file written at a sound card's pace) must play that tone. The loss rule drops what
-//! reaches the laptop, so the picture crosses the loss and the voice does not.
+//! (a file written at a sound card's pace) must play that tone, with the loss both ways (the
+//! camera drops the same share of what reaches it: the voice crosses it too).
 //!
 //! Needs root, `ip netns`, nftables, node with tests/browser's npm dependencies and
 //! firefox-esr, so it is ignored in a plain `cargo test`; `scripts/test.sh` runs it with
@@ -229,9 +229,11 @@ fn firefox_talks_through_the_camera_across_a_lossy_lan() {
         &format!("https://{}/", lan.listen()),
         serve.token().as_deref(),
     );
+    lan.lose_towards_camera(LOSS_PERCENT);
     let before = lan.dropped();
     let viewer = lan.talk_url(&scratch, &viewer_script, &url, 10, "firefox");
     let lost = lan.dropped() - before;
+    let lost_towards_camera = lan.dropped_at_camera();
     let logs = serve.logs();
     serve.stop();
     let report = viewer_report(&viewer, "the talking viewer", &logs);
@@ -240,8 +242,9 @@ fn firefox_talks_through_the_camera_across_a_lossy_lan() {
     let tail = &sound[sound.len().saturating_sub(5 * 96_000)..];
     let (rms, hz) = tone_of(tail);
     eprintln!(
-        "Firefox talking across {LOSS_PERCENT} % loss: the speaker played {:.1} s, the last 5 s \
-         at {hz:.0} Hz, rms {rms:.0}; dropped by nft: {lost}; {report}",
+        "Firefox talking across {LOSS_PERCENT} % loss each way: the speaker played {:.1} s, the \
+         last 5 s at {hz:.0} Hz, rms {rms:.0}; dropped by nft: {lost} towards the laptop, \
+         {lost_towards_camera} towards the camera; {report}",
         sound.len() as f64 / 96_000.0
     );
     assert_eq!(report["talk"]["state"], "talking", "{report}");
@@ -258,5 +261,8 @@ fn firefox_talks_through_the_camera_across_a_lossy_lan() {
     );
     let fps = report["fps"].as_f64().unwrap_or(0.0);
     assert!(fps >= MIN_FPS, "{fps:.1} fps while talking: {report}");
-    assert!(lost > 0, "the loss did not happen");
+    assert!(
+        lost > 0 && lost_towards_camera > 0,
+        "the loss did not happen: {lost} and {lost_towards_camera} dropped"
+    );
 }

@@ -186,13 +186,30 @@ impl LossyLan {
 
     /// Packets the laptop's loss rule has dropped.
     pub fn dropped(&self) -> u64 {
-        let rules = self.laptop.run("nft", &["list", "table", "inet", "loss"]);
-        rules
-            .split_whitespace()
-            .skip_while(|w| *w != "packets")
-            .nth(1)
-            .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("no counter in the loss rule:\n{rules}"))
+        counted(&self.laptop)
+    }
+
+    /// The camera drops `percent` of the UDP reaching it as well (what viewers send it: their
+    /// reports, their voice), counted by [`LossyLan::dropped_at_camera`]. Once per LAN.
+    pub fn lose_towards_camera(&self, percent: u32) {
+        self.camera.run("nft", &["add", "table", "inet", "loss"]);
+        self.camera.run(
+            "nft",
+            &[
+                "add",
+                "chain",
+                "inet",
+                "loss",
+                "in",
+                "{ type filter hook input priority 0; }",
+            ],
+        );
+        drop_rule(&self.camera, "in", &[], percent);
+    }
+
+    /// Packets the camera's loss rule has dropped.
+    pub fn dropped_at_camera(&self) -> u64 {
+        counted(&self.camera)
     }
 
     /// Starts `peercam serve` in the camera namespace: the scrolling bars at 640x480, 30 fps,
@@ -433,6 +450,17 @@ impl LossyLan {
             .spawn()
             .expect("run node")
     }
+}
+
+/// What the first counted rule of `ns`'s `loss` table has dropped.
+fn counted(ns: &Netns) -> u64 {
+    let rules = ns.run("nft", &["list", "table", "inet", "loss"]);
+    rules
+        .split_whitespace()
+        .skip_while(|w| *w != "packets")
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no counter in the loss rule:\n{rules}"))
 }
 
 /// Adds to `chain` of `ns`'s `loss` table a rule dropping `percent` of the UDP packets that
