@@ -1,6 +1,7 @@
 // Push to talk (watch mode): while the button is held (or Space/Enter on it), this browser's
 // microphone goes to the camera's speaker. The camera gives the floor to one viewer at a time
-// (`talk` in PROTOCOL.md): the next one is told in words that someone is talking.
+// (the `talk` signal, README's "The protocol in brief"): the next one is told in words that
+// someone is talking.
 //
 // The microphone is opened on the press and closed on the release, so the browser shows it in
 // use only while the person talks; it goes on the sender the camera's offer left for it
@@ -71,13 +72,12 @@ export function setUpTalk(button, { send, peers, view }) {
 
   function release() {
     if (!held && state === IDLE) return;
-    const wasAsking = held || state !== IDLE;
     held = false;
     const s = sender();
     if (s) s.replaceTrack(null).catch(() => {});
     stopTrack();
     show(IDLE);
-    if (wasAsking) send('talk', { content: 'stop' });
+    send('talk', { content: 'stop' });
   }
 
   function stopTrack() {

@@ -105,9 +105,16 @@ pub fn first_capture_device(pcm: &str) -> Option<String> {
     first_device(pcm, "capture")
 }
 
-/// The first ALSA playback device in `/proc/asound/pcm`'s text, as `plughw:C,D`.
+/// The first ALSA playback device in `/proc/asound/pcm`'s text that is not HDMI, as
+/// `plughw:C,D`: a screen's sound is not a speaker at a door (a Pi lists its HDMI outputs
+/// beside its headphone jack and any USB speaker).
 pub fn first_playback_device(pcm: &str) -> Option<String> {
-    first_device(pcm, "playback")
+    let speakers: String = pcm
+        .lines()
+        .filter(|line| !line.to_ascii_lowercase().contains("hdmi"))
+        .map(|line| format!("{line}\n"))
+        .collect();
+    first_device(&speakers, "playback")
 }
 
 fn first_device(pcm: &str, kind: &str) -> Option<String> {

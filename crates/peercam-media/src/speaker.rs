@@ -215,7 +215,7 @@ mod tests {
     use super::*;
 
     const PCM: &str = "00-00: HDMI 0 : HDMI 0 : playback 1\n\
-                       01-00: USB Audio : USB Audio : capture 1\n";
+                       01-00: USB Audio : USB Audio : playback 1 : capture 1\n";
 
     fn select(output: &str, device: Option<&str>, echo_cancel: bool) -> Talkback {
         Talkback::Select {
@@ -233,7 +233,8 @@ mod tests {
     fn auto_plays_on_the_first_playback_card_else_there_is_no_talkback() {
         let all = |_: &str| true;
         let c = choose(&select("auto", None, true), Some(PCM), &all).unwrap();
-        assert!(c.launch.unwrap().contains("alsasink device=plughw:0,0"));
+        // Not the HDMI output: the USB card's.
+        assert!(c.launch.unwrap().contains("alsasink device=plughw:1,0"));
         assert!(c.echo_cancel);
         assert!(c.why.contains("first playback device"), "{}", c.why);
         let c = choose(&select("auto", None, true), None, &all).unwrap();
@@ -241,6 +242,9 @@ mod tests {
         assert!(c.why.contains("no ALSA playback device"), "{}", c.why);
         let capture_only = "01-00: USB Audio : USB Audio : capture 1\n";
         let c = choose(&select("auto", None, true), Some(capture_only), &all).unwrap();
+        assert_eq!(c.launch, None);
+        let hdmi_only = "00-00: MAI PCM i2s-hifi-0 : vc4-hdmi-0 : playback 1\n";
+        let c = choose(&select("auto", None, true), Some(hdmi_only), &all).unwrap();
         assert_eq!(c.launch, None);
         let c = choose(&select("auto", None, true), Some(PCM), &|f| f != "alsasink").unwrap();
         assert_eq!(c.launch, None);

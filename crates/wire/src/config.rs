@@ -344,7 +344,7 @@ pub struct TalkbackConfig {
     /// https for the browser's microphone; with access control, the token as for watching).
     pub enabled: bool,
     /// Speaker output name from `pipelines/speaker/` (`alsa`: an ALSA playback device),
-    /// `auto` (the first ALSA playback card, else no talkback) or `none`.
+    /// `auto` (the first ALSA playback device that is not HDMI, else no talkback) or `none`.
     pub output: String,
     /// ALSA device the `alsa` output opens (`hw:0`, `plughw:CARD=Device`); unset: the first
     /// playback card.
