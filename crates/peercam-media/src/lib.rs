@@ -40,6 +40,7 @@ pub mod reception;
 pub mod relink;
 pub mod retiring;
 pub mod select;
+pub mod side_encode;
 pub mod small;
 pub mod small_policy;
 pub mod source_health;

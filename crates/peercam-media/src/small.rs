@@ -22,19 +22,16 @@
 //!
 //! Its queue is leaky and holds at most 200 ms of frames: an encoder that falls behind drops
 //! frames of its own, never holds up the capture or the main encode. Keyframe requests from
-//! its viewers go through a [`KeyframeGate`] of its own.
+//! its viewers go through a [`crate::keyframes::KeyframeGate`] of its own.
 //!
-//! This file builds, attaches and detaches the encode; fanout.rs decides when and owns the
-//! pipeline; relink.rs moves a viewer between the two encodes.
-
-use std::sync::{Arc, Mutex};
+//! This file builds the encode (side_encode.rs attaches and detaches it); fanout.rs decides
+//! when and owns the pipeline; relink.rs moves a viewer between the two encodes.
 
 use gstreamer as gst;
 use gstreamer::prelude::*;
 
-use crate::fanout::{force_keyframe_at, gate_keyframe_requests};
-use crate::keyframes::KeyframeGate;
 use crate::launch::H264_CAPS;
+use crate::side_encode::{viewers_tee, SideEncode};
 use crate::MediaError;
 
 /// The encoders it can use, best first.
@@ -70,16 +67,10 @@ pub fn encoder_factory() -> Option<&'static str> {
 /// The running small encode.
 pub struct SmallEncode {
     /// `queue ! videoscale ! videoconvert ! capsfilter ! encoder ! h264parse ! capsfilter !
-    /// tee`, in the capture pipeline (a viewer's branch links to the tee, its sibling).
-    elements: Vec<gst::Element>,
+    /// tee`, off the raw tee.
+    side: SideEncode,
     /// The encoder.
     encoder: gst::Element,
-    /// The tee its viewers' branches are linked to.
-    tee: gst::Element,
-    /// The raw tee's pad feeding it.
-    raw_pad: gst::Pad,
-    /// Spaces the keyframes its viewers ask for.
-    keyframes: Arc<Mutex<KeyframeGate>>,
 }
 
 impl SmallEncode {
@@ -107,10 +98,6 @@ impl SmallEncode {
             .parse::<gst::Caps>()
             .map_err(|e| fail(&format!("{H264_CAPS}: {e}")))?;
         h264_caps.set_property("caps", caps);
-        let tee = gst::ElementFactory::make("tee")
-            .property("allow-not-linked", true)
-            .build()
-            .map_err(|_| MediaError::MissingElement("tee".into()))?;
         let elements = vec![
             crate::payload::leaky_queue(QUEUE_TIME_NS)?,
             make("videoscale")?,
@@ -119,59 +106,24 @@ impl SmallEncode {
             encoder.clone(),
             make("h264parse")?,
             h264_caps,
-            tee.clone(),
+            viewers_tee()?,
         ];
-        let sink = elements[0]
-            .static_pad("sink")
-            .ok_or_else(|| fail(&"queue has no sink pad"))?;
-        let keyframes = Arc::new(Mutex::new(KeyframeGate::default()));
-        gate_keyframe_requests(&tee, &keyframes);
-
-        pipeline.add_many(&elements).map_err(|e| fail(&e))?;
-        let undo = |elements: &[gst::Element]| {
-            for e in elements {
-                let _ = e.set_state(gst::State::Null);
-            }
-            let _ = pipeline.remove_many(elements);
-        };
-        if let Err(e) = gst::Element::link_many(&elements) {
-            undo(&elements);
-            return Err(fail(&e));
-        }
-        // Downstream first, so that nothing pushes into an element not yet running.
-        for e in elements.iter().rev() {
-            let _ = e.sync_state_with_parent();
-        }
-        let Some(raw_pad) = raw.request_pad_simple("src_%u") else {
-            undo(&elements);
-            return Err(fail(&"the raw tee refused a pad"));
-        };
-        if let Err(e) = raw_pad.link(&sink) {
-            raw.release_request_pad(&raw_pad);
-            undo(&elements);
-            return Err(fail(&format!("{e:?}")));
-        }
+        let side = SideEncode::attach(pipeline, raw, elements, "small encode")?;
         log::info!(
             "small encode started ({factory}, at most {HEIGHT} lines, {} kbit/s)",
             bitrate / 1000
         );
-        Ok(SmallEncode {
-            elements,
-            encoder,
-            tee,
-            raw_pad,
-            keyframes,
-        })
+        Ok(SmallEncode { side, encoder })
     }
 
     /// The tee its viewers are fed from.
     pub fn tee(&self) -> &gst::Element {
-        &self.tee
+        self.side.tee()
     }
 
     /// Viewers fed from it (those on their way to it included).
     pub fn branches(&self) -> usize {
-        self.tee.src_pads().len()
+        self.side.branches()
     }
 
     /// Sets the encode's rate, bits/s, while it runs.
@@ -181,20 +133,13 @@ impl SmallEncode {
 
     /// Asks the encoder for a keyframe (a viewer moves to it, or the picture changed).
     pub fn force_keyframe(&self) {
-        force_keyframe_at(&self.tee, &self.keyframes);
+        self.side.force_keyframe();
     }
 
     /// Detaches the encode from the raw tee (between two frames) and takes it out of
     /// `pipeline`.
     pub fn stop(self, pipeline: &gst::Pipeline) {
-        crate::fanout::release_tee_pad(&self.raw_pad);
-        for e in &self.elements {
-            if let Err(err) = e.set_state(gst::State::Null) {
-                log::warn!("the small encode's {} did not stop: {err}", e.name());
-            }
-        }
-        let _ = pipeline.remove_many(&self.elements);
-        log::info!("small encode stopped: no viewer on it");
+        self.side.stop(pipeline, "no viewer on it");
     }
 }
 

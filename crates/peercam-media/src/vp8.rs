@@ -10,19 +10,16 @@
 //!
 //! Its queue is leaky and holds at most 200 ms of frames: an encoder that falls behind
 //! (software VP8 on a Pi) drops frames of its own, never holds up the capture or the H.264
-//! encode. Keyframe requests from VP8 viewers go through a [`KeyframeGate`] of its own, as
-//! H.264 ones do.
+//! encode. Keyframe requests from VP8 viewers go through a
+//! [`crate::keyframes::KeyframeGate`] of its own, as H.264 ones do.
 //!
-//! This file builds, attaches and detaches the encode; fanout.rs decides when (the first VP8
-//! viewer, the last one gone) and owns the pipeline.
-
-use std::sync::{Arc, Mutex};
+//! This file builds the encode (side_encode.rs attaches and detaches it); fanout.rs decides
+//! when (the first VP8 viewer, the last one gone) and owns the pipeline.
 
 use gstreamer as gst;
 use gstreamer::prelude::*;
 
-use crate::fanout::{force_keyframe_at, gate_keyframe_requests};
-use crate::keyframes::KeyframeGate;
+use crate::side_encode::{viewers_tee, SideEncode};
 use crate::MediaError;
 
 /// Elements the VP8 encode and its viewers' chains need.
@@ -56,15 +53,10 @@ pub fn available() -> bool {
 
 /// The running VP8 encode.
 pub struct Vp8Encode {
-    /// `queue ! videoconvert ! vp8enc ! tee`, in the capture pipeline (not in a bin of their
-    /// own: a viewer's branch links to the tee, which must be its sibling).
-    elements: [gst::Element; 4],
-    /// The tee its viewers' branches are linked to.
-    tee: gst::Element,
-    /// The raw tee's pad feeding it.
-    raw_pad: gst::Pad,
-    /// Spaces the keyframes its viewers ask for.
-    keyframes: Arc<Mutex<KeyframeGate>>,
+    /// `queue ! videoconvert ! vp8enc ! tee`, off the raw tee.
+    side: SideEncode,
+    /// The encoder.
+    encoder: gst::Element,
 }
 
 impl Vp8Encode {
@@ -74,7 +66,6 @@ impl Vp8Encode {
         raw: &gst::Element,
         bitrate: u32,
     ) -> Result<Vp8Encode, MediaError> {
-        let fail = |e: &dyn std::fmt::Display| MediaError::Pipeline(format!("VP8 encode: {e}"));
         let make = |factory: &str| {
             gst::ElementFactory::make(factory)
                 .build()
@@ -91,75 +82,29 @@ impl Vp8Encode {
         enc.set_property_from_str("end-usage", "cbr");
         enc.set_property("target-bitrate", i32::try_from(bitrate).unwrap_or(i32::MAX));
         enc.set_property_from_str("error-resilient", "default");
-        let tee = gst::ElementFactory::make("tee")
-            .property("allow-not-linked", true)
-            .build()
-            .map_err(|_| MediaError::MissingElement("tee".into()))?;
-        let elements = [queue, convert, enc, tee.clone()];
-        let sink = elements[0]
-            .static_pad("sink")
-            .ok_or_else(|| fail(&"queue has no sink pad"))?;
-        let keyframes = Arc::new(Mutex::new(KeyframeGate::default()));
-        gate_keyframe_requests(&tee, &keyframes);
-
-        pipeline.add_many(&elements).map_err(|e| fail(&e))?;
-        let undo = |elements: &[gst::Element; 4]| {
-            for e in elements {
-                let _ = e.set_state(gst::State::Null);
-            }
-            let _ = pipeline.remove_many(elements);
-        };
-        if let Err(e) = gst::Element::link_many(&elements) {
-            undo(&elements);
-            return Err(fail(&e));
-        }
-        // Up to the pipeline's state before linking, as with a viewer's branch; downstream
-        // first, so that nothing pushes into an element not yet running.
-        for e in elements.iter().rev() {
-            let _ = e.sync_state_with_parent();
-        }
-        let Some(raw_pad) = raw.request_pad_simple("src_%u") else {
-            undo(&elements);
-            return Err(fail(&"the raw tee refused a pad"));
-        };
-        if let Err(e) = raw_pad.link(&sink) {
-            raw.release_request_pad(&raw_pad);
-            undo(&elements);
-            return Err(fail(&format!("{e:?}")));
-        }
+        let elements = vec![queue, convert, enc.clone(), viewers_tee()?];
+        let side = SideEncode::attach(pipeline, raw, elements, "VP8 encode")?;
         log::info!("VP8 encode started ({} kbit/s)", bitrate / 1000);
-        Ok(Vp8Encode {
-            elements,
-            tee,
-            raw_pad,
-            keyframes,
-        })
+        Ok(Vp8Encode { side, encoder: enc })
     }
 
     /// The tee VP8 viewers are fed from.
     pub fn tee(&self) -> &gst::Element {
-        &self.tee
+        self.side.tee()
     }
 
     /// Sets the encode's rate, bits/s, while it runs.
     pub fn set_bitrate(&self, bps: u32) {
-        crate::encoder_rate::set_bitrate(&self.elements[2], bps);
+        crate::encoder_rate::set_bitrate(&self.encoder, bps);
     }
 
     /// Asks the encoder for a keyframe (a viewer joined, or the picture changed).
     pub fn force_keyframe(&self) {
-        force_keyframe_at(&self.tee, &self.keyframes);
+        self.side.force_keyframe();
     }
 
     /// Detaches the encode from the raw tee (between two frames) and takes it out of `pipeline`.
     pub fn stop(self, pipeline: &gst::Pipeline) {
-        crate::fanout::release_tee_pad(&self.raw_pad);
-        for e in &self.elements {
-            if let Err(err) = e.set_state(gst::State::Null) {
-                log::warn!("the VP8 encode's {} did not stop: {err}", e.name());
-            }
-        }
-        let _ = pipeline.remove_many(&self.elements);
-        log::info!("VP8 encode stopped: no VP8 viewer left");
+        self.side.stop(pipeline, "no VP8 viewer left");
     }
 }

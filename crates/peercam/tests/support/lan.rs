@@ -153,20 +153,7 @@ impl LossyLan {
             must("ip", &["-n", &ns.name, "link", "set", "lo", "up"]);
             must("ip", &["-n", &ns.name, "link", "set", dev, "up"]);
         }
-        // One nft command at a time: a one-line ruleset with `;` inside the chain fails to
-        // parse.
-        laptop.run("nft", &["add", "table", "inet", "loss"]);
-        laptop.run(
-            "nft",
-            &[
-                "add",
-                "chain",
-                "inet",
-                "loss",
-                "in",
-                "{ type filter hook input priority 0; }",
-            ],
-        );
+        loss_chain(&laptop);
         let lan = LossyLan {
             camera,
             laptop,
@@ -192,18 +179,7 @@ impl LossyLan {
     /// The camera drops `percent` of the UDP reaching it as well (what viewers send it: their
     /// reports, their voice), counted by [`LossyLan::dropped_at_camera`]. Once per LAN.
     pub fn lose_towards_camera(&self, percent: u32) {
-        self.camera.run("nft", &["add", "table", "inet", "loss"]);
-        self.camera.run(
-            "nft",
-            &[
-                "add",
-                "chain",
-                "inet",
-                "loss",
-                "in",
-                "{ type filter hook input priority 0; }",
-            ],
-        );
+        loss_chain(&self.camera);
         drop_rule(&self.camera, "in", &[], percent);
     }
 
@@ -450,6 +426,23 @@ impl LossyLan {
             .spawn()
             .expect("run node")
     }
+}
+
+/// Makes `ns`'s `loss` table with its `in` chain, on the input hook. One nft command at a
+/// time: a one-line ruleset with `;` inside the chain fails to parse.
+fn loss_chain(ns: &Netns) {
+    ns.run("nft", &["add", "table", "inet", "loss"]);
+    ns.run(
+        "nft",
+        &[
+            "add",
+            "chain",
+            "inet",
+            "loss",
+            "in",
+            "{ type filter hook input priority 0; }",
+        ],
+    );
 }
 
 /// What the first counted rule of `ns`'s `loss` table has dropped.
