@@ -317,6 +317,50 @@ struct Proc {
     pss: u64,
     /// What each descriptor is, numbers dropped (`socket`, `anon_inode:[eventfd]`, a path).
     fd_kinds: BTreeMap<String, usize>,
+    /// Resident anonymous memory by where it is ([`anon_kind`]), KiB.
+    anon_kinds: BTreeMap<&'static str, u64>,
+}
+
+/// Where an anonymous mapping of `/proc/PID/smaps` is, by its name and size: the main heap,
+/// the main thread's stack, 8 MiB maps (other threads' stacks), maps of 1 MiB or more (the
+/// allocator's other arenas, large blocks), and smaller ones (blocks of 128 KiB or more
+/// mapped on their own: frames, buffers).
+fn anon_kind(path: &str, size_kib: u64) -> Option<&'static str> {
+    match path {
+        "[heap]" => Some("heap"),
+        "[stack]" => Some("main stack"),
+        "" if size_kib == 8192 => Some("thread stacks"),
+        "" if size_kib >= 1024 => Some("arenas"),
+        "" => Some("small maps"),
+        _ => None,
+    }
+}
+
+/// Resident KiB of `/proc/PID/smaps`'s anonymous mappings, by [`anon_kind`].
+fn anon_by_kind(smaps: &str) -> BTreeMap<&'static str, u64> {
+    let mut kinds = BTreeMap::new();
+    let mut current: Option<&'static str> = None;
+    for line in smaps.lines() {
+        let mut words = line.split_whitespace();
+        let first = words.next().unwrap_or("");
+        if let Some((start, end)) = first.split_once('-').filter(|_| !first.ends_with(':')) {
+            let (Ok(start), Ok(end)) =
+                (u64::from_str_radix(start, 16), u64::from_str_radix(end, 16))
+            else {
+                current = None;
+                continue;
+            };
+            let path = words.nth(4).unwrap_or("");
+            current = anon_kind(path, (end - start) / 1024);
+        } else if first == "Rss:" {
+            if let (Some(kind), Some(kib)) =
+                (current, words.next().and_then(|n| n.parse::<u64>().ok()))
+            {
+                *kinds.entry(kind).or_default() += kib;
+            }
+        }
+    }
+    kinds
 }
 
 impl Proc {
@@ -350,6 +394,9 @@ impl Proc {
             rss: field(&status, "VmRSS")?,
             anon: field(&status, "RssAnon")?,
             pss: field(&rollup, "Pss")?,
+            anon_kinds: anon_by_kind(
+                &std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap_or_default(),
+            ),
         })
     }
 }
@@ -635,6 +682,14 @@ fn print_reports(reports: &[&Report]) {
                 peers,
                 branches
             );
+        }
+        for p in &r.procs {
+            let kinds: Vec<String> = p
+                .anon_kinds
+                .iter()
+                .map(|(k, kib)| format!("{k} {:.1}", mb(*kib)))
+                .collect();
+            println!("{:<16} {:>8} anon MB: {}", "", p.pid, kinds.join(", "));
         }
         println!(
             "{:<16} {:>8} {:<14} {:>5} {:>8} {:>6.1} MB {:>6.1} MB {:>6.1} MB",
