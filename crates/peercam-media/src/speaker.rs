@@ -14,8 +14,6 @@
 //! with the speaker and lives as long as it: the microphone's `webrtcdsp` finds it by name
 //! when the capture starts (see crate::audio::encode_launch).
 
-use std::path::Path;
-
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
@@ -205,14 +203,10 @@ impl Drop for Speaker {
     }
 }
 
-/// Whether `dir` has a speaker description named `name`.
-pub fn has_output(dir: &Path, name: &str) -> bool {
-    dir.join(FOLDER).join(format!("{name}.toml")).is_file()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     const PCM: &str = "00-00: HDMI 0 : HDMI 0 : playback 1\n\
                        01-00: USB Audio : USB Audio : playback 1 : capture 1\n";

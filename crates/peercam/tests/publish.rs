@@ -16,19 +16,12 @@ use peercam::config::Config;
 use peercam::service::Device;
 use peercam_wire::Capture;
 use serde_json::Value;
-use support::device::{media_program, Server};
+use support::device::{media_program, test_launch, Server};
 use support::gst_viewer::Session;
 use support::whip_endpoint::{Endpoint, Reply};
 
 /// The endpoint's token: a stream key with characters a header carries as they are.
 const TOKEN: &str = "stream-key.4f9/Zq+=";
-
-fn test_launch() -> String {
-    "videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate=30/1 \
-     ! videoconvert ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=60 bitrate=500 \
-     ! video/x-h264,profile=constrained-baseline,stream-format=avc,alignment=au"
-        .into()
-}
 
 async fn start_device(endpoint: &Endpoint) -> Server {
     start_device_with(endpoint, |_| {}).await
@@ -46,7 +39,11 @@ async fn start_device_with(endpoint: &Endpoint, tweak: impl FnOnce(&mut Config))
     config.publish.token = Some(TOKEN.into());
     let mut device = Device::new(&config);
     device
-        .start_camera(&config, Capture::Launch(test_launch()), &media_program())
+        .start_camera(
+            &config,
+            Capture::Launch(test_launch("ball", 320, 240)),
+            &media_program(),
+        )
         .expect("camera starts");
     Server::serve(device).await
 }

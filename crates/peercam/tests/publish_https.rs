@@ -16,18 +16,11 @@ use peercam::service::Device;
 use peercam_wire::Capture;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-use support::device::{media_program, Server};
+use support::device::{media_program, test_launch, Server};
 use support::scratch::Scratch;
 use support::whip_endpoint::Endpoint;
 
 const TOKEN: &str = "tls-stream-key";
-
-fn test_launch() -> String {
-    "videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate=30/1 \
-     ! videoconvert ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=60 bitrate=500 \
-     ! video/x-h264,profile=constrained-baseline,stream-format=avc,alignment=au"
-        .into()
-}
 
 /// The server side of TLS with a fresh self-signed certificate (for 127.0.0.1 among others),
 /// and the certificate's PEM.
@@ -72,7 +65,11 @@ async fn the_device_publishes_to_an_https_endpoint_it_trusts() {
     config.publish.token = Some(TOKEN.into());
     let mut device = Device::new(&config);
     device
-        .start_camera(&config, Capture::Launch(test_launch()), &media_program())
+        .start_camera(
+            &config,
+            Capture::Launch(test_launch("ball", 320, 240)),
+            &media_program(),
+        )
         .expect("camera starts");
     let server = Server::serve(device).await;
 

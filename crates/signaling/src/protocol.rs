@@ -247,6 +247,19 @@ const SERVER_ONLY: &[&str] = &[
 ];
 
 impl Incoming {
+    /// The one member the message is addressed to, if it names one.
+    pub fn recipient(&self) -> Option<&str> {
+        match self {
+            Incoming::OfferResponse { to, .. }
+            | Incoming::AnswerResponse { to, .. }
+            | Incoming::Candidate { to, .. }
+            | Incoming::NegotiationFailed { to, .. }
+            | Incoming::TalkState { to, .. }
+            | Incoming::Text { to: Some(to), .. } => Some(to),
+            _ => None,
+        }
+    }
+
     /// Parses one text frame.
     pub fn parse(text: &str) -> Result<Incoming, ProtocolError> {
         // serde would also read a struct from a JSON array; the envelope is an object.
@@ -516,6 +529,34 @@ mod tests {
 
     fn parse(v: serde_json::Value) -> Result<Incoming, ProtocolError> {
         Incoming::parse(&v.to_string())
+    }
+
+    #[test]
+    fn the_recipient_is_the_member_a_message_names() {
+        let to = |m: Incoming| m.recipient().map(str::to_owned);
+        assert_eq!(
+            to(Incoming::Candidate {
+                to: "a".into(),
+                candidate: String::new()
+            }),
+            Some("a".into())
+        );
+        assert_eq!(
+            to(Incoming::TalkState {
+                to: "v".into(),
+                state: TalkState::On,
+                message: String::new()
+            }),
+            Some("v".into())
+        );
+        assert_eq!(
+            to(Incoming::Text {
+                to: None,
+                content: String::new()
+            }),
+            None
+        );
+        assert_eq!(to(Incoming::Talk { start: true }), None);
     }
 
     #[test]

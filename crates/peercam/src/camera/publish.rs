@@ -101,15 +101,7 @@ impl Publishing {
         now: Instant,
         msg: Incoming,
     ) -> Result<Vec<Outgoing>, Incoming> {
-        let to = match &msg {
-            Incoming::AnswerResponse { to, .. }
-            | Incoming::OfferResponse { to, .. }
-            | Incoming::Candidate { to, .. }
-            | Incoming::NegotiationFailed { to, .. }
-            | Incoming::Text { to: Some(to), .. } => to,
-            _ => return Err(msg),
-        };
-        if !Publisher::is_ours(to) {
+        if !msg.recipient().is_some_and(Publisher::is_ours) {
             return Err(msg);
         }
         let event = match msg {

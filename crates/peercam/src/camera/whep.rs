@@ -105,18 +105,10 @@ impl Sessions {
     /// A message a device member sends: when it is for a session, it is taken here (and what
     /// the camera's member must be told in turn goes to `steps`); else it is handed back for the hub.
     pub(super) fn deliver(&mut self, msg: Incoming, steps: &mut Vec<Outgoing>) -> Option<Incoming> {
-        let to = match &msg {
-            Incoming::AnswerResponse { to, .. }
-            | Incoming::OfferResponse { to, .. }
-            | Incoming::Candidate { to, .. }
-            | Incoming::NegotiationFailed { to, .. }
-            | Incoming::Text { to: Some(to), .. } => to,
-            _ => return Some(msg),
-        };
-        if !to.starts_with(PREFIX) {
+        let Some(id) = msg.recipient().filter(|to| to.starts_with(PREFIX)) else {
             return Some(msg);
-        }
-        let id = to.clone();
+        };
+        let id = id.to_owned();
         let Some(session) = self.by_id.get_mut(&id) else {
             // Ended meanwhile (or a member's id that merely looks like one: never a hub member,
             // since the hub names members otherwise).
