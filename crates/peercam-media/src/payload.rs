@@ -9,7 +9,7 @@
 //! ```
 //!
 //! An offering branch is fed H.264 until the answer says VP8; the VP8 chain is built then
-//! ([`Feeds::switch_to`]). Both payloaders send under the branch's one SSRC, which the offer
+//! ([`Feeds::switch_to`]). Both payloaders send under the one video SSRC ([`video_ssrc`]), which the offer
 //! states with its retransmission SSRC (`a=ssrc-group:FID`): a receiver that learns SSRCs
 //! from the packets (Firefox) would otherwise take a retransmission for a new stream. The VP8
 //! payloader continues the H.264 one's sequence numbers, as SRTP refuses a number that goes
@@ -25,7 +25,7 @@
 //! peer.rs owns the branch and its webrtcbin; this file builds and switches what feeds it.
 
 use std::hash::{BuildHasher, Hasher};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use gstreamer as gst;
 use gstreamer::prelude::*;
@@ -107,12 +107,36 @@ pub fn caps_ready(caps: &gst::CapsRef) -> bool {
     })
 }
 
-/// A random SSRC for a payloader.
+/// A random SSRC.
 pub fn random_ssrc() -> u32 {
     // RandomState is seeded per process and per instance from the OS.
     std::collections::hash_map::RandomState::new()
         .build_hasher()
         .finish() as u32
+}
+
+/// The SSRC the camera's video is sent under, to every viewer: drawn once per worker.
+///
+/// Each viewer's connection is an RTP session of its own, with its own SRTP keys, so one
+/// value never meets itself. A value per viewer would cost memory for good: webrtcbin keeps
+/// each video SSRC it sends as a field name of a GStreamer structure, and GLib never frees
+/// the names it has seen (its quarks), so thousands of viewers coming and going would grow
+/// the worker without end.
+pub fn video_ssrc() -> u32 {
+    static SSRC: OnceLock<u32> = OnceLock::new();
+    *SSRC.get_or_init(random_ssrc)
+}
+
+/// The SSRC of the camera's sound, to every listener, drawn once per worker as
+/// [`video_ssrc`] and different from it.
+pub fn audio_ssrc() -> u32 {
+    static SSRC: OnceLock<u32> = OnceLock::new();
+    *SSRC.get_or_init(|| loop {
+        let ssrc = random_ssrc();
+        if ssrc != video_ssrc() {
+            return ssrc;
+        }
+    })
 }
 
 /// One codec's chain in a branch.
@@ -241,8 +265,6 @@ pub struct Feeds {
     /// its chain to webrtcbin directly: webrtcbin matches an offer to the transceiver whose
     /// pad's peer answers the caps query with that codec, which a funnel does not.
     funnel: Option<gst::Element>,
-    /// The SSRC every chain sends under.
-    ssrc: u32,
     /// Holds the stream back from webrtcbin until the offer is made, when the branch
     /// offers several codecs ([`hold_until_offered`]).
     held: Arc<Mutex<Option<gst::PadProbeId>>>,
@@ -269,7 +291,6 @@ impl Feeds {
             chains: Vec::new(),
             later: later.to_vec(),
             funnel,
-            ssrc: random_ssrc(),
             held: Arc::new(Mutex::new(None)),
         };
         feeds.add_chain(first, None)?;
@@ -281,7 +302,7 @@ impl Feeds {
     }
 
     fn add_chain(&mut self, codec: Codec, seqnum: Option<u16>) -> Result<(), MediaError> {
-        let chain = Chain::new(codec, offer_pt(codec), self.ssrc, seqnum)?;
+        let chain = Chain::new(codec, offer_pt(codec), video_ssrc(), seqnum)?;
         self.bin.add_many(chain.elements()).map_err(fail)?;
         gst::Element::link_many(chain.elements()).map_err(fail)?;
         if let Some(funnel) = &self.funnel {
@@ -332,7 +353,7 @@ impl Feeds {
         }
         if !self.later.is_empty() {
             for s in caps.make_mut().iter_mut() {
-                s.set("ssrc", self.ssrc);
+                s.set("ssrc", video_ssrc());
             }
         }
         caps
@@ -403,7 +424,7 @@ pub fn add_audio_chain(bin: &gst::Bin, pt: u8) -> Result<gst::Pad, MediaError> {
     let queue = leaky_queue(AUDIO_QUEUE_TIME_NS)?;
     let pay = make("rtpopuspay")?;
     pay.set_property("pt", u32::from(pt));
-    pay.set_property("ssrc", random_ssrc());
+    pay.set_property("ssrc", audio_ssrc());
     let capsfilter = make("capsfilter")?;
     capsfilter.set_property("caps", opus_caps(pt, false));
     let elements = [&queue, &pay, &capsfilter];

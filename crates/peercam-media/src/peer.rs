@@ -913,6 +913,20 @@ mod tests {
     }
 
     #[test]
+    fn every_viewer_is_offered_the_video_under_one_ssrc() {
+        let ssrcs = |text: &str| -> Vec<u32> {
+            text.lines()
+                .filter_map(|l| l.strip_prefix("a=ssrc:")?.split(' ').next()?.parse().ok())
+                .collect()
+        };
+        // Offers that state their SSRC: those of branches that may send either codec.
+        let first = ssrcs(&offer_text(&[Codec::H264, Codec::Vp8]));
+        let second = ssrcs(&offer_text(&[Codec::H264, Codec::Vp8]));
+        assert!(first.contains(&crate::payload::video_ssrc()), "{first:?}");
+        assert!(second.contains(&crate::payload::video_ssrc()), "{second:?}");
+    }
+
+    #[test]
     fn an_h264_only_branch_offers_h264_alone() {
         let text = offer_text(&[Codec::H264]);
         let session = peercam_sdp::parse(&text).expect("parses");

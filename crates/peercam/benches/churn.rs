@@ -321,17 +321,20 @@ struct Proc {
     anon_kinds: BTreeMap<&'static str, u64>,
 }
 
-/// Where an anonymous mapping of `/proc/PID/smaps` is, by its name and size: the main heap,
-/// the main thread's stack, 8 MiB maps (other threads' stacks), maps of 1 MiB or more (the
-/// allocator's other arenas, large blocks), and smaller ones (blocks of 128 KiB or more
-/// mapped on their own: frames, buffers).
-fn anon_kind(path: &str, size_kib: u64) -> Option<&'static str> {
+/// glibc's arenas other than the main one are heaps aligned to this (64-bit builds).
+const ARENA_ALIGN: u64 = 64 << 20;
+
+/// Where an anonymous mapping of `/proc/PID/smaps` is, by its name, start and size: the main
+/// heap, the main thread's stack, the allocator's other arenas (the heaps of the other
+/// threads, at [`ARENA_ALIGN`]), 8 MiB maps (other threads' stacks), and other maps (blocks
+/// of 128 KiB or more mapped on their own: frames, buffers; stacks of other sizes).
+fn anon_kind(path: &str, start: u64, size_kib: u64) -> Option<&'static str> {
     match path {
         "[heap]" => Some("heap"),
         "[stack]" => Some("main stack"),
+        "" if start.is_multiple_of(ARENA_ALIGN) => Some("arenas"),
         "" if size_kib == 8192 => Some("thread stacks"),
-        "" if size_kib >= 1024 => Some("arenas"),
-        "" => Some("small maps"),
+        "" => Some("other maps"),
         _ => None,
     }
 }
@@ -351,7 +354,7 @@ fn anon_by_kind(smaps: &str) -> BTreeMap<&'static str, u64> {
                 continue;
             };
             let path = words.nth(4).unwrap_or("");
-            current = anon_kind(path, (end - start) / 1024);
+            current = anon_kind(path, start, (end - start) / 1024);
         } else if first == "Rss:" {
             if let (Some(kind), Some(kib)) =
                 (current, words.next().and_then(|n| n.parse::<u64>().ok()))
@@ -632,6 +635,9 @@ impl Device {
                 self.stats().await?
             }
         };
+        // The worker gives back the memory departed peers left once none has gone for a
+        // while: read what the system sees after that, as on a device whose viewers have left.
+        sleep(peercam_wire::memory::TRIM_WHEN_QUIET + Duration::from_secs(1)).await;
         let deadline = Instant::now() + SETTLE;
         loop {
             let r = Report {

@@ -307,6 +307,24 @@ async fn the_media_worker_exits_with_its_last_viewer_and_a_fresh_one_waits() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_media_worker_takes_glibs_small_objects_from_malloc() {
+    let running = start_device(4).await;
+    let spare = worker_pids(&running.device).1.expect("a spare worker");
+    let environ =
+        std::fs::read(format!("/proc/{spare}/environ")).expect("the worker's environment");
+    let slice: Vec<&[u8]> = environ
+        .split(|&b| b == 0)
+        .filter(|v| v.starts_with(b"G_SLICE="))
+        .collect();
+    let expected = match std::env::var("G_SLICE") {
+        // One the user chose (to debug GLib, say) is theirs.
+        Ok(theirs) => format!("G_SLICE={theirs}"),
+        Err(_) => "G_SLICE=always-malloc".to_owned(),
+    };
+    assert_eq!(slice, [expected.as_bytes()]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crashed_media_worker_costs_viewers_a_rejoin_not_the_device() {
     let running = start_device(4).await;
     let mut a = Session::join(&running.ws_url(), "camera").await;

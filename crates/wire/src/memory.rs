@@ -31,7 +31,18 @@ const TRIM_AFTER_GONE: usize = 500;
 /// The least time between two trims.
 pub const TRIM_INTERVAL: Duration = Duration::from_secs(2);
 
-/// Applies the setting above. Call first thing in `main`, before any thread starts.
+/// GLib's allocator setting for the media worker, set in its environment when it is
+/// started (GLib reads it as it loads, before any of the worker's code runs), unless the
+/// environment already names one.
+///
+/// GLib 2.74 (Debian 12, Raspberry Pi OS) still serves GStreamer's small objects (buffers,
+/// events, caps, list nodes) from its own slab allocator, whose per-thread caches and slabs
+/// outlive the threads of viewers that have left and pin pages in every malloc arena:
+/// thousands of viewers coming and going grew the worker by ~2 MB more than with `malloc`
+/// (`cargo bench --bench churn`, BENCHMARKS.md). GLib 2.76 and later always use `malloc`.
+pub const GLIB_SLICE: (&str, &str) = ("G_SLICE", "always-malloc");
+
+/// Applies [`MMAP_THRESHOLD`]. Call first thing in `main`, before any thread starts.
 pub fn tune_allocator() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only sets an allocator parameter, and no other thread exists yet. A
@@ -96,14 +107,22 @@ fn interval_passed(last: Option<Instant>, now: Instant) -> bool {
 /// hundreds of KB of small blocks (SDP, ICE, DTLS and RTP state) behind in the heap arenas.
 const TRIM_AFTER_RELEASED: usize = 50;
 
+/// How long after the last session ended the media worker releases what the sessions ended
+/// since its last trim left behind: a few viewers leaving a home camera may be all there is
+/// for days.
+pub const TRIM_WHEN_QUIET: Duration = Duration::from_secs(3);
+
 /// When a process whose sessions end one at a time (the media worker: viewers come and go
 /// while others watch, so its count of open sessions never falls far) should release free
-/// memory: after [`TRIM_AFTER_RELEASED`] sessions have ended since the last trim, no more
-/// often than every [`TRIM_INTERVAL`]. Pure: fed the sessions ended and the time.
+/// memory: after [`TRIM_AFTER_RELEASED`] sessions have ended since the last trim, or
+/// [`TRIM_WHEN_QUIET`] after the last of fewer; no more often than every [`TRIM_INTERVAL`].
+/// Pure: fed the sessions ended and the time.
 #[derive(Debug, Default)]
 pub struct ReleaseTrim {
     /// Sessions ended since the last trim.
     released: usize,
+    /// When the last of them ended.
+    last_release: Option<Instant>,
     /// When the last trim was due, if one was.
     last: Option<Instant>,
 }
@@ -114,15 +133,19 @@ impl ReleaseTrim {
         Self::default()
     }
 
-    /// Notes that `n` more sessions have ended.
-    pub fn released(&mut self, n: usize) {
+    /// Notes that `n` more sessions ended at `now`.
+    pub fn released(&mut self, n: usize, now: Instant) {
         self.released = self.released.saturating_add(n);
+        self.last_release = Some(now);
     }
 
     /// True when the memory of the sessions ended since the last trim should be released
     /// now.
     pub fn due(&mut self, now: Instant) -> bool {
-        if self.released < TRIM_AFTER_RELEASED {
+        let quiet = self
+            .last_release
+            .is_some_and(|at| now.saturating_duration_since(at) >= TRIM_WHEN_QUIET);
+        if self.released == 0 || (self.released < TRIM_AFTER_RELEASED && !quiet) {
             return false;
         }
         if !interval_passed(self.last, now) {
@@ -143,16 +166,37 @@ mod tests {
         let t0 = Instant::now();
         let mut p = ReleaseTrim::new();
         assert!(!p.due(t0));
-        p.released(TRIM_AFTER_RELEASED - 1);
+        p.released(TRIM_AFTER_RELEASED - 1, t0);
         assert!(!p.due(t0));
-        p.released(1);
+        p.released(1, t0);
         assert!(p.due(t0));
         // Counted afresh after a trim.
         assert!(!p.due(t0 + TRIM_INTERVAL));
-        p.released(TRIM_AFTER_RELEASED);
+        p.released(TRIM_AFTER_RELEASED, t0 + TRIM_INTERVAL / 4);
         // Not again within the interval, but still owed.
         assert!(!p.due(t0 + TRIM_INTERVAL / 2));
         assert!(p.due(t0 + TRIM_INTERVAL));
+    }
+
+    #[test]
+    fn a_few_sessions_ended_are_trimmed_once_no_more_end_for_a_while() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let quiet = TRIM_WHEN_QUIET.as_millis() as u64;
+        let mut p = ReleaseTrim::new();
+        // Nothing has ended: nothing to give back, however long it is quiet.
+        assert!(!p.due(at(10 * quiet)));
+        p.released(1, at(0));
+        p.released(1, at(quiet / 2));
+        // Still going on.
+        assert!(!p.due(at(quiet)));
+        assert!(p.due(at(quiet / 2 + quiet)));
+        // Given back; quiet since, with nothing more ended.
+        assert!(!p.due(at(5 * quiet)));
+        // One more, soon after a trim: once it is quiet and the interval has passed.
+        p.released(1, at(5 * quiet));
+        assert!(!p.due(at(5 * quiet + quiet / 2)));
+        assert!(p.due(at(6 * quiet)));
     }
 
     #[test]

@@ -351,7 +351,7 @@ impl Worker {
         let event = match ev {
             PeerEvent::Settled(number) => {
                 if let Some(peer) = self.retiring.settled(number) {
-                    super::reap::reap(peer);
+                    self.reap(peer);
                 }
                 return;
             }
@@ -705,7 +705,6 @@ impl Worker {
                 self.stop_capture();
             }
         }
-        self.trim.released(1);
         let number = self.retiring.hold(Instant::now(), peer);
         if let Some(peer) = self.retiring.get(number) {
             peer.settle(number);
@@ -736,8 +735,14 @@ impl Worker {
     fn reap_overdue(&mut self) {
         for (peer, held) in self.retiring.overdue(Instant::now()) {
             log::warn!("a departed peer did not settle in {held:?}; stopping it anyway");
-            super::reap::reap(peer);
+            self.reap(peer);
         }
+    }
+
+    /// Stops a departed peer off the loop; the memory it leaves is given back later.
+    fn reap(&mut self, peer: Peer) {
+        super::reap::reap(peer);
+        self.trim.released(1, Instant::now());
     }
 }
 

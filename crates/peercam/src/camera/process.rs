@@ -53,7 +53,12 @@ impl Process {
     ) -> std::io::Result<Process> {
         let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
         ours.set_nonblocking(true)?;
-        let child = Command::new(program)
+        let mut command = Command::new(program);
+        let (slice, malloc) = wire::memory::GLIB_SLICE;
+        if std::env::var_os(slice).is_none() {
+            command.env(slice, malloc);
+        }
+        let child = command
             .arg("worker")
             .stdin(Stdio::from(OwnedFd::from(theirs)))
             .stdout(Stdio::null())
