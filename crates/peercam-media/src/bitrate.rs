@@ -26,8 +26,9 @@
 //! is moved to a second, smaller encode instead ([`crate::small`], decided by
 //! [`crate::small_policy`]): a software H.264 encode at most 360 lines high (a third of a 720p
 //! picture's pixels) at about a third of the rate, running only while such a viewer watches. A viewer on it is set aside
-//! ([`GroupRate::set_aside`]): its estimate is still kept (it decides the small encode's rate
-//! and when the viewer moves back) but it no longer counts in the group's rate.
+//! ([`GroupRate::set_aside`]): its estimate starts again from the floor and is still kept (it
+//! decides the small encode's rate and when the viewer moves back), but it no longer counts in
+//! the group's rate.
 //!
 //! The encoder is told a new rate only when it moved by [`MIN_CHANGE`] or more, and at most
 //! once per [`MIN_INTERVAL`]: encoders restart their rate control on a change.
@@ -142,9 +143,18 @@ impl<K: Eq + Hash + Clone> GroupRate<K> {
     }
 
     /// Counts `viewer` in the group's rate (`aside` false) or not (it watches another encode).
+    ///
+    /// A viewer set aside starts again from the floor: its estimate was learned on a stream
+    /// its link could not take and was still falling (it is moved after a couple of reports,
+    /// not once it has settled), and a stream sent at what the link only just takes loses
+    /// its keyframes' bursts. From there it grows as its reports allow.
     pub fn set_aside(&mut self, viewer: &K, aside: bool) {
         if aside {
-            self.aside.insert(viewer.clone());
+            if self.aside.insert(viewer.clone()) {
+                if let Some(v) = self.viewers.get_mut(viewer) {
+                    v.rate = self.floor;
+                }
+            }
             self.told_poor.remove(viewer);
         } else {
             self.aside.remove(viewer);
@@ -356,7 +366,7 @@ mod tests {
     }
 
     #[test]
-    fn a_viewer_set_aside_stops_counting_but_keeps_its_estimate() {
+    fn a_viewer_set_aside_stops_counting_and_starts_again_from_the_floor() {
         let t = Instant::now();
         let mut g = GroupRate::new(MAX);
         reports(&mut g, "good", 0.0, t, 10);
@@ -373,7 +383,12 @@ mod tests {
             "those set aside are not the group's poor links"
         );
         let estimates: HashMap<_, _> = g.estimates().into_iter().collect();
-        assert!(estimates["poor"] < MAX / 2 && estimates["good"] == MAX);
+        let floor = (f64::from(MAX) * FLOOR_SHARE) as u32;
+        assert!(estimates["poor"] == floor && estimates["good"] == MAX);
+        // From the floor, its estimate grows as its reports allow.
+        reports(&mut g, "poor", 0.0, t + Duration::from_secs(10), 3);
+        let estimates: HashMap<_, _> = g.estimates().into_iter().collect();
+        assert!(estimates["poor"] > floor, "{estimates:?}");
         // One of two counted poor: the better link decides; two of three: the poor ones.
         g.set_aside(&"poor", false);
         assert_eq!(g.target(), MAX);

@@ -116,13 +116,20 @@ impl Rates {
                 .find(|(k, _)| *k == key)
                 .map_or(0, |(_, e)| *e);
             let moved = match to {
-                Move::ToSmall => fanout.move_to_small(&pad, small.small_target(&estimates)),
+                Move::ToSmall => {
+                    // Set aside first: it starts on the small encode from the floor.
+                    self.group.set_aside(&key, true);
+                    let target = small.small_target(&self.group.estimates());
+                    fanout.move_to_small(&pad, target)
+                }
                 Move::ToMain => fanout.move_to_main(&pad),
             };
             match moved {
                 Ok(new) => {
                     peer.tee_pad = Some(new);
-                    self.group.set_aside(&key, to == Move::ToSmall);
+                    if to == Move::ToMain {
+                        self.group.set_aside(&key, false);
+                    }
                     let (to, why) = match (to, main_watched) {
                         (Move::ToSmall, _) => ("to the small encode", "well under"),
                         (Move::ToMain, true) => ("back to the main encode", "up to"),
@@ -147,6 +154,7 @@ impl Rates {
                     log::warn!(peer = key.1.as_str(); "this viewer could not be moved: {e}");
                     // Forgotten: it watches the main encode as a new viewer would.
                     if to == Move::ToSmall {
+                        self.group.set_aside(&key, false);
                         small.remove(&key);
                     }
                 }
