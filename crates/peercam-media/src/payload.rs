@@ -9,11 +9,11 @@
 //! ```
 //!
 //! An offering branch is fed H.264 until the answer says VP8; the VP8 chain is built then
-//! ([`Feeds::switch_to`]). Both payloaders send under the one video SSRC ([`video_ssrc`]), which the offer
-//! states with its retransmission SSRC (`a=ssrc-group:FID`): a receiver that learns SSRCs
-//! from the packets (Firefox) would otherwise take a retransmission for a new stream. The VP8
-//! payloader continues the H.264 one's sequence numbers, as SRTP refuses a number that goes
-//! back within one SSRC.
+//! ([`Feeds::switch_to`]). Both payloaders send under the one video SSRC ([`video_ssrc`]),
+//! which the offer states with its retransmission SSRC (`a=ssrc-group:FID`): a receiver that
+//! learns SSRCs from the packets (Firefox) would otherwise take a retransmission for a new
+//! stream. The VP8 payloader continues the H.264 one's sequence numbers, as SRTP refuses a
+//! number that goes back within one SSRC.
 //!
 //! A branch that listens has a chain of its own for the sound, into a second webrtcbin pad
 //! (the offer's audio section, after the video's):
