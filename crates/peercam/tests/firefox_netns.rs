@@ -28,7 +28,7 @@
 #[allow(dead_code)]
 mod support;
 
-use support::lan::{check_prerequisites, viewer_report, LossyLan};
+use support::lan::{check_prerequisites, tone_of, viewer_report, LossyLan};
 use support::scratch::Scratch;
 
 const CAMERA_ADDR: &str = "10.213.8.1";
@@ -170,27 +170,6 @@ fn firefox_in_a_room_gets_the_invited_camera_in_vp8() {
 /// Firefox's fake microphone: a 1 kHz tone.
 const FIREFOX_TONE_HZ: f64 = 1000.0;
 
-/// Loudness (rms) and frequency (by zero crossings) of raw 48 kHz mono S16LE sound.
-fn tone_of(raw: &[u8]) -> (f64, f64) {
-    let samples: Vec<i16> = raw
-        .chunks_exact(2)
-        .map(|b| i16::from_le_bytes([b[0], b[1]]))
-        .collect();
-    if samples.is_empty() {
-        return (0.0, 0.0);
-    }
-    let sum: f64 = samples.iter().map(|&s| f64::from(s).powi(2)).sum();
-    let crossings = samples
-        .windows(2)
-        .filter(|w| (w[0] < 0) != (w[1] < 0))
-        .count();
-    let seconds = samples.len() as f64 / 48_000.0;
-    (
-        (sum / samples.len() as f64).sqrt(),
-        crossings as f64 / 2.0 / seconds,
-    )
-}
-
 #[test]
 #[ignore = "needs root: network namespaces"]
 fn firefox_talks_through_the_camera_across_a_lossy_lan() {
@@ -198,32 +177,8 @@ fn firefox_talks_through_the_camera_across_a_lossy_lan() {
     let viewer_script = check_prerequisites(&firefox, "puppeteer-core");
     let lan = LossyLan::new("10.213.17.1", "10.213.17.2", LOSS_PERCENT);
     let scratch = Scratch::new("firefox-talk");
-    // The camera's sound is the test tone; its speaker a file written at a sound card's pace.
-    let pipelines = scratch.join("pipelines");
-    let raw = scratch.join("speaker.raw");
-    std::fs::create_dir_all(pipelines.join("audio")).unwrap();
-    std::fs::create_dir_all(pipelines.join("speaker")).unwrap();
-    std::fs::copy(
-        support::lan::repo().join("pipelines/audio/test.toml"),
-        pipelines.join("audio/test.toml"),
-    )
-    .unwrap();
-    std::fs::write(
-        pipelines.join("speaker/file.toml"),
-        format!(
-            "description = \"a file\"\nlaunch = \"audioconvert ! \
-             audio/x-raw,format=S16LE,rate=48000,channels=1 ! filesink location={} \
-             append=true sync=true\"\n[[elements]]\nfactory = \"filesink\"\n\
-             package = \"libgstreamer1.0-0\"\n",
-            raw.display()
-        ),
-    )
-    .unwrap();
-    let serve = lan.serve_with(
-        &scratch,
-        1500,
-        "[audio]\nsource = \"test\"\n[talkback]\noutput = \"file\"\n",
-    );
+    let raw = support::lan::speaker_file(&scratch);
+    let serve = lan.serve_with(&scratch, 1500, support::lan::TALKBACK);
     // Over https: the browser gives the microphone to secure pages only.
     let url = support::device::with_token(
         &format!("https://{}/", lan.listen()),

@@ -296,3 +296,87 @@ async fn scenario(lab: &Lab) {
     );
     drop(server);
 }
+
+/// The tone aiortc talks with, Hz.
+const TALK_TONE_HZ: f64 = 700.0;
+
+/// Loss on the link, each way, percent.
+const TALK_LOSS_PERCENT: u32 = 5;
+
+/// aiortc, a client that sends sound by API and not from a page, takes the floor across a lossy
+/// LAN: the camera says `on`, its speaker plays aiortc's tone, and aiortc keeps decoding the
+/// camera's video while it talks.
+#[test]
+#[ignore = "needs root: network namespaces"]
+fn aiortc_talks_through_the_camera_across_a_lossy_lan() {
+    let (python, script) = aiortc();
+    let lan = support::lan::LossyLan::new("10.213.19.1", "10.213.19.2", TALK_LOSS_PERCENT);
+    let scratch = support::scratch::Scratch::new("aiortc-talk");
+    let raw = support::lan::speaker_file(&scratch);
+    let serve = lan.serve_with(&scratch, 1500, support::lan::TALKBACK);
+    let url = with_token(
+        &format!("ws://{}/signaling", lan.listen()),
+        serve.token().as_deref(),
+    );
+    lan.lose_towards_camera(TALK_LOSS_PERCENT);
+    let tone = TALK_TONE_HZ.to_string();
+    let args = [
+        script.to_str().expect("utf-8 path"),
+        &url,
+        "--talk",
+        "8",
+        "--tone",
+        &tone,
+        "--frames",
+        "200",
+        "--timeout",
+        "40",
+    ];
+    let out = lan
+        .laptop
+        .command(python.to_str().expect("utf-8 path"), &args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("viewer.py");
+    let logs = serve.logs();
+    let dropped = (lan.dropped(), lan.dropped_at_camera());
+    serve.stop();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let seen: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
+        .unwrap_or_else(|e| {
+            panic!(
+                "viewer.py printed no JSON line ({e}):\n{stdout}\n--- stderr:\n{}\n--- device:\n{logs}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+    let sound = std::fs::read(&raw).unwrap_or_default();
+    // The middle of the turn: its last 2 s may have been spoken after the stop.
+    let middle = &sound[(sound.len() / 4) & !1..(sound.len() * 3 / 4) & !1];
+    let (rms, hz) = support::lan::tone_of(middle);
+    eprintln!(
+        "aiortc talking across {TALK_LOSS_PERCENT} % loss each way: {seen}; the speaker played \
+         {:.1} s, its middle at {hz:.0} Hz, rms {rms:.0}; dropped by nft (towards the laptop, \
+         towards the camera): {dropped:?}",
+        sound.len() as f64 / 96_000.0
+    );
+    assert_eq!(out.status.code(), Some(0), "{seen}\n{logs}");
+    let states: Vec<&str> = seen["talk"]
+        .as_array()
+        .map(|t| t.iter().filter_map(|s| s["state"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(states, ["on", "off"], "{seen}");
+    assert!(
+        sound.len() >= 6 * 96_000,
+        "the speaker played {} bytes",
+        sound.len()
+    );
+    assert!(rms > 300.0, "the speaker played near silence: rms {rms:.0}");
+    assert!(
+        (hz - TALK_TONE_HZ).abs() < 40.0,
+        "the speaker played {hz:.0} Hz, not aiortc's {TALK_TONE_HZ} Hz tone"
+    );
+    assert!(
+        dropped.0 > 0 && dropped.1 > 0,
+        "no loss happened: {dropped:?}"
+    );
+}

@@ -507,3 +507,55 @@ fn viewer_command(
     command.env("HOME", &home).stdin(Stdio::null());
     command
 }
+
+/// Adds to `scratch`'s pipelines directory the test tone as the camera's sound and a speaker
+/// `file` that writes what it plays, 48 kHz mono S16LE at a sound card's pace, to the file
+/// returned. For a device served with `[audio] source = "test"` and `[talkback] output =
+/// "file"` (see [`TALKBACK`]).
+pub fn speaker_file(scratch: &Scratch) -> PathBuf {
+    let pipelines = scratch.join("pipelines");
+    let raw = scratch.join("speaker.raw");
+    std::fs::create_dir_all(pipelines.join("audio")).unwrap();
+    std::fs::create_dir_all(pipelines.join("speaker")).unwrap();
+    std::fs::copy(
+        repo().join("pipelines/audio/test.toml"),
+        pipelines.join("audio/test.toml"),
+    )
+    .unwrap();
+    std::fs::write(
+        pipelines.join("speaker/file.toml"),
+        format!(
+            "description = \"a file\"\nlaunch = \"audioconvert ! \
+             audio/x-raw,format=S16LE,rate=48000,channels=1 ! filesink location={} \
+             append=true sync=true\"\n[[elements]]\nfactory = \"filesink\"\n\
+             package = \"libgstreamer1.0-0\"\n",
+            raw.display()
+        ),
+    )
+    .unwrap();
+    raw
+}
+
+/// The configuration sections for [`speaker_file`]'s pipelines, for [`LossyLan::serve_with`].
+pub const TALKBACK: &str = "[audio]\nsource = \"test\"\n[talkback]\noutput = \"file\"\n";
+
+/// Loudness (rms) and frequency (by zero crossings) of raw 48 kHz mono S16LE sound.
+pub fn tone_of(raw: &[u8]) -> (f64, f64) {
+    let samples: Vec<i16> = raw
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]))
+        .collect();
+    if samples.is_empty() {
+        return (0.0, 0.0);
+    }
+    let sum: f64 = samples.iter().map(|&s| f64::from(s).powi(2)).sum();
+    let crossings = samples
+        .windows(2)
+        .filter(|w| (w[0] < 0) != (w[1] < 0))
+        .count();
+    let seconds = samples.len() as f64 / 48_000.0;
+    (
+        (sum / samples.len() as f64).sqrt(),
+        crossings as f64 / 2.0 / seconds,
+    )
+}
