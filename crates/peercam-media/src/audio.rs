@@ -102,23 +102,21 @@ impl AudioSource {
 /// : capture 1`), as `plughw:C,D` (the plug layer converts whatever rate and format the card
 /// has).
 pub fn first_capture_device(pcm: &str) -> Option<String> {
-    first_device(pcm, "capture")
+    first_device(pcm.lines(), "capture")
 }
 
 /// The first ALSA playback device in `/proc/asound/pcm`'s text that is not HDMI, as
 /// `plughw:C,D`: a screen's sound is not a speaker at a door (a Pi lists its HDMI outputs
 /// beside its headphone jack and any USB speaker).
 pub fn first_playback_device(pcm: &str) -> Option<String> {
-    let speakers: String = pcm
+    let speakers = pcm
         .lines()
-        .filter(|line| !line.to_ascii_lowercase().contains("hdmi"))
-        .map(|line| format!("{line}\n"))
-        .collect();
-    first_device(&speakers, "playback")
+        .filter(|line| !line.to_ascii_lowercase().contains("hdmi"));
+    first_device(speakers, "playback")
 }
 
-fn first_device(pcm: &str, kind: &str) -> Option<String> {
-    pcm.lines().find_map(|line| {
+fn first_device<'a>(mut lines: impl Iterator<Item = &'a str>, kind: &str) -> Option<String> {
+    lines.find_map(|line| {
         let (numbers, rest) = line.split_once(':')?;
         if !rest.split(':').any(|part| part.trim().starts_with(kind)) {
             return None;
