@@ -161,7 +161,8 @@ impl Rates {
             }
         }
         if fanout.small_encoders() > 0 {
-            if let Some(bps) = small.poll_rate(&estimates, now) {
+            // As they are after the moves: one moved now starts from the floor.
+            if let Some(bps) = small.poll_rate(&self.group.estimates(), now) {
                 fanout.set_small_bitrate(bps);
                 log::debug!("small encode rate {} kbit/s", bps / 1000);
             }
